@@ -1,0 +1,47 @@
+/**
+ * Access to the test bed that `deno task test` started for this run. A test that needs it calls
+ * {@linkcode testbedEnv} and fails (never skips) when it is not there, with the reason.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import { TESTBED_ENV_NAMES, type TestbedEnvName } from "../testbed/mod.ts";
+import { TESTBED_ERROR_ENV } from "../testbed/test_runner.ts";
+import type { KubeTarget } from "../lib/kube/client.ts";
+
+/** The test bed's variables; throws why they are missing. */
+export function testbedEnv(): Record<TestbedEnvName, string> {
+  const failure = Deno.env.get(TESTBED_ERROR_ENV);
+  if (failure) throw new Error(`the test bed did not start: ${failure}`);
+  const missing = TESTBED_ENV_NAMES.filter((name) => !Deno.env.get(name));
+  if (missing.length > 0) {
+    throw new Error(
+      `test bed variables missing (${missing.join(", ")}): run the tests with ` +
+        "'deno task test [files]', which starts PostgreSQL and kube-apiserver for them",
+    );
+  }
+  return Object.fromEntries(TESTBED_ENV_NAMES.map((name) => [name, Deno.env.get(name)!])) as Record<
+    TestbedEnvName,
+    string
+  >;
+}
+
+/** The API server as the admin: token auth and the run's CA. */
+export async function adminTarget(): Promise<KubeTarget> {
+  const env = testbedEnv();
+  return {
+    server: env.KUBE_SERVER,
+    caCert: await Deno.readTextFile(env.KUBE_CA_FILE),
+    token: env.KUBE_ADMIN_TOKEN,
+  };
+}
+
+/** A superuser postgres.js connection to the test bed's database; end it when done. */
+export function connectSuperuser(options: postgres.Options<Record<string, never>> = {}) {
+  return postgres(testbedEnv().DATABASE_URL, { max: 4, onnotice: () => {}, ...options });
+}
+
+/** A name no other test uses: objects in a bare API server linger (no controllers collect them). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
