@@ -1,9 +1,20 @@
 /**
  * omni_kube bridge: SQL in PostgreSQL calls the Kubernetes API through a queue served by this
- * worker. This module is the library's public surface.
+ * worker.
+ *
+ * Run it: `deno run -A mod.ts [start|migrate] [--help]`. Use it as a library:
+ *
+ * ```ts
+ * import { Worker } from "./mod.ts";
+ * const worker = new Worker({ ...DEFAULT_WORKER_CONFIG, databaseUrl: Deno.env.get("DATABASE_URL")! });
+ * await worker.start();
+ * ```
  *
  * @module
  */
+export { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "./lib/worker.ts";
+export { bundledMigrations, migrate, pendingMigrations } from "./lib/migrate.ts";
+export { defaultCluster, kubeconfigCluster, podServiceAccount } from "./lib/credentials.ts";
 export {
   contentTypeFor,
   HTTP_METHODS,
@@ -14,3 +25,9 @@ export {
   KubeTransportError,
   normalizeServer,
 } from "./lib/kube/client.ts";
+export { splitLines } from "./lib/kube/ndjson.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./lib/cli.ts");
+  Deno.exit(await main(Deno.args));
+}

@@ -13,6 +13,17 @@ export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 /** One of {@linkcode HTTP_METHODS}. */
 export type HttpMethod = typeof HTTP_METHODS[number];
 
+/** PATCH flavours Kubernetes accepts, by the name of their content type. */
+export const PATCH_CONTENT_TYPES = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+  // JSON is YAML, so a JSON body can be sent as an apply configuration.
+  apply: "application/apply-patch+yaml",
+} as const;
+/** One of the keys of {@linkcode PATCH_CONTENT_TYPES}. */
+export type PatchType = keyof typeof PATCH_CONTENT_TYPES;
+
 /** Where an API server is and how to prove who we are to it. */
 export interface KubeTarget {
   /** Base URL, `https://host[:port]`. */
@@ -31,8 +42,8 @@ export interface KubeRequest {
   /** Absolute path with optional query, e.g. `/api/v1/namespaces?limit=10`. */
   path: string;
   body?: string;
-  /** Overrides the content type chosen by {@linkcode contentTypeFor}. */
-  contentType?: string;
+  /** For PATCH: which kind of patch `body` is; inferred from the body when absent. */
+  patchType?: PatchType;
   signal?: AbortSignal;
 }
 
@@ -48,15 +59,18 @@ const USER_AGENT = "omni_kube-bridge/0.1";
 
 /**
  * The content type of a request body. Kubernetes answers 415 to a PATCH sent as
- * `application/json`: an object body is a JSON merge patch (RFC 7386), an array a JSON patch
- * (RFC 6902).
+ * `application/json`: unless `patchType` says otherwise, an object body is a JSON merge patch
+ * (RFC 7386) and an array a JSON patch (RFC 6902).
  */
-export function contentTypeFor(method: HttpMethod, body: string | undefined): string | undefined {
+export function contentTypeFor(
+  method: HttpMethod,
+  body: string | undefined,
+  patchType?: PatchType,
+): string | undefined {
   if (body === undefined) return undefined;
   if (method !== "PATCH") return "application/json";
-  return body.trimStart().startsWith("[")
-    ? "application/json-patch+json"
-    : "application/merge-patch+json";
+  if (patchType) return PATCH_CONTENT_TYPES[patchType];
+  return PATCH_CONTENT_TYPES[body.trimStart().startsWith("[") ? "json" : "merge"];
 }
 
 /** The deepest `message` in an error's cause chain: Deno puts the useful part there. */
@@ -127,7 +141,7 @@ export class KubeHttp implements Disposable {
     const server = normalizeServer(target.server);
     const headers = new Headers({ accept: "application/json, */*", "user-agent": USER_AGENT });
     if (target.token) headers.set("authorization", `Bearer ${target.token}`);
-    const contentType = request.contentType ?? contentTypeFor(request.method, request.body);
+    const contentType = contentTypeFor(request.method, request.body, request.patchType);
     if (contentType) headers.set("content-type", contentType);
     let client: Deno.HttpClient;
     try {

@@ -1,0 +1,113 @@
+/**
+ * Command line: flags and environment variables into a config, then `start` or `migrate`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { connect } from "./db.ts";
+import { migrate } from "./migrate.ts";
+import { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "./worker.ts";
+import { logger } from "./observe.ts";
+
+export const USAGE = `omni_kube worker
+
+Usage: deno task start [flags]      run the worker (applies pending migrations first)
+       deno task migrate [flags]    only apply pending migrations
+
+Flags (environment variable in brackets):
+  --database-url URL    PostgreSQL to serve [DATABASE_URL] (required)
+  --concurrency N       calls run at once [OMNI_KUBE_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.concurrency})
+  --retention SECONDS   keep finished requests this long [OMNI_KUBE_RETENTION] (default ${DEFAULT_WORKER_CONFIG.retentionSeconds})
+  --no-migrate          do not apply migrations at start
+  --help                this text
+
+The worker's own cluster (for calls naming no server or credentials) is the pod's service account
+inside a pod, else the current context of $KUBECONFIG (or ~/.kube/config).
+Log level: OMNI_KUBE_LOG_LEVEL=debug|info|warn|error (default info).`;
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new Error(`${name} must be a positive integer, got "${value}"`);
+  }
+  return n;
+}
+
+/** Parses `args` and `env` into a command and a worker config. */
+export function parseCommand(
+  args: string[],
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): { command: "start" | "migrate" | "help"; config: WorkerConfig } {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      "database-url": { type: "string" },
+      concurrency: { type: "string" },
+      retention: { type: "string" },
+      "no-migrate": { type: "boolean" },
+      help: { type: "boolean" },
+    },
+  });
+  const command = values.help ? "help" : positionals[0] ?? "start";
+  if (command !== "start" && command !== "migrate" && command !== "help") {
+    throw new Error(`unknown command "${command}"; expected start or migrate (see --help)`);
+  }
+  const databaseUrl = values["database-url"] ?? env("DATABASE_URL") ?? "";
+  if (!databaseUrl && command !== "help") {
+    throw new Error("no database: set DATABASE_URL or pass --database-url (see --help)");
+  }
+  return {
+    command,
+    config: {
+      ...DEFAULT_WORKER_CONFIG,
+      databaseUrl,
+      concurrency: positiveInt(
+        "--concurrency",
+        values.concurrency ?? env("OMNI_KUBE_CONCURRENCY"),
+        DEFAULT_WORKER_CONFIG.concurrency,
+      ),
+      retentionSeconds: positiveInt(
+        "--retention",
+        values.retention ?? env("OMNI_KUBE_RETENTION"),
+        DEFAULT_WORKER_CONFIG.retentionSeconds,
+      ),
+      migrate: !values["no-migrate"],
+    },
+  };
+}
+
+/** Runs the command line; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommand(args);
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : error}\n\n${USAGE}`);
+    return 2;
+  }
+  const { command, config } = parsed;
+  if (command === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command === "migrate") {
+    const sql = connect(config.databaseUrl, { max: 1 });
+    try {
+      const applied = await migrate(sql);
+      logger.info("migrations applied", { migrations: applied });
+    } finally {
+      await sql.end();
+    }
+    return 0;
+  }
+  const worker = new Worker(config);
+  await worker.start();
+  const signal = await new Promise<Deno.Signal>((resolve) => {
+    for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, () => resolve(s));
+  });
+  logger.info("stopping", { signal });
+  await worker.stop();
+  return 0;
+}

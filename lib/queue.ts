@@ -1,0 +1,191 @@
+/**
+ * The queue's SQL, and nothing else: claim, complete, heartbeat, per-request locks, purge.
+ * Knows nothing about HTTP.
+ *
+ * Callers wait for a request by blocking on its advisory lock (class {@linkcode LOCK_CLASS}); the
+ * worker holds the locks of requests it will run, including ids not yet issued (a window ahead of
+ * the id sequence), and releases each one after the request's result is committed.
+ *
+ * @module
+ */
+import type { Sql } from "./db.ts";
+import type { HttpMethod, PatchType } from "./kube/client.ts";
+
+/** Channel on which new requests are announced. */
+export const REQUEST_CHANNEL = "omni_kube_request";
+/** Channel on which finished request ids are announced (comma-separated, or "*"). */
+export const DONE_CHANNEL = "omni_kube_done";
+
+/** `omni_kube._lock_class()`. */
+export const LOCK_CLASS = 1869442401;
+
+/** A claimed request, with its credentials (deleted from the database by the claim). */
+export interface ClaimedRequest {
+  id: number;
+  kind: "api" | "watch";
+  method: HttpMethod;
+  path: string;
+  /** JSON text, or null. */
+  body: string | null;
+  stream: boolean;
+  patchType: PatchType | null;
+  server: string | null;
+  timeoutMs: number;
+  useWorkerDefault: boolean;
+  cacert: string | null;
+  clientCertificate: string | null;
+  clientPrivateKey: string | null;
+  token: string | null;
+  /** Whether the claim took this request's lock (false: it was already held, e.g. by the window). */
+  locked: boolean;
+}
+
+/** What became of a request. `body` is the raw response text, never parsed here. */
+export type RequestResult =
+  | { id: number; outcome: "response"; status: number; body: string | null; isJson: boolean }
+  | { id: number; outcome: "failed"; error: string };
+
+/** The queue operations of one worker, on one dedicated session (which also holds its locks). */
+export class Queue {
+  constructor(readonly session: Sql, readonly workerId: string) {}
+
+  /** Records this worker, with the session's backend pid for callers' liveness checks. */
+  async register(host: string, pid: number): Promise<void> {
+    await this.session`
+      insert into omni_kube.workers (id, host, pid, lock_backend_pid)
+      values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())`;
+  }
+
+  async heartbeat(): Promise<void> {
+    await this.session`
+      update omni_kube.workers set last_seen = now(), lock_backend_pid = pg_backend_pid()
+       where id = ${this.workerId}`;
+  }
+
+  async unregister(): Promise<void> {
+    await this.session`delete from omni_kube.workers where id = ${this.workerId}`;
+  }
+
+  /** The id the next request will get. */
+  async nextRequestId(): Promise<number> {
+    const [row] = await this.session`
+      select case when is_called then last_value + 1 else last_value end as next
+        from omni_kube.request_id_seq`;
+    return Number(row.next);
+  }
+
+  /** Takes the locks of `ids` that nobody holds; returns the ids locked. */
+  async tryLock(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.session`
+      select id from unnest(${ids}::bigint[]) id
+       where pg_try_advisory_lock(${LOCK_CLASS}, omni_kube._lock_key(id))`;
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** Releases one hold of each lock in `ids`. */
+  async unlock(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.session`
+      select pg_advisory_unlock(${LOCK_CLASS}, omni_kube._lock_key(id)) from unnest(${ids}::bigint[]) id`;
+  }
+
+  /**
+   * Claims up to `limit` queued requests (oldest first, skipping rows other workers are claiming),
+   * marks them running, deletes their credentials and takes their locks, in one statement.
+   */
+  async claim(limit: number): Promise<ClaimedRequest[]> {
+    const rows = await this.session`
+      with claimed as (
+        update omni_kube.request r
+           set state = 'running', worker_id = ${this.workerId}, claimed_at = clock_timestamp()
+         where r.id in (select id from omni_kube.request where state = 'queued'
+                         order by id limit ${limit} for update skip locked)
+        returning r.id, r.kind, r.method, r.path, r.body, r.stream, r.patch_type, r.server,
+                  r.timeout_ms
+      ), credentials as (
+        delete from omni_kube.request_credentials c using claimed
+         where c.request_id = claimed.id
+        returning c.*
+      )
+      select claimed.id, claimed.kind, claimed.method::text as method, claimed.path,
+             claimed.body::text as body, claimed.stream, claimed.patch_type, claimed.server, claimed.timeout_ms,
+             coalesce(c.use_worker_default, false) as use_worker_default, c.cacert,
+             c.client_certificate, c.client_private_key, c.token,
+             pg_try_advisory_lock(${LOCK_CLASS}, omni_kube._lock_key(claimed.id)) as locked
+        from claimed left join credentials c on c.request_id = claimed.id
+       order by claimed.id`;
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: r.kind,
+      method: r.method,
+      path: r.path,
+      body: r.body,
+      stream: r.stream,
+      patchType: r.patch_type,
+      server: r.server,
+      timeoutMs: r.timeout_ms,
+      useWorkerDefault: r.use_worker_default,
+      cacert: r.cacert,
+      clientCertificate: r.client_certificate,
+      clientPrivateKey: r.client_private_key,
+      token: r.token,
+      locked: r.locked,
+    }));
+  }
+
+  /** Writes results in one statement. Requests a caller abandoned meanwhile stay as they are. */
+  async complete(results: RequestResult[]): Promise<void> {
+    if (results.length === 0) return;
+    const ids = results.map((r) => r.id);
+    const statuses = results.map((r) => r.outcome === "response" ? r.status : null);
+    const bodies = results.map((r) => r.outcome === "response" ? r.body : null);
+    // postgres.js sends a boolean[] parameter as a scalar: pass text and cast.
+    const isJson = results.map((r) => r.outcome === "response" && r.isJson ? "t" : "f");
+    const errors = results.map((r) => r.outcome === "failed" ? r.error : null);
+    // Other workers may hold these requests' locks (their windows): tell them to let go.
+    // A NOTIFY payload must stay under 8000 bytes, so a large batch says "*" (sweep) instead.
+    await this.session`
+      with written as (
+        update omni_kube.request r
+           set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
+               status = x.status,
+               response = omni_kube._response_jsonb(x.body, x.is_json),
+               error = x.error,
+               finished_at = clock_timestamp()
+          from unnest(${ids}::bigint[], ${statuses}::int2[], ${bodies}::text[],
+                      ${isJson}::text[]::bool[], ${errors}::text[]) as x(id, status, body, is_json, error)
+         where r.id = x.id and r.state = 'running' and r.worker_id = ${this.workerId}
+        returning r.id
+      )
+      select pg_notify(${DONE_CHANNEL},
+                       case when count(*) <= 400 then string_agg(id::text, ',') else '*' end)
+        from written having count(*) > 0`;
+  }
+
+  /** Of `ids`, those issued but not waiting to run: finished, abandoned, purged or never used. */
+  async settled(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.session`
+      select k.id from unnest(${ids}::bigint[]) as k(id)
+       where k.id <= (select last_value from omni_kube.request_id_seq)
+         and not exists (select from omni_kube.request r
+                          where r.id = k.id and r.state in ('queued', 'running'))`;
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** Deletes requests finished longer ago than `retentionSeconds`, and dead workers. */
+  async purge(retentionSeconds: number): Promise<number> {
+    const rows = await this.session`
+      with purged as (
+        delete from omni_kube.request
+         where finished_at < now() - make_interval(secs => ${retentionSeconds})
+        returning 1
+      ), gone as (
+        delete from omni_kube.workers w where w.id <> ${this.workerId}
+           and w.last_seen < now() - interval '1 hour'
+      )
+      select count(*)::int as n from purged`;
+    return rows[0].n;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The worker loop: notify -> claim -> call -> write back -> release. It joins the queue (SQL) and
+ * the Kubernetes client (HTTP); each stays ignorant of the other.
+ *
+ * @module
+ */
+import { hostname } from "node:os";
+import { connect, type Sql } from "./db.ts";
+import { migrate } from "./migrate.ts";
+import {
+  type ClaimedRequest,
+  DONE_CHANNEL,
+  Queue,
+  REQUEST_CHANNEL,
+  type RequestResult,
+} from "./queue.ts";
+import { KubeHttp, type KubeTarget, normalizeServer } from "./kube/client.ts";
+import { splitLines } from "./kube/ndjson.ts";
+import { type DefaultCluster, defaultCluster } from "./credentials.ts";
+import { type Logger, logger } from "./observe.ts";
+
+/** Worker settings (see lib/cli.ts for their flags and environment variables). */
+export interface WorkerConfig {
+  databaseUrl: string;
+  /** Calls run at once; more wait in the queue. */
+  concurrency: number;
+  /** Finished requests are kept this long for inspection. */
+  retentionSeconds: number;
+  /** Locks held ahead of the id sequence, so callers of new requests wake exactly. */
+  lockWindow: number;
+  heartbeatMs: number;
+  /** Apply pending migrations at start. */
+  migrate: boolean;
+  /** Kubeconfig for the worker's own cluster (default `$KUBECONFIG`, then `~/.kube/config`). */
+  kubeconfig?: string;
+}
+
+/** Defaults for {@linkcode WorkerConfig}. */
+export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
+  concurrency: 128,
+  retentionSeconds: 600,
+  lockWindow: 256,
+  heartbeatMs: 1000,
+  migrate: true,
+};
+
+/** A running worker. */
+export class Worker {
+  readonly id = crypto.randomUUID();
+  readonly #config: WorkerConfig;
+  readonly #log: Logger;
+  readonly #http = new KubeHttp();
+  #sql!: Sql;
+  #queue!: Queue;
+  #defaults: DefaultCluster | undefined;
+  #inFlight = 0;
+  /** Ids this worker is running. */
+  readonly #mine = new Set<number>();
+  #claiming: Promise<void> | undefined;
+  #wakeAgain = false;
+  #pending: RequestResult[] = [];
+  #flushing: Promise<void> | undefined;
+  /** Ids whose locks this worker holds, with how many times. */
+  readonly #held = new Map<number, number>();
+  #windowEnd = 0;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #ticking = false;
+  #stopping = false;
+  #unlisten: (() => Promise<void>) | undefined;
+
+  constructor(config: WorkerConfig, log: Logger = logger) {
+    this.#config = config;
+    this.#log = log;
+  }
+
+  /** Connects, migrates, registers, takes the lock window and starts serving. */
+  async start(): Promise<void> {
+    this.#sql = connect(this.#config.databaseUrl, { max: 4 });
+    if (this.#config.migrate) {
+      const applied = await migrate(this.#sql);
+      if (applied.length) this.#log.info("migrations applied", { migrations: applied });
+    }
+    try {
+      this.#defaults = await defaultCluster({
+        KUBECONFIG: this.#config.kubeconfig ?? Deno.env.get("KUBECONFIG"),
+        HOME: Deno.env.get("HOME"),
+      });
+    } catch (error) {
+      this.#log.warn("default cluster unusable; calls must name server and credentials", {
+        error: String(error instanceof Error ? error.message : error),
+      });
+    }
+    this.#log.info("default cluster", {
+      source: this.#defaults?.source ?? "none",
+      server: this.#defaults?.target.server ?? null,
+    });
+    const session = await this.#sql.reserve();
+    this.#queue = new Queue(session, this.id);
+    await this.#queue.register(hostname(), Deno.pid);
+    const next = await this.#queue.nextRequestId();
+    this.#windowEnd = next;
+    await this.#extendWindow(next + this.#config.lockWindow);
+    const requests = await this.#sql.listen(REQUEST_CHANNEL, () => this.wake(), () => {
+      // (Re)connected: notifications sent while away are lost, so look for queued work.
+      this.wake();
+    });
+    const done = await this.#sql.listen(DONE_CHANNEL, (payload) => this.#onDone(payload));
+    this.#unlisten = async () => {
+      await requests.unlisten();
+      await done.unlisten();
+    };
+    this.#timers.push(setInterval(() => this.#tick(), this.#config.heartbeatMs));
+    this.#log.info("worker started", {
+      worker: this.id,
+      concurrency: this.#config.concurrency,
+    });
+    this.wake();
+  }
+
+  /** Looks for queued requests now. */
+  wake(): void {
+    if (this.#stopping) return;
+    if (this.#claiming) {
+      this.#wakeAgain = true;
+      return;
+    }
+    this.#claiming = this.#claimLoop().catch((error) => {
+      this.#log.error("claim failed", { error: String(error) });
+    }).finally(() => this.#claiming = undefined);
+  }
+
+  async #claimLoop(): Promise<void> {
+    do {
+      this.#wakeAgain = false;
+      while (!this.#stopping) {
+        const room = this.#config.concurrency - this.#inFlight;
+        if (room <= 0) break; // a finishing call wakes us again
+        const claimed = await this.#queue.claim(room);
+        for (const request of claimed) {
+          if (request.locked) this.#hold(request.id);
+          this.#inFlight++;
+          this.#mine.add(request.id);
+          this.#run(request).finally(() => {
+            this.#mine.delete(request.id);
+            this.#inFlight--;
+            if (this.#wakeAgain || this.#inFlight === this.#config.concurrency - 1) this.wake();
+          });
+        }
+        if (claimed.length > 0) {
+          await this.#extendWindow(claimed[claimed.length - 1].id + 1 + this.#config.lockWindow);
+        }
+        if (claimed.length < room) break;
+      }
+    } while (this.#wakeAgain && !this.#stopping);
+  }
+
+  #hold(id: number) {
+    this.#held.set(id, (this.#held.get(id) ?? 0) + 1);
+  }
+
+  /** Locks the ids in [start, end) that this worker does not hold yet. */
+  async #lockRange(start: number, end: number): Promise<void> {
+    const ids: number[] = [];
+    for (let id = start; id < end; id++) if (!this.#held.has(id)) ids.push(id);
+    for (const id of await this.#queue.tryLock(ids)) this.#hold(id);
+  }
+
+  /** Extends the window of locks held ahead of the id sequence up to `end` (exclusive). */
+  async #extendWindow(end: number): Promise<void> {
+    if (end <= this.#windowEnd) return;
+    const start = Math.max(this.#windowEnd, end - this.#config.lockWindow);
+    this.#windowEnd = end;
+    await this.#lockRange(start, end);
+  }
+
+  /** Releases every hold on `ids`. */
+  async #release(ids: number[]): Promise<void> {
+    const unlocks: number[] = [];
+    for (const id of ids) {
+      for (let n = this.#held.get(id) ?? 0; n > 0; n--) unlocks.push(id);
+      this.#held.delete(id);
+    }
+    await this.#queue.unlock(unlocks);
+  }
+
+  /** Another worker finished requests: release the window locks this worker holds for them. */
+  #onDone(payload: string): void {
+    if (payload === "*") {
+      this.#tick();
+      return;
+    }
+    const ids = payload.split(",").map(Number).filter((id) =>
+      this.#held.has(id) && !this.#mine.has(id)
+    );
+    if (ids.length > 0) {
+      this.#release(ids).catch((error) =>
+        this.#log.error("unlock failed", { error: String(error) })
+      );
+    }
+  }
+
+  async #run(request: ClaimedRequest): Promise<void> {
+    let result: RequestResult;
+    try {
+      result = await this.#call(request);
+    } catch (error) {
+      result = {
+        id: request.id,
+        outcome: "failed",
+        error: error instanceof Error ? error.message : String(error),
+      };
+    }
+    this.#pending.push(result);
+    await this.#flush();
+  }
+
+  /** Writes pending results in batches: results arriving during a write go in the next one. */
+  #flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing.then(() => this.#flush());
+    if (this.#pending.length === 0) return Promise.resolve();
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#flushing = (async () => {
+      try {
+        await this.#queue.complete(batch);
+        await this.#release(batch.map((r) => r.id));
+      } catch (error) {
+        this.#log.error("writing results failed", { error: String(error), count: batch.length });
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  /** Server and credentials for a request; the worker's own go only to its own server. */
+  #target(request: ClaimedRequest): KubeTarget {
+    const server = request.server ?? this.#defaults?.target.server;
+    if (!server) {
+      throw new Error(
+        "no server: name one (server parameter or the omni_kube.server setting), or give the " +
+          "worker a default cluster (run it in a pod, or set KUBECONFIG)",
+      );
+    }
+    const own = this.#defaults !== undefined &&
+      normalizeServer(server) === normalizeServer(this.#defaults.target.server);
+    const defaults = own ? this.#defaults!.target : undefined;
+    const clientCert = request.clientCertificate && request.clientPrivateKey
+      ? { certificate: request.clientCertificate, privateKey: request.clientPrivateKey }
+      : undefined;
+    return {
+      server,
+      caCert: request.cacert ?? defaults?.caCert,
+      ...(request.useWorkerDefault
+        ? { token: defaults?.token, clientCert: defaults?.clientCert }
+        : { token: request.token ?? undefined, clientCert }),
+    };
+  }
+
+  async #call(request: ClaimedRequest): Promise<RequestResult> {
+    const target = this.#target(request);
+    const response = await this.#http.fetch(target, {
+      method: request.method,
+      path: request.path,
+      body: request.body ?? undefined,
+      patchType: request.patchType ?? undefined,
+      signal: AbortSignal.timeout(request.timeoutMs),
+    });
+    const contentType = response.headers.get("content-type") ?? "";
+    const isJson = /\bjson\b/i.test(contentType);
+    let body: string | null;
+    if (request.stream && response.body && response.ok) {
+      const items: string[] = [];
+      for await (const line of splitLines(response.body)) items.push(line);
+      body = `[${items.join(",")}]`;
+    } else {
+      body = request.method === "HEAD" ? null : await response.text();
+    }
+    return { id: request.id, outcome: "response", status: response.status, body, isJson };
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#stopping) return;
+    this.#ticking = true;
+    try {
+      await this.#queue.heartbeat();
+      // Locks held for requests that another worker ran, or that were abandoned or never issued.
+      await this.#release(await this.#queue.settled([...this.#held.keys()]));
+      // Take over window locks that another worker held before it stopped.
+      const next = await this.#queue.nextRequestId();
+      await this.#lockRange(next, next + this.#config.lockWindow);
+      this.#windowEnd = Math.max(this.#windowEnd, next + this.#config.lockWindow);
+      if (Math.random() < 0.1) await this.#queue.purge(this.#config.retentionSeconds);
+      this.wake();
+    } catch (error) {
+      this.#log.error("heartbeat failed", { error: String(error) });
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Stops claiming, waits for calls in flight (up to `graceMs`), and disconnects. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    await this.#unlisten?.().catch(() => {});
+    const deadline = Date.now() + graceMs;
+    while (this.#inFlight > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await this.#flushing;
+    await this.#queue?.unregister().catch(() => {});
+    this.#http.close();
+    await this.#sql?.end({ timeout: 2 });
+    this.#log.info("worker stopped", { worker: this.id });
+  }
+}
