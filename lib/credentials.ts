@@ -29,7 +29,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
 
 /** The pod's service account, if the worker runs in a pod. */
 export async function podServiceAccount(
-  dir = SERVICE_ACCOUNT_DIR,
+  dir: string = SERVICE_ACCOUNT_DIR,
 ): Promise<DefaultCluster | undefined> {
   const token = await readIfExists(join(dir, "token"));
   if (token === undefined) return undefined;
@@ -143,8 +143,9 @@ export async function defaultCluster(
     KUBECONFIG: Deno.env.get("KUBECONFIG"),
     HOME: Deno.env.get("HOME"),
   },
+  serviceAccountDir = SERVICE_ACCOUNT_DIR,
 ): Promise<DefaultCluster | undefined> {
-  const pod = await podServiceAccount();
+  const pod = await podServiceAccount(serviceAccountDir);
   if (pod) return pod;
   const file = env.KUBECONFIG?.split(":").find(Boolean) ??
     (env.HOME ? join(env.HOME, ".kube", "config") : undefined);

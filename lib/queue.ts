@@ -56,6 +56,15 @@ export class Queue {
       values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())`;
   }
 
+  /** Publishes the pod's service-account token and CA for `omni_kube.pod_credentials()`. */
+  async publishPodCredentials(token: string, cacert: string | undefined): Promise<void> {
+    await this.session`
+      insert into omni_kube.worker_pod_credentials (worker_id, token, cacert)
+      values (${this.workerId}, ${token}, ${cacert ?? null})
+      on conflict (worker_id) do update
+        set token = excluded.token, cacert = excluded.cacert, read_at = now()`;
+  }
+
   async heartbeat(): Promise<void> {
     await this.session`
       update omni_kube.workers set last_seen = now(), lock_backend_pid = pg_backend_pid()

@@ -16,7 +16,7 @@ import {
 } from "./queue.ts";
 import { KubeHttp, type KubeTarget, normalizeServer } from "./kube/client.ts";
 import { splitLines } from "./kube/ndjson.ts";
-import { type DefaultCluster, defaultCluster } from "./credentials.ts";
+import { type DefaultCluster, defaultCluster, podServiceAccount } from "./credentials.ts";
 import { type Logger, logger } from "./observe.ts";
 
 /** Worker settings (see lib/cli.ts for their flags and environment variables). */
@@ -33,6 +33,8 @@ export interface WorkerConfig {
   migrate: boolean;
   /** Kubeconfig for the worker's own cluster (default `$KUBECONFIG`, then `~/.kube/config`). */
   kubeconfig?: string;
+  /** Where a pod's service account is mounted (default the standard path). */
+  serviceAccountDir?: string;
 }
 
 /** Defaults for {@linkcode WorkerConfig}. */
@@ -43,6 +45,8 @@ export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   heartbeatMs: 1000,
   migrate: true,
 };
+
+const PURGE_INTERVAL_MS = 30_000;
 
 /** A running worker. */
 export class Worker {
@@ -67,6 +71,8 @@ export class Worker {
   #ticking = false;
   #stopping = false;
   #unlisten: (() => Promise<void>) | undefined;
+  #releaseSession: (() => void) | undefined;
+  #lastPurge = 0;
 
   constructor(config: WorkerConfig, log: Logger = logger) {
     this.#config = config;
@@ -84,7 +90,7 @@ export class Worker {
       this.#defaults = await defaultCluster({
         KUBECONFIG: this.#config.kubeconfig ?? Deno.env.get("KUBECONFIG"),
         HOME: Deno.env.get("HOME"),
-      });
+      }, this.#config.serviceAccountDir);
     } catch (error) {
       this.#log.warn("default cluster unusable; calls must name server and credentials", {
         error: String(error instanceof Error ? error.message : error),
@@ -94,12 +100,7 @@ export class Worker {
       source: this.#defaults?.source ?? "none",
       server: this.#defaults?.target.server ?? null,
     });
-    const session = await this.#sql.reserve();
-    this.#queue = new Queue(session, this.id);
-    await this.#queue.register(hostname(), Deno.pid);
-    const next = await this.#queue.nextRequestId();
-    this.#windowEnd = next;
-    await this.#extendWindow(next + this.#config.lockWindow);
+    await this.#openSession();
     const requests = await this.#sql.listen(REQUEST_CHANNEL, () => this.wake(), () => {
       // (Re)connected: notifications sent while away are lost, so look for queued work.
       this.wake();
@@ -115,6 +116,31 @@ export class Worker {
       concurrency: this.#config.concurrency,
     });
     this.wake();
+  }
+
+  /**
+   * Reserves the queue session, registers the worker on it and takes the lock window. Called at
+   * start and after the session is lost, which also loses every lock it held.
+   */
+  async #openSession(): Promise<void> {
+    this.#releaseSession?.();
+    const session = await this.#sql.reserve();
+    this.#releaseSession = () => session.release();
+    this.#queue = new Queue(session, this.id);
+    this.#held.clear();
+    await this.#queue.register(hostname(), Deno.pid);
+    await this.#publishPodCredentials();
+    const next = await this.#queue.nextRequestId();
+    this.#windowEnd = next;
+    await this.#extendWindow(next + this.#config.lockWindow);
+  }
+
+  /** Re-reads the pod's service account (its token rotates) and publishes it. */
+  async #publishPodCredentials(): Promise<void> {
+    const pod = await podServiceAccount(this.#config.serviceAccountDir);
+    if (!pod) return;
+    if (this.#defaults?.source === pod.source) this.#defaults = pod;
+    await this.#queue.publishPodCredentials(pod.target.token!, pod.target.caCert);
   }
 
   /** Looks for queued requests now. */
@@ -290,10 +316,20 @@ export class Worker {
       const next = await this.#queue.nextRequestId();
       await this.#lockRange(next, next + this.#config.lockWindow);
       this.#windowEnd = Math.max(this.#windowEnd, next + this.#config.lockWindow);
-      if (Math.random() < 0.1) await this.#queue.purge(this.#config.retentionSeconds);
+      if (Date.now() - this.#lastPurge > PURGE_INTERVAL_MS) {
+        await this.#publishPodCredentials();
+        this.#lastPurge = Date.now();
+        const purged = await this.#queue.purge(this.#config.retentionSeconds);
+        if (purged > 0) this.#log.debug("purged finished requests", { count: purged });
+      }
       this.wake();
     } catch (error) {
-      this.#log.error("heartbeat failed", { error: String(error) });
+      this.#log.error("heartbeat failed; reconnecting", { error: String(error) });
+      await this.#openSession().catch((reconnectError) =>
+        this.#log.error("reconnect failed; retrying at the next heartbeat", {
+          error: String(reconnectError),
+        })
+      );
     } finally {
       this.#ticking = false;
     }
@@ -311,6 +347,7 @@ export class Worker {
     await this.#flushing;
     await this.#queue?.unregister().catch(() => {});
     this.#http.close();
+    this.#releaseSession?.();
     await this.#sql?.end({ timeout: 2 });
     this.#log.info("worker stopped", { worker: this.id });
   }

@@ -22,6 +22,8 @@ export interface SpawnOptions {
   logFile: string;
   env?: Record<string, string>;
   cwd?: string;
+  /** Also copy the output to our stderr (for the worker in `deno task dev`). */
+  echo?: boolean;
   /** Run as this OS user and group (used to run PostgreSQL unprivileged when we are root). */
   uid?: number;
   gid?: number;
@@ -45,10 +47,15 @@ export async function spawnProcess(
     stderr: "piped",
   }).spawn();
   // Both streams end when the process exits; the log file is closed after both are drained.
-  const drained = Promise.all([
-    child.stdout.pipeTo(log.writable, { preventClose: true }),
-    child.stderr.pipeTo(log.writable, { preventClose: true }),
-  ]).catch(() => {}).finally(() => log.close());
+  // (Chunks are written one by one: a WritableStream takes only one pipe at a time.)
+  const copy = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      await log.write(chunk);
+      if (options.echo) await Deno.stderr.write(chunk);
+    }
+  };
+  const drained = Promise.all([copy(child.stdout), copy(child.stderr)])
+    .catch(() => {}).finally(() => log.close());
   const exited = child.status.then(async (status) => {
     await drained;
     return status;

@@ -23,7 +23,10 @@ export interface Bridge extends AsyncDisposable {
 }
 
 /** Creates a database named after `prefix` and starts a worker on it. */
-export async function startBridge(prefix: string): Promise<Bridge> {
+export async function startBridge(
+  prefix: string,
+  workerOverrides: Partial<WorkerConfig> = {},
+): Promise<Bridge> {
   const env = testbedEnv();
   const database = `${prefix}_${crypto.randomUUID().slice(0, 8)}`;
   const admin = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -45,7 +48,7 @@ export async function startBridge(prefix: string): Promise<Bridge> {
     workers.push(worker);
     return worker;
   };
-  await startWorker();
+  await startWorker(workerOverrides);
   const connections: postgres.Sql<Record<string, never>>[] = [];
   return {
     sql,
