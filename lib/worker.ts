@@ -316,7 +316,8 @@ export class Worker {
       const next = await this.#queue.nextRequestId();
       await this.#lockRange(next, next + this.#config.lockWindow);
       this.#windowEnd = Math.max(this.#windowEnd, next + this.#config.lockWindow);
-      if (Date.now() - this.#lastPurge > PURGE_INTERVAL_MS) {
+      const purgeEvery = Math.min(PURGE_INTERVAL_MS, this.#config.retentionSeconds * 1000);
+      if (Date.now() - this.#lastPurge > purgeEvery) {
         await this.#publishPodCredentials();
         this.#lastPurge = Date.now();
         const purged = await this.#queue.purge(this.#config.retentionSeconds);

@@ -92,18 +92,23 @@ end
 $$;
 revoke all on function omni_kube._insert_requests from public;
 
--- Is a worker alive: its lock session connected and its heartbeat fresh.
+-- Is a worker alive: its lock session connected and its heartbeat fresh. Callers ask this in the
+-- middle of long statements, so neither now() (frozen at transaction start) nor the cached
+-- pg_stat_activity snapshot will do.
 create function omni_kube._worker_alive(worker uuid default null) returns boolean
-  language sql stable
+  language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    select exists (
-      select from omni_kube.workers w
-       where (worker is null or w.id = worker)
-         and w.last_seen > now() - (select value::interval from omni_kube.instance_settings
-                                     where name = 'worker_stale_after')
-         and exists (select from pg_stat_activity a where a.pid = w.lock_backend_pid))
-  $$;
+begin
+  perform pg_stat_clear_snapshot();
+  return exists (
+    select from omni_kube.workers w
+     where (worker is null or w.id = worker)
+       and w.last_seen > clock_timestamp() - (select value::interval from omni_kube.instance_settings
+                                               where name = 'worker_stale_after')
+       and exists (select from pg_stat_activity a where a.pid = w.lock_backend_pid));
+end
+$$;
 
 -- The state of requests, read with a fresh snapshot: directly under READ COMMITTED (a new snapshot
 -- per statement), through the autonomous connection under REPEATABLE READ and SERIALIZABLE.
@@ -177,7 +182,7 @@ begin
     -- The lock was free and the request unfinished: not yet covered by a worker's locks, or its
     -- worker is gone.
     if request ->> 'state' = 'running' and not omni_kube._worker_alive((request ->> 'worker_id')::uuid) then
-      perform omni_kube._abandon(array[head], 'failed',
+      perform omni_kube._abandon(array[head], 'cancelled',
         'the worker running this request stopped before it finished; it was not retried');
       continue;
     end if;

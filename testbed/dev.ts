@@ -28,9 +28,12 @@ async function startWorker(testbed: Testbed): Promise<ManagedProcess> {
   const sql = postgres(testbed.env.DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
     await waitUntilReady(worker, "serving", async () => {
-      const [{ alive }] = await sql`
-        select to_regprocedure('omni_kube._worker_alive(uuid)') is not null
-               and omni_kube._worker_alive() as alive`;
+      // The worker installs the shim first: until then the function does not exist.
+      const [{ installed }] =
+        await sql`select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'omni_kube' and c.relname = 'workers') as installed`;
+      if (!installed) return false;
+      const [{ alive }] = await sql`select omni_kube._worker_alive() as alive`;
       return alive;
     }, { timeoutMs: 60_000, intervalMs: 200 });
   } catch (error) {

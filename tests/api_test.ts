@@ -280,6 +280,13 @@ Deno.test("omni_kube.api()", async (t) => {
     assert.equal(row.response.reason, "TransportError");
     assert.match(row.response.message, /127\.0\.0\.1:1/);
 
+    const unknownHost = "https://no-such-host.invalid";
+    const dns = await sqlError(
+      sql`select omni_kube.api('/api', server => ${unknownHost}, token => 'x')`,
+      "OKT01",
+    );
+    assert.match(dns.message, new RegExp(`request to ${unknownHost} failed`));
+
     const otherCa = (await createCertificateAuthority("not the server's CA")).certificate;
     const wrongCa = await sqlError(
       sql`select omni_kube.api('/api', server => ${env.KUBE_SERVER}, token => 'x', cacert => ${otherCa})`,
