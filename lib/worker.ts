@@ -248,8 +248,12 @@ export class Worker {
     this.#pending = [];
     this.#flushing = (async () => {
       try {
-        await this.#queue.complete(batch);
-        await this.#release(batch.map((r) => r.id));
+        // Sent back to back on the queue session (postgres.js pipelines them): the unlock that wakes
+        // the callers runs right after the results commit, without waiting a round trip.
+        await Promise.all([
+          this.#queue.complete(batch),
+          this.#release(batch.map((r) => r.id)),
+        ]);
       } catch (error) {
         this.#log.error("writing results failed", { error: String(error), count: batch.length });
       } finally {
