@@ -17,6 +17,7 @@ Usage: deno task start [flags]      run the worker (applies pending migrations f
 Flags (environment variable in brackets):
   --database-url URL    PostgreSQL to serve [DATABASE_URL] (required)
   --concurrency N       calls run at once [OMNI_KUBE_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.concurrency})
+  --watch-concurrency N  watches run at once, apart from calls [OMNI_KUBE_WATCH_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.watchConcurrency})
   --retention SECONDS   keep finished requests this long [OMNI_KUBE_RETENTION] (default ${DEFAULT_WORKER_CONFIG.retentionSeconds})
   --no-migrate          do not apply migrations at start
   --help                this text
@@ -45,6 +46,7 @@ export function parseCommand(
     options: {
       "database-url": { type: "string" },
       concurrency: { type: "string" },
+      "watch-concurrency": { type: "string" },
       retention: { type: "string" },
       "no-migrate": { type: "boolean" },
       help: { type: "boolean" },
@@ -67,6 +69,11 @@ export function parseCommand(
         "--concurrency",
         values.concurrency ?? env("OMNI_KUBE_CONCURRENCY"),
         DEFAULT_WORKER_CONFIG.concurrency,
+      ),
+      watchConcurrency: positiveInt(
+        "--watch-concurrency",
+        values["watch-concurrency"] ?? env("OMNI_KUBE_WATCH_CONCURRENCY"),
+        DEFAULT_WORKER_CONFIG.watchConcurrency,
       ),
       retentionSeconds: positiveInt(
         "--retention",

@@ -13,6 +13,13 @@ import type { HttpMethod, PatchType } from "./kube/client.ts";
 
 /** Channel on which new requests are announced. */
 export const REQUEST_CHANNEL = "omni_kube_request";
+/** Channel on which callers announce requests they gave up on (comma-separated ids). */
+export const CANCEL_CHANNEL = "omni_kube_cancel";
+/** Kinds of request; each has its own concurrency limit in the worker. */
+export const REQUEST_KINDS = ["api", "watch"] as const;
+/** One of {@linkcode REQUEST_KINDS}. */
+export type RequestKind = typeof REQUEST_KINDS[number];
+
 /** Channel on which finished request ids are announced (comma-separated, or "*"). */
 export const DONE_CHANNEL = "omni_kube_done";
 
@@ -22,7 +29,7 @@ export const LOCK_CLASS = 1869442401;
 /** A claimed request, with its credentials (deleted from the database by the claim). */
 export interface ClaimedRequest {
   id: number;
-  kind: "api" | "watch";
+  kind: RequestKind;
   method: HttpMethod;
   path: string;
   /** JSON text, or null. */
@@ -100,15 +107,15 @@ export class Queue {
   }
 
   /**
-   * Claims up to `limit` queued requests (oldest first, skipping rows other workers are claiming),
+   * Claims up to `limit` queued requests of `kind` (oldest first, skipping rows other workers are claiming),
    * marks them running, deletes their credentials and takes their locks, in one statement.
    */
-  async claim(limit: number): Promise<ClaimedRequest[]> {
+  async claim(kind: RequestKind, limit: number): Promise<ClaimedRequest[]> {
     const rows = await this.session`
       with claimed as (
         update omni_kube.request r
            set state = 'running', worker_id = ${this.workerId}, claimed_at = clock_timestamp()
-         where r.id in (select id from omni_kube.request where state = 'queued'
+         where r.id in (select id from omni_kube.request where state = 'queued' and kind = ${kind}
                          order by id limit ${limit} for update skip locked)
         returning r.id, r.kind, r.method, r.path, r.body, r.stream, r.patch_type, r.server,
                   r.timeout_ms
@@ -180,6 +187,22 @@ export class Queue {
        where k.id <= (select last_value from omni_kube.request_id_seq)
          and not exists (select from omni_kube.request r
                           where r.id = k.id and r.state in ('queued', 'running'))`;
+    return rows.map((r) => Number(r.id));
+  }
+
+  /**
+   * Of the running `ids`, those nobody waits for any more: abandoned by their caller, or whose
+   * caller's backend has moved on from the statement that made them (cancelled, disconnected).
+   */
+  async orphaned(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.session`
+      select r.id from omni_kube.request r
+       where r.id = any(${ids}::bigint[])
+         and (r.state <> 'running'
+              or not exists (select from pg_stat_activity a
+                              where a.pid = r.backend_pid and a.state = 'active'
+                                and a.query_start <= r.statement_started))`;
     return rows.map((r) => Number(r.id));
   }
 

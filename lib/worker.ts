@@ -8,12 +8,16 @@ import { hostname } from "node:os";
 import { connect, type Sql } from "./db.ts";
 import { migrate } from "./migrate.ts";
 import {
+  CANCEL_CHANNEL,
   type ClaimedRequest,
   DONE_CHANNEL,
   Queue,
   REQUEST_CHANNEL,
+  REQUEST_KINDS,
+  type RequestKind,
   type RequestResult,
 } from "./queue.ts";
+import { watchOnce } from "./kube/watch.ts";
 import { KubeHttp, type KubeTarget, normalizeServer } from "./kube/client.ts";
 import { splitLines } from "./kube/ndjson.ts";
 import { type DefaultCluster, defaultCluster, podServiceAccount } from "./credentials.ts";
@@ -22,8 +26,10 @@ import { type Logger, logger } from "./observe.ts";
 /** Worker settings (see lib/cli.ts for their flags and environment variables). */
 export interface WorkerConfig {
   databaseUrl: string;
-  /** Calls run at once; more wait in the queue. */
+  /** api() calls run at once; more wait in the queue. */
   concurrency: number;
+  /** Watches run at once, apart from api() calls. */
+  watchConcurrency: number;
   /** Finished requests are kept this long for inspection. */
   retentionSeconds: number;
   /** Locks held ahead of the id sequence, so callers of new requests wake exactly. */
@@ -40,6 +46,7 @@ export interface WorkerConfig {
 /** Defaults for {@linkcode WorkerConfig}. */
 export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   concurrency: 128,
+  watchConcurrency: 1024,
   retentionSeconds: 600,
   lockWindow: 256,
   heartbeatMs: 1000,
@@ -57,9 +64,9 @@ export class Worker {
   #sql!: Sql;
   #queue!: Queue;
   #defaults: DefaultCluster | undefined;
-  #inFlight = 0;
-  /** Ids this worker is running. */
-  readonly #mine = new Set<number>();
+  /** Requests this worker is running, each with the controller that aborts it. */
+  readonly #running = new Map<number, AbortController>();
+  readonly #runningCount: Record<RequestKind, number> = { api: 0, watch: 0 };
   #claiming: Promise<void> | undefined;
   #wakeAgain = false;
   #pending: RequestResult[] = [];
@@ -106,9 +113,12 @@ export class Worker {
       this.wake();
     });
     const done = await this.#sql.listen(DONE_CHANNEL, (payload) => this.#onDone(payload));
+    const cancel = await this.#sql.listen(
+      CANCEL_CHANNEL,
+      (payload) => this.#abort(payload.split(",").map(Number), "cancelled by the caller"),
+    );
     this.#unlisten = async () => {
-      await requests.unlisten();
-      await done.unlisten();
+      for (const listener of [requests, done, cancel]) await listener.unlisten();
     };
     this.#timers.push(setInterval(() => this.#tick(), this.#config.heartbeatMs));
     this.#log.info("worker started", {
@@ -159,25 +169,50 @@ export class Worker {
     do {
       this.#wakeAgain = false;
       while (!this.#stopping) {
-        const room = this.#config.concurrency - this.#inFlight;
-        if (room <= 0) break; // a finishing call wakes us again
-        const claimed = await this.#queue.claim(room);
-        for (const request of claimed) {
-          if (request.locked) this.#hold(request.id);
-          this.#inFlight++;
-          this.#mine.add(request.id);
-          this.#run(request).finally(() => {
-            this.#mine.delete(request.id);
-            this.#inFlight--;
-            if (this.#wakeAgain || this.#inFlight === this.#config.concurrency - 1) this.wake();
-          });
-        }
+        // Watches have slots of their own: long watches never hold up api() calls.
+        const kinds = REQUEST_KINDS.filter((kind) => this.#room(kind) > 0);
+        if (kinds.length === 0) break; // a finishing call wakes us again
+        const rooms = kinds.map((kind) => this.#room(kind));
+        const batches = await Promise.all(
+          kinds.map((kind, i) => this.#queue.claim(kind, rooms[i])),
+        );
+        const claimed = batches.flat();
+        for (const request of claimed) this.#start(request);
         if (claimed.length > 0) {
-          await this.#extendWindow(claimed[claimed.length - 1].id + 1 + this.#config.lockWindow);
+          const newest = Math.max(...claimed.map((r) => r.id));
+          await this.#extendWindow(newest + 1 + this.#config.lockWindow);
         }
-        if (claimed.length < room) break;
+        if (batches.every((batch, i) => batch.length < rooms[i])) break;
       }
     } while (this.#wakeAgain && !this.#stopping);
+  }
+
+  #room(kind: RequestKind): number {
+    const limit = kind === "api" ? this.#config.concurrency : this.#config.watchConcurrency;
+    return limit - this.#runningCount[kind];
+  }
+
+  #start(request: ClaimedRequest): void {
+    if (request.locked) this.#hold(request.id);
+    const controller = new AbortController();
+    this.#running.set(request.id, controller);
+    this.#runningCount[request.kind]++;
+    this.#run(request, controller.signal).finally(() => {
+      this.#running.delete(request.id);
+      this.#runningCount[request.kind]--;
+      if (this.#wakeAgain || this.#room(request.kind) === 1) this.wake();
+    });
+  }
+
+  /** Callers gave up on these requests (cancelled statement, caller gone): stop them. */
+  #abort(ids: number[], reason: string): void {
+    for (const id of ids) {
+      const controller = this.#running.get(id);
+      if (controller && !controller.signal.aborted) {
+        this.#log.debug("call aborted", { request: id, reason });
+        controller.abort(new DOMException(reason, "AbortError"));
+      }
+    }
   }
 
   #hold(id: number) {
@@ -216,7 +251,7 @@ export class Worker {
       return;
     }
     const ids = payload.split(",").map(Number).filter((id) =>
-      this.#held.has(id) && !this.#mine.has(id)
+      this.#held.has(id) && !this.#running.has(id)
     );
     if (ids.length > 0) {
       this.#release(ids).catch((error) =>
@@ -225,10 +260,12 @@ export class Worker {
     }
   }
 
-  async #run(request: ClaimedRequest): Promise<void> {
+  async #run(request: ClaimedRequest, signal: AbortSignal): Promise<void> {
     let result: RequestResult;
     try {
-      result = await this.#call(request);
+      result = request.kind === "watch"
+        ? await this.#watch(request, signal)
+        : await this.#call(request, signal);
     } catch (error) {
       result = {
         id: request.id,
@@ -287,14 +324,29 @@ export class Worker {
     };
   }
 
-  async #call(request: ClaimedRequest): Promise<RequestResult> {
+  async #watch(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
+    const { resourceVersion, timeoutSeconds } = JSON.parse(request.body ?? "{}");
+    const watched = await watchOnce(this.#http, this.#target(request), {
+      path: request.path,
+      resourceVersion,
+      timeoutSeconds,
+      signal,
+    });
+    // A failed list or watch answers with one Status object, any other body as text.
+    const body = watched.events.length === 1 && watched.status >= 400
+      ? watched.events[0]
+      : `[${watched.events.join(",")}]`;
+    return { id: request.id, outcome: "response", status: watched.status, body, isJson: true };
+  }
+
+  async #call(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
     const target = this.#target(request);
     const response = await this.#http.fetch(target, {
       method: request.method,
       path: request.path,
       body: request.body ?? undefined,
       patchType: request.patchType ?? undefined,
-      signal: AbortSignal.timeout(request.timeoutMs),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]),
     });
     const contentType = response.headers.get("content-type") ?? "";
     const isJson = /\bjson\b/i.test(contentType);
@@ -316,6 +368,7 @@ export class Worker {
       await this.#queue.heartbeat();
       // Locks held for requests that another worker ran, or that were abandoned or never issued.
       await this.#release(await this.#queue.settled([...this.#held.keys()]));
+      this.#abort(await this.#queue.orphaned([...this.#running.keys()]), "the caller is gone");
       // Take over window locks that another worker held before it stopped.
       const next = await this.#queue.nextRequestId();
       await this.#lockRange(next, next + this.#config.lockWindow);
@@ -346,7 +399,7 @@ export class Worker {
     for (const timer of this.#timers) clearInterval(timer);
     await this.#unlisten?.().catch(() => {});
     const deadline = Date.now() + graceMs;
-    while (this.#inFlight > 0 && Date.now() < deadline) {
+    while (this.#running.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await this.#flushing;

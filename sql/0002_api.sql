@@ -63,7 +63,7 @@ begin
   for i in 1 .. cardinality(paths) loop
     call_digest := null;
     request_id := null;
-    if methods[i] = 'GET' then
+    if methods[i] = 'GET' and kind = 'api' then
       call_digest := sha256(convert_to(
         jsonb_build_array(kind, paths[i], stream, server, encode(credentials_digest, 'hex'))::text,
         'UTF8'));
@@ -132,7 +132,8 @@ begin
 end
 $$;
 
--- Marks unfinished requests as failed, autonomously, so that the worker leaves them alone.
+-- Marks unfinished requests as cancelled or failed, autonomously, and tells the worker running them
+-- to stop (NOTIFY omni_kube_cancel with the ids).
 create function omni_kube._abandon(ids bigint[], new_state omni_kube.request_state, reason text)
   returns void
   language plpgsql volatile
@@ -144,7 +145,8 @@ begin
          update omni_kube.request set state = %L, error = %L, finished_at = clock_timestamp()
           where id = any(%L::bigint[]) and state in ('queued', 'running') returning id),
        forgotten as (delete from omni_kube.request_credentials where request_id in (select id from abandoned))
-       select to_jsonb(count(*)) from abandoned$q$, new_state, reason, ids));
+       select to_jsonb(pg_notify('omni_kube_cancel', string_agg(id::text, ','))) from abandoned$q$,
+    new_state, reason, ids));
 end
 $$;
 
@@ -207,13 +209,20 @@ begin
     backoff := least(backoff * 2, 0.05);
   end loop;
   return states;
+exception
+  -- statement_timeout, pg_cancel_backend(): the worker stops the call, nothing is left running.
+  when query_canceled then
+    perform omni_kube._abandon(pending, 'cancelled', 'the caller cancelled the statement');
+    raise;
 end
 $$;
 
 -- Enqueues calls for the current role and waits for them. One row per input, in input order.
 create function omni_kube._call(
   requested_by name, kind text, paths text[], methods omni_kube.http_method[], bodies jsonb[],
-  stream boolean, server text, cacert text, clientcert omni_kube.client_certificate, token text
+  stream boolean, server text, cacert text, clientcert omni_kube.client_certificate, token text,
+  -- Added to omni_kube.request_timeout: how long the call itself is meant to last (a watch).
+  duration_ms int default 0
 ) returns table (id bigint, state text, status int2, response jsonb, error text)
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
@@ -242,6 +251,7 @@ begin
     raise exception 'omni_kube.request_timeout must be positive, got %',
       current_setting('omni_kube.request_timeout', true) using errcode = '22023';
   end if;
+  timeout_ms := timeout_ms + duration_ms;
   if patch_type not in ('merge', 'json', 'strategic', 'apply') then
     raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
       using errcode = '22023';

@@ -1,0 +1,130 @@
+/**
+ * One bounded watch: list for the current resourceVersion when none is given, then watch from it
+ * for `timeoutSeconds`, collecting events as they arrive and ending with a BOOKMARK that carries
+ * the last resourceVersion seen, from which the next watch resumes without gaps or repeats.
+ *
+ * Events stay the text the server sent (PostgreSQL parses them once, as jsonb); only bookmarks,
+ * errors and the last event are parsed here. Knows nothing about PostgreSQL.
+ *
+ * @module
+ */
+import type { KubeHttp, KubeTarget } from "./client.ts";
+import { splitLines } from "./ndjson.ts";
+
+/** What to watch. */
+export interface WatchRequest {
+  /** Collection path, optionally with a query (label and field selectors), e.g. `/api/v1/pods`. */
+  path: string;
+  /** Start after this version; when absent, the current one is listed first. */
+  resourceVersion?: string;
+  timeoutSeconds: number;
+  signal?: AbortSignal;
+}
+
+/** What a watch saw. */
+export interface WatchResult {
+  /** HTTP status; for an ERROR event in the stream, the code of its Status (410: relist). */
+  status: number;
+  /** Events as JSON text, in order; the last one is the resume BOOKMARK unless the watch failed. */
+  events: string[];
+  /** The version to resume from (absent if the watch failed before it had one). */
+  resourceVersion?: string;
+}
+
+/** Appends query parameters to a path that may already have a query. */
+export function withQuery(path: string, params: Record<string, string>): string {
+  const query = new URLSearchParams(params).toString();
+  return path + (path.includes("?") ? "&" : "?") + query;
+}
+
+// deno-lint-ignore no-explicit-any -- parsed Kubernetes objects are checked field by field
+function resourceVersionOf(event: any): string | undefined {
+  const version = event?.object?.metadata?.resourceVersion;
+  return typeof version === "string" && version !== "" ? version : undefined;
+}
+
+/** Runs one watch as described in the module doc. Transport failures throw (KubeTransportError). */
+export async function watchOnce(
+  http: KubeHttp,
+  target: KubeTarget,
+  request: WatchRequest,
+): Promise<WatchResult> {
+  let resourceVersion = request.resourceVersion;
+  let kind: string | undefined;
+  let apiVersion: string | undefined;
+  if (!resourceVersion) {
+    // resourceVersion "0" would allow a cached, older answer; an empty one reads the latest.
+    const list = await http.fetch(target, {
+      method: "GET",
+      path: withQuery(request.path, { limit: "1" }),
+      signal: request.signal,
+    });
+    const body = await list.text();
+    if (!list.ok) return { status: list.status, events: body ? [body] : [] };
+    const parsed = JSON.parse(body);
+    resourceVersion = parsed?.metadata?.resourceVersion;
+    kind = typeof parsed?.kind === "string" ? parsed.kind.replace(/List$/, "") : undefined;
+    apiVersion = parsed?.apiVersion;
+  }
+
+  // The server ends the watch after timeoutSeconds; our own timer is a backstop a little later.
+  const backstop = AbortSignal.timeout(request.timeoutSeconds * 1000 + 5000);
+  const signal = request.signal ? AbortSignal.any([request.signal, backstop]) : backstop;
+  const params: Record<string, string> = {
+    watch: "1",
+    allowWatchBookmarks: "true",
+    timeoutSeconds: String(request.timeoutSeconds),
+  };
+  if (resourceVersion) params.resourceVersion = resourceVersion;
+  const response = await http.fetch(target, {
+    method: "GET",
+    path: withQuery(request.path, params),
+    signal,
+  });
+  if (!response.ok || !response.body) {
+    const body = await response.text();
+    return { status: response.status, events: body ? [body] : [], resourceVersion };
+  }
+
+  const events: string[] = [];
+  // The newest version is either the last bookmark's or the last event's, whichever came later.
+  let bookmarkVersion: string | undefined;
+  let bookmarkAfterEvents = -1;
+  try {
+    for await (const line of splitLines(response.body)) {
+      if (line.startsWith('{"type":"BOOKMARK"')) {
+        bookmarkVersion = resourceVersionOf(JSON.parse(line)) ?? bookmarkVersion;
+        bookmarkAfterEvents = events.length;
+        continue;
+      }
+      if (line.startsWith('{"type":"ERROR"')) {
+        const status = JSON.parse(line)?.object?.code;
+        events.push(line);
+        return { status: typeof status === "number" ? status : 500, events, resourceVersion };
+      }
+      events.push(line);
+    }
+  } catch (error) {
+    // Our backstop ending a watch the server did not close is a normal end; a caller's abort is not.
+    if (!(backstop.aborted && !request.signal?.aborted)) throw error;
+  }
+
+  if (bookmarkVersion && bookmarkAfterEvents === events.length) {
+    resourceVersion = bookmarkVersion;
+  } else if (events.length > 0) {
+    const last = JSON.parse(events[events.length - 1]);
+    resourceVersion = resourceVersionOf(last) ?? resourceVersion;
+    kind ??= last?.object?.kind;
+    apiVersion ??= last?.object?.apiVersion;
+  }
+  const bookmark = {
+    type: "BOOKMARK",
+    object: {
+      ...(kind ? { kind } : {}),
+      ...(apiVersion ? { apiVersion } : {}),
+      metadata: { resourceVersion },
+    },
+  };
+  events.push(JSON.stringify(bookmark));
+  return { status: response.status, events, resourceVersion };
+}

@@ -1,0 +1,170 @@
+-- omni_kube.watch(): bounded watches through the same queue as api(). The worker lists first when
+-- no resource_version is given, collects events for `timeout` seconds and ends with a BOOKMARK
+-- carrying the version to resume from.
+
+-- Percent-encoding of a query value (RFC 3986 unreserved characters stay).
+create function omni_kube._url_encode(value text) returns text
+  language sql immutable strict
+  as $$
+    select coalesce(string_agg(
+             case when b between 48 and 57 or b between 65 and 90 or b between 97 and 122
+                       or b in (45, 46, 95, 126) then chr(b)
+                  else '%' || upper(lpad(to_hex(b), 2, '0')) end, '' order by i), '')
+      from (select i, get_byte(bytes, i) as b
+              from (select convert_to(value, 'UTF8') as bytes) v,
+                   generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) i) x
+  $$;
+
+-- The collection path of a resource: /api/v1/... for the core group, /apis/GROUP/VERSION/... else.
+create function omni_kube._collection_path(group_version text, resource text, namespace text)
+  returns text
+  language plpgsql immutable
+  as $$
+begin
+  if group_version is null or group_version !~ '^([a-z0-9.-]+/)?v[0-9]+[a-z0-9]*$' then
+    raise exception 'omni_kube: "%" is not a group version', group_version
+      using errcode = '22023', hint = 'Use v1 for the core group, or GROUP/VERSION such as apps/v1.';
+  end if;
+  if resource is null or resource !~ '^[a-z0-9][a-z0-9.-]*$' then
+    raise exception 'omni_kube: "%" is not a resource name', resource
+      using errcode = '22023', hint = 'Use the plural resource name, e.g. pods or deployments.';
+  end if;
+  if namespace is not null and namespace !~ '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$' then
+    raise exception 'omni_kube: "%" is not a namespace name', namespace using errcode = '22023';
+  end if;
+  return case when group_version ~ '/' then '/apis/' else '/api/' end || group_version
+         || coalesce('/namespaces/' || namespace, '') || '/' || resource;
+end
+$$;
+
+-- Runs watches and returns (events, status) per input, in order. Shared by both forms.
+create function omni_kube._watch(
+  group_versions text[], resources text[], resource_versions text[], timeout int,
+  namespaces text[], label_selectors text[], field_selectors text[],
+  server text, cacert text, clientcert omni_kube.client_certificate, token text
+) returns table (events jsonb[], status int2, state text, error text)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  n int := cardinality(group_versions);
+  paths text[];
+  bodies jsonb[];
+begin
+  if group_versions is null or resources is null then
+    raise exception 'omni_kube: group versions and resources must not be NULL' using errcode = '22004';
+  end if;
+  if timeout is null or timeout < 1 or timeout > 3600 then
+    raise exception 'omni_kube: watch timeout must be between 1 and 3600 seconds, got %', timeout
+      using errcode = '22023', hint = 'To watch longer, resume from the final BOOKMARK (see the README).';
+  end if;
+  if cardinality(resources) <> n
+     or cardinality(coalesce(resource_versions, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(namespaces, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(label_selectors, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(field_selectors, array_fill(null::text, array[n]))) <> n then
+    raise exception 'omni_kube: watch arrays differ in length (% group versions)', n
+      using errcode = '2202E', hint = 'Give every array one element per watch, or leave it NULL.';
+  end if;
+  if n = 0 then
+    return;
+  end if;
+  select array_agg(omni_kube._collection_path(group_versions[i], resources[i], namespaces[i])
+                   || coalesce('?' || nullif(concat_ws('&',
+                        'labelSelector=' || omni_kube._url_encode(label_selectors[i]),
+                        'fieldSelector=' || omni_kube._url_encode(field_selectors[i])), ''), '')
+                   order by i),
+         array_agg(jsonb_strip_nulls(jsonb_build_object(
+                     'resourceVersion', resource_versions[i], 'timeoutSeconds', timeout)) order by i)
+    into paths, bodies
+    from generate_series(1, n) i;
+  return query
+    select case when c.state = 'done' and jsonb_typeof(c.response) = 'array'
+                  then array(select jsonb_array_elements(c.response))
+                when c.state = 'done' then array_remove(array[c.response], null)
+                else array[omni_kube._transport_status(c.error)] end,
+           case when c.state = 'done' then c.status else 0::int2 end,
+           c.state, c.error
+      from omni_kube._call(current_user, 'watch', paths,
+                           array_fill('GET'::omni_kube.http_method, array[n]), bodies, false,
+                           server, cacert, clientcert, token, timeout * 1000) c;
+end
+$$;
+
+-- One watch. A status of 400 or more raises, except 410 (resourceVersion expired: relist).
+create function omni_kube.watch(
+  group_version text,
+  resource text,
+  resource_version text default null,
+  timeout int default 1,
+  namespace text default null,
+  label_selector text default null,
+  field_selector text default null,
+  server text default nullif(current_setting('omni_kube.server', true), ''),
+  cacert text default nullif(current_setting('omni_kube.cacert', true), ''),
+  clientcert omni_kube.client_certificate default
+    case when nullif(current_setting('omni_kube.clientcert', true), '') is not null
+           or nullif(current_setting('omni_kube.client_private_key', true), '') is not null
+         then row(nullif(current_setting('omni_kube.clientcert', true), ''),
+                  nullif(current_setting('omni_kube.client_private_key', true), ''))::omni_kube.client_certificate
+    end,
+  token text default nullif(current_setting('omni_kube.token', true), '')
+) returns table (events jsonb[], status int2)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  result record;
+begin
+  select * into result from omni_kube._watch(
+    array[group_version], array[resource], array[resource_version], timeout, array[namespace],
+    array[label_selector], array[field_selector], server, cacert, clientcert, token);
+  if result.state = 'failed' then
+    raise exception 'omni_kube: %', result.error using errcode = 'OKT01';
+  end if;
+  if result.state <> 'done' then
+    raise exception 'omni_kube: request %: %', result.state, result.error using errcode = 'OKW02';
+  end if;
+  if result.status >= 400 and result.status <> 410 then
+    raise exception '%', coalesce(result.events[1] ->> 'reason', 'HTTP ' || result.status)
+      using errcode = 'OK' || lpad(result.status::text, 3, '0'),
+        detail = coalesce(result.events[1] ->> 'message', ''),
+        hint = format('watch of %s %s answered %s', group_version, resource, result.status);
+  end if;
+  events := result.events;
+  status := result.status;
+  return next;
+end
+$$;
+
+-- Several watches in parallel; one row per input, in input order; statuses are returned, not raised.
+create function omni_kube.watch(
+  group_versions text[],
+  resources text[],
+  resource_versions text[] default null,
+  timeout int default 1,
+  namespaces text[] default null,
+  label_selectors text[] default null,
+  field_selectors text[] default null,
+  server text default nullif(current_setting('omni_kube.server', true), ''),
+  cacert text default nullif(current_setting('omni_kube.cacert', true), ''),
+  clientcert omni_kube.client_certificate default
+    case when nullif(current_setting('omni_kube.clientcert', true), '') is not null
+           or nullif(current_setting('omni_kube.client_private_key', true), '') is not null
+         then row(nullif(current_setting('omni_kube.clientcert', true), ''),
+                  nullif(current_setting('omni_kube.client_private_key', true), ''))::omni_kube.client_certificate
+    end,
+  token text default nullif(current_setting('omni_kube.token', true), '')
+) returns table (events jsonb[], status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select w.events, w.status
+      from omni_kube._watch(group_versions, resources, resource_versions, timeout, namespaces,
+                            label_selectors, field_selectors, server, cacert, clientcert, token) w
+  $$;
+
+grant execute on function
+  omni_kube.watch(text, text, text, int, text, text, text, text, text, omni_kube.client_certificate, text),
+  omni_kube.watch(text[], text[], text[], int, text[], text[], text[], text, text, omni_kube.client_certificate, text)
+  to omni_kube;
