@@ -17,7 +17,12 @@ export function connect(
   return postgres(url, {
     max: options.max ?? 4,
     onnotice: () => {},
-    connection: { application_name: options.applicationName ?? "omni_kube_worker" },
+    connection: {
+      application_name: options.applicationName ?? "omni_kube_worker",
+      // The worker runs as the shim's owner: nothing on a user-writable schema may shadow the
+      // functions and operators its queries use.
+      search_path: "pg_catalog, pg_temp",
+    },
     // Response bodies travel as text and are cast to jsonb by the server: no client-side parsing.
     transform: { undefined: null },
   });

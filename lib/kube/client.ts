@@ -143,6 +143,15 @@ export class KubeHttp implements Disposable {
     if (target.token) headers.set("authorization", `Bearer ${target.token}`);
     const contentType = contentTypeFor(request.method, request.body, request.patchType);
     if (contentType) headers.set("content-type", contentType);
+    // The path is appended to the server, so it must not be able to change the host: a path such
+    // as ".evil.example/x" or "@evil.example/x" would send the credentials elsewhere.
+    if (!request.path.startsWith("/") || new URL(server + request.path).origin !== server) {
+      throw new KubeTransportError(
+        server,
+        undefined,
+        `path "${request.path}" is not an absolute path on this server`,
+      );
+    }
     let client: Deno.HttpClient;
     try {
       client = this.clientFor({ ...target, server });
