@@ -8,17 +8,28 @@ import { connect } from "./db.ts";
 import { migrate } from "./migrate.ts";
 import { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "./worker.ts";
 import { logger } from "./observe.ts";
+import { statusReport } from "./status.ts";
 
+/** Port of the health and metrics endpoints when none is configured. */
+export const DEFAULT_HTTP_PORT = 8080;
+
+/** Command-line help. */
 export const USAGE = `omni_kube worker
 
 Usage: deno task start [flags]      run the worker (applies pending migrations first)
        deno task migrate [flags]    only apply pending migrations
+       deno task status [flags]     queue depth, workers and recent failures
 
 Flags (environment variable in brackets):
   --database-url URL    PostgreSQL to serve [DATABASE_URL] (required)
   --concurrency N       calls run at once [OMNI_KUBE_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.concurrency})
   --watch-concurrency N  watches run at once, apart from calls [OMNI_KUBE_WATCH_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.watchConcurrency})
   --retention SECONDS   keep finished requests this long [OMNI_KUBE_RETENTION] (default ${DEFAULT_WORKER_CONFIG.retentionSeconds})
+  --http-port N         port of /healthz, /readyz and /metrics [OMNI_KUBE_HTTP_PORT] (default ${DEFAULT_HTTP_PORT}; 0: any)
+  --http-host ADDR      address to serve them on [OMNI_KUBE_HTTP_HOST] (default ${DEFAULT_WORKER_CONFIG.httpHostname})
+  --shutdown-grace SEC  on SIGTERM, calls in flight get this long to finish [OMNI_KUBE_SHUTDOWN_GRACE] (default ${
+  DEFAULT_WORKER_CONFIG.shutdownGraceMs / 1000
+})
   --no-migrate          do not apply migrations at start
   --help                this text
 
@@ -26,20 +37,28 @@ The worker's own cluster (for calls naming no server or credentials) is the pod'
 inside a pod, else the current context of $KUBECONFIG (or ~/.kube/config).
 Log level: OMNI_KUBE_LOG_LEVEL=debug|info|warn|error (default info).`;
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
+function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new Error(`${name} must be a positive integer, got "${value}"`);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`${name} must be an integer of at least ${min}, got "${value}"`);
   }
   return n;
+}
+
+const COMMANDS = ["start", "migrate", "status", "help"] as const;
+/** One of the worker's commands. */
+export type Command = typeof COMMANDS[number];
+
+function isCommand(name: string): name is Command {
+  return (COMMANDS as readonly string[]).includes(name);
 }
 
 /** Parses `args` and `env` into a command and a worker config. */
 export function parseCommand(
   args: string[],
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
-): { command: "start" | "migrate" | "help"; config: WorkerConfig } {
+): { command: Command; config: WorkerConfig } {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -49,12 +68,15 @@ export function parseCommand(
       "watch-concurrency": { type: "string" },
       retention: { type: "string" },
       "no-migrate": { type: "boolean" },
+      "http-port": { type: "string" },
+      "http-host": { type: "string" },
+      "shutdown-grace": { type: "string" },
       help: { type: "boolean" },
     },
   });
   const command = values.help ? "help" : positionals[0] ?? "start";
-  if (command !== "start" && command !== "migrate" && command !== "help") {
-    throw new Error(`unknown command "${command}"; expected start or migrate (see --help)`);
+  if (!isCommand(command)) {
+    throw new Error(`unknown command "${command}"; expected ${COMMANDS.join(", ")} (see --help)`);
   }
   const databaseUrl = values["database-url"] ?? env("DATABASE_URL") ?? "";
   if (!databaseUrl && command !== "help") {
@@ -65,22 +87,36 @@ export function parseCommand(
     config: {
       ...DEFAULT_WORKER_CONFIG,
       databaseUrl,
-      concurrency: positiveInt(
+      concurrency: integer(
         "--concurrency",
         values.concurrency ?? env("OMNI_KUBE_CONCURRENCY"),
         DEFAULT_WORKER_CONFIG.concurrency,
       ),
-      watchConcurrency: positiveInt(
+      watchConcurrency: integer(
         "--watch-concurrency",
         values["watch-concurrency"] ?? env("OMNI_KUBE_WATCH_CONCURRENCY"),
         DEFAULT_WORKER_CONFIG.watchConcurrency,
       ),
-      retentionSeconds: positiveInt(
+      retentionSeconds: integer(
         "--retention",
         values.retention ?? env("OMNI_KUBE_RETENTION"),
         DEFAULT_WORKER_CONFIG.retentionSeconds,
       ),
       migrate: !values["no-migrate"],
+      httpPort: integer(
+        "--http-port",
+        values["http-port"] ?? env("OMNI_KUBE_HTTP_PORT"),
+        DEFAULT_HTTP_PORT,
+        0,
+      ),
+      httpHostname: values["http-host"] ?? env("OMNI_KUBE_HTTP_HOST") ??
+        DEFAULT_WORKER_CONFIG.httpHostname,
+      shutdownGraceMs: 1000 * integer(
+        "--shutdown-grace",
+        values["shutdown-grace"] ?? env("OMNI_KUBE_SHUTDOWN_GRACE"),
+        DEFAULT_WORKER_CONFIG.shutdownGraceMs / 1000,
+        0,
+      ),
     },
   };
 }
@@ -99,6 +135,15 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (command === "status") {
+    const sql = connect(config.databaseUrl, { max: 1, applicationName: "omni_kube_status" });
+    try {
+      console.log(await statusReport(sql));
+    } finally {
+      await sql.end();
+    }
+    return 0;
+  }
   if (command === "migrate") {
     const sql = connect(config.databaseUrl, { max: 1 });
     try {
@@ -111,6 +156,11 @@ export async function main(args: string[]): Promise<number> {
   }
   const worker = new Worker(config);
   await worker.start();
+  if (worker.httpAddress) {
+    logger.info("serving /healthz, /readyz and /metrics", {
+      address: `${worker.httpAddress.hostname}:${worker.httpAddress.port}`,
+    });
+  }
   const signal = await new Promise<Deno.Signal>((resolve) => {
     for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, () => resolve(s));
   });

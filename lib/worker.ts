@@ -12,6 +12,7 @@ import {
   type ClaimedRequest,
   DONE_CHANNEL,
   Queue,
+  queueDepth,
   REQUEST_CHANNEL,
   REQUEST_KINDS,
   type RequestKind,
@@ -22,6 +23,9 @@ import { KubeHttp, type KubeTarget, normalizeServer } from "./kube/client.ts";
 import { splitLines } from "./kube/ndjson.ts";
 import { type DefaultCluster, defaultCluster, podServiceAccount } from "./credentials.ts";
 import { type Logger, logger } from "./observe.ts";
+import { statusClass, WorkerMetrics } from "./metrics.ts";
+import { serveHealth } from "./health.ts";
+import { pendingMigrations } from "./migrate.ts";
 
 /** Worker settings (see lib/cli.ts for their flags and environment variables). */
 export interface WorkerConfig {
@@ -41,6 +45,11 @@ export interface WorkerConfig {
   kubeconfig?: string;
   /** Where a pod's service account is mounted (default the standard path). */
   serviceAccountDir?: string;
+  /** Port of /healthz, /readyz and /metrics (0: any free port); no server when absent. */
+  httpPort?: number;
+  httpHostname: string;
+  /** On stop, calls in flight get this long to finish before they are failed. */
+  shutdownGraceMs: number;
 }
 
 /** Defaults for {@linkcode WorkerConfig}. */
@@ -51,7 +60,16 @@ export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   lockWindow: 256,
   heartbeatMs: 1000,
   migrate: true,
+  httpHostname: "0.0.0.0",
+  shutdownGraceMs: 10_000,
 };
+
+/** A request being run: `abort` fails it; `finish` ends a watch early with what it has seen. */
+interface Running {
+  kind: RequestKind;
+  abort: AbortController;
+  finish: AbortController;
+}
 
 const PURGE_INTERVAL_MS = 30_000;
 
@@ -64,8 +82,8 @@ export class Worker {
   #sql!: Sql;
   #queue!: Queue;
   #defaults: DefaultCluster | undefined;
-  /** Requests this worker is running, each with the controller that aborts it. */
-  readonly #running = new Map<number, AbortController>();
+  /** Requests this worker is running. */
+  readonly #running = new Map<number, Running>();
   readonly #runningCount: Record<RequestKind, number> = { api: 0, watch: 0 };
   #claiming: Promise<void> | undefined;
   #wakeAgain = false;
@@ -80,15 +98,45 @@ export class Worker {
   #unlisten: (() => Promise<void>) | undefined;
   #releaseSession: (() => void) | undefined;
   #lastPurge = 0;
+  #lastHeartbeat = 0;
+  #metrics: WorkerMetrics | undefined;
+  #httpServer: Deno.HttpServer<Deno.NetAddr> | undefined;
 
   constructor(config: WorkerConfig, log: Logger = logger) {
     this.#config = config;
     this.#log = log;
   }
 
+  /** The worker's metrics (available once started). */
+  get metrics(): WorkerMetrics | undefined {
+    return this.#metrics;
+  }
+
+  /** Address of the health and metrics endpoints, when they are served. */
+  get httpAddress(): Deno.NetAddr | undefined {
+    return this.#httpServer?.addr;
+  }
+
+  /** Null when the worker can serve: database reachable, migrations applied. Else why not. */
+  async notReadyReason(): Promise<string | null> {
+    if (this.#stopping) return "shutting down";
+    if (Date.now() - this.#lastHeartbeat > 3 * this.#config.heartbeatMs + 1000) {
+      return "no heartbeat reached the database recently";
+    }
+    const pending = await pendingMigrations(this.#sql);
+    return pending.length > 0 ? `migrations not applied: ${pending.join(", ")}` : null;
+  }
+
   /** Connects, migrates, registers, takes the lock window and starts serving. */
   async start(): Promise<void> {
     this.#sql = connect(this.#config.databaseUrl, { max: 4 });
+    this.#metrics = new WorkerMetrics(() => queueDepth(this.#sql));
+    if (this.#config.httpPort !== undefined) {
+      this.#httpServer = serveHealth({
+        notReadyReason: () => this.notReadyReason(),
+        metrics: () => this.#metrics!.text(),
+      }, { hostname: this.#config.httpHostname, port: this.#config.httpPort });
+    }
     if (this.#config.migrate) {
       const applied = await migrate(this.#sql);
       if (applied.length) this.#log.info("migrations applied", { migrations: applied });
@@ -139,6 +187,7 @@ export class Worker {
     this.#queue = new Queue(session, this.id);
     this.#held.clear();
     await this.#queue.register(hostname(), Deno.pid);
+    this.#lastHeartbeat = Date.now();
     await this.#publishPodCredentials();
     const next = await this.#queue.nextRequestId();
     this.#windowEnd = next;
@@ -194,12 +243,18 @@ export class Worker {
 
   #start(request: ClaimedRequest): void {
     if (request.locked) this.#hold(request.id);
-    const controller = new AbortController();
-    this.#running.set(request.id, controller);
+    const running = {
+      kind: request.kind,
+      abort: new AbortController(),
+      finish: new AbortController(),
+    };
+    this.#running.set(request.id, running);
     this.#runningCount[request.kind]++;
-    this.#run(request, controller.signal).finally(() => {
+    this.#metrics?.inFlight.inc({ kind: request.kind });
+    this.#run(request, running).finally(() => {
       this.#running.delete(request.id);
       this.#runningCount[request.kind]--;
+      this.#metrics?.inFlight.dec({ kind: request.kind });
       if (this.#wakeAgain || this.#room(request.kind) === 1) this.wake();
     });
   }
@@ -207,9 +262,9 @@ export class Worker {
   /** Callers gave up on these requests (cancelled statement, caller gone): stop them. */
   #abort(ids: number[], reason: string): void {
     for (const id of ids) {
-      const controller = this.#running.get(id);
+      const controller = this.#running.get(id)?.abort;
       if (controller && !controller.signal.aborted) {
-        this.#log.debug("call aborted", { request: id, reason });
+        this.#log.info("call aborted", { request: id, reason });
         controller.abort(new DOMException(reason, "AbortError"));
       }
     }
@@ -260,12 +315,13 @@ export class Worker {
     }
   }
 
-  async #run(request: ClaimedRequest, signal: AbortSignal): Promise<void> {
+  async #run(request: ClaimedRequest, running: Running): Promise<void> {
+    const started = performance.now();
     let result: RequestResult;
     try {
       result = request.kind === "watch"
-        ? await this.#watch(request, signal)
-        : await this.#call(request, signal);
+        ? await this.#watch(request, running)
+        : await this.#call(request, running.abort.signal);
     } catch (error) {
       result = {
         id: request.id,
@@ -273,8 +329,34 @@ export class Worker {
         error: error instanceof Error ? error.message : String(error),
       };
     }
+    this.#observe(request, result, performance.now() - started);
     this.#pending.push(result);
     await this.#flush();
+  }
+
+  /** Metrics and a log line for a finished request (never its credentials or body). */
+  #observe(request: ClaimedRequest, result: RequestResult, durationMs: number): void {
+    const status = result.outcome === "response" ? result.status : undefined;
+    this.#metrics?.latency.observe(
+      { kind: request.kind, method: request.method },
+      durationMs / 1000,
+    );
+    this.#metrics?.results.inc({ kind: request.kind, status_class: statusClass(status) });
+    const fields = {
+      request: request.id,
+      kind: request.kind,
+      method: request.method,
+      path: request.path,
+      status: status ?? null,
+      duration_ms: Math.round(durationMs * 10) / 10,
+    };
+    if (result.outcome === "failed") {
+      this.#log.warn("call failed", { ...fields, error: result.error });
+    } else if (result.status >= 500) {
+      this.#log.warn("call answered with a server error", fields);
+    } else {
+      this.#log.debug("call finished", fields);
+    }
   }
 
   /** Writes pending results in batches: results arriving during a write go in the next one. */
@@ -324,7 +406,7 @@ export class Worker {
     };
   }
 
-  async #watch(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
+  async #watch(request: ClaimedRequest, running: Running): Promise<RequestResult> {
     const { resourceVersion, timeoutSeconds } = JSON.parse(request.body ?? "{}");
     if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600) {
       throw new Error(`watch timeout ${timeoutSeconds} is not between 1 and 3600 seconds`);
@@ -333,7 +415,8 @@ export class Worker {
       path: request.path,
       resourceVersion,
       timeoutSeconds,
-      signal,
+      signal: running.abort.signal,
+      finish: running.finish.signal,
     });
     // A failed list or watch answers with one Status object, any other body as text.
     const body = watched.events.length === 1 && watched.status >= 400
@@ -369,6 +452,7 @@ export class Worker {
     this.#ticking = true;
     try {
       await this.#queue.heartbeat();
+      this.#lastHeartbeat = Date.now();
       // Locks held for requests that another worker ran, or that were abandoned or never issued.
       await this.#release(await this.#queue.settled([...this.#held.keys()]));
       this.#abort(await this.#queue.orphaned([...this.#running.keys()]), "the caller is gone");
@@ -386,6 +470,7 @@ export class Worker {
       this.wake();
     } catch (error) {
       this.#log.error("heartbeat failed; reconnecting", { error: String(error) });
+      this.#metrics?.reconnects.inc();
       await this.#openSession().catch((reconnectError) =>
         this.#log.error("reconnect failed; retrying at the next heartbeat", {
           error: String(reconnectError),
@@ -396,18 +481,28 @@ export class Worker {
     }
   }
 
-  /** Stops claiming, waits for calls in flight (up to `graceMs`), and disconnects. */
-  async stop(graceMs = 10_000): Promise<void> {
+  /**
+   * Graceful shutdown: stops claiming; ends watches at once with the events they have (their
+   * callers resume from the final bookmark); gives calls in flight `shutdownGraceMs` to finish,
+   * then fails the rest so that their callers are told at once; then disconnects.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
     this.#stopping = true;
     for (const timer of this.#timers) clearInterval(timer);
     await this.#unlisten?.().catch(() => {});
-    const deadline = Date.now() + graceMs;
+    await this.#claiming;
+    for (const running of this.#running.values()) running.finish.abort();
+    const deadline = Date.now() + this.#config.shutdownGraceMs;
     while (this.#running.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await this.#flushing;
+    this.#abort([...this.#running.keys()], "the worker shut down before the call finished");
+    while (this.#running.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await this.#flush();
     await this.#queue?.unregister().catch(() => {});
     this.#http.close();
+    await this.#httpServer?.shutdown();
     this.#releaseSession?.();
     await this.#sql?.end({ timeout: 2 });
     this.#log.info("worker stopped", { worker: this.id });

@@ -36,7 +36,8 @@ export async function startBridge(
   url.pathname = `/${database}`;
   const sql = postgres(url.href, { max: 8, onnotice: () => {} });
   const workers: Worker[] = [];
-  const log = createLogger((Deno.env.get("OMNI_KUBE_LOG_LEVEL") as "debug") ?? "warn");
+  // Quiet by default: tests provoke failures on purpose. OMNI_KUBE_LOG_LEVEL=debug shows every call.
+  const log = createLogger((Deno.env.get("OMNI_KUBE_LOG_LEVEL") as "debug") ?? "error");
   const startWorker = async (overrides: Partial<WorkerConfig> = {}) => {
     const worker = new Worker({
       ...DEFAULT_WORKER_CONFIG,

@@ -172,6 +172,8 @@ export class KubeHttp implements Disposable {
         const reason = request.signal.reason;
         const detail = reason instanceof Error && reason.name === "TimeoutError"
           ? "timed out"
+          : reason instanceof Error && reason.message
+          ? reason.message
           : "cancelled";
         throw new KubeTransportError(server, reason, detail);
       }

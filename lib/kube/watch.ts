@@ -18,7 +18,10 @@ export interface WatchRequest {
   /** Start after this version; when absent, the current one is listed first. */
   resourceVersion?: string;
   timeoutSeconds: number;
+  /** Aborts the watch: it fails. */
   signal?: AbortSignal;
+  /** Ends the watch early but normally, with the events seen so far and the resume bookmark. */
+  finish?: AbortSignal;
 }
 
 /** What a watch saw. */
@@ -69,18 +72,31 @@ export async function watchOnce(
 
   // The server ends the watch after timeoutSeconds; our own timer is a backstop a little later.
   const backstop = AbortSignal.timeout(request.timeoutSeconds * 1000 + 5000);
-  const signal = request.signal ? AbortSignal.any([request.signal, backstop]) : backstop;
+  const ends = [backstop, request.signal, request.finish].filter((s) => s !== undefined);
+  const signal = AbortSignal.any(ends);
+  const endedNormally = () =>
+    (backstop.aborted || request.finish?.aborted === true) && !request.signal?.aborted;
   const params: Record<string, string> = {
     watch: "1",
     allowWatchBookmarks: "true",
     timeoutSeconds: String(request.timeoutSeconds),
   };
   if (resourceVersion) params.resourceVersion = resourceVersion;
-  const response = await http.fetch(target, {
-    method: "GET",
-    path: withQuery(request.path, params),
-    signal,
-  });
+  let response: Response;
+  try {
+    response = await http.fetch(target, {
+      method: "GET",
+      path: withQuery(request.path, params),
+      signal,
+    });
+  } catch (error) {
+    if (!endedNormally()) throw error;
+    return {
+      status: 200,
+      events: [resumeBookmark(resourceVersion, kind, apiVersion)],
+      resourceVersion,
+    };
+  }
   if (!response.ok || !response.body) {
     const body = await response.text();
     return { status: response.status, events: body ? [body] : [], resourceVersion };
@@ -105,8 +121,8 @@ export async function watchOnce(
       events.push(line);
     }
   } catch (error) {
-    // Our backstop ending a watch the server did not close is a normal end; a caller's abort is not.
-    if (!(backstop.aborted && !request.signal?.aborted)) throw error;
+    // Our backstop, or a finish, ending the watch is a normal end; an abort is not.
+    if (!endedNormally()) throw error;
   }
 
   if (bookmarkVersion && bookmarkAfterEvents === events.length) {
@@ -117,14 +133,18 @@ export async function watchOnce(
     kind ??= last?.object?.kind;
     apiVersion ??= last?.object?.apiVersion;
   }
-  const bookmark = {
+  events.push(resumeBookmark(resourceVersion, kind, apiVersion));
+  return { status: response.status, events, resourceVersion };
+}
+
+/** The final BOOKMARK event: where the next watch resumes. */
+function resumeBookmark(resourceVersion?: string, kind?: string, apiVersion?: string): string {
+  return JSON.stringify({
     type: "BOOKMARK",
     object: {
       ...(kind ? { kind } : {}),
       ...(apiVersion ? { apiVersion } : {}),
       metadata: { resourceVersion },
     },
-  };
-  events.push(JSON.stringify(bookmark));
-  return { status: response.status, events, resourceVersion };
+  });
 }

@@ -1,0 +1,60 @@
+/**
+ * The worker's Prometheus metrics: queue depth by state (read from the database at scrape time),
+ * calls in flight, call latency by method, results by status class, reconnects.
+ *
+ * @module
+ */
+import client from "prom-client";
+
+/** Status class of a result: `2xx` ... `5xx`, or `transport_error` when no HTTP answer came. */
+export function statusClass(status: number | undefined): string {
+  return status === undefined ? "transport_error" : `${Math.floor(status / 100)}xx`;
+}
+
+/** The worker's metrics, in a registry of their own. */
+export class WorkerMetrics {
+  readonly registry = new client.Registry();
+  readonly inFlight = new client.Gauge({
+    name: "omni_kube_calls_in_flight",
+    help: "Calls and watches the worker is running now.",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly latency = new client.Histogram({
+    name: "omni_kube_call_duration_seconds",
+    help: "Time from claim to result of each call, by kind and HTTP method.",
+    labelNames: ["kind", "method"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly results = new client.Counter({
+    name: "omni_kube_call_results_total",
+    help: "Finished calls by kind and status class (2xx..5xx, transport_error).",
+    labelNames: ["kind", "status_class"],
+    registers: [this.registry],
+  });
+  readonly reconnects = new client.Counter({
+    name: "omni_kube_database_reconnects_total",
+    help: "Times the worker reopened its queue session after losing it.",
+    registers: [this.registry],
+  });
+
+  /** `queueDepth` is asked at each scrape for the number of requests in each state. */
+  constructor(queueDepth: () => Promise<Record<string, number>>) {
+    new client.Gauge({
+      name: "omni_kube_queue_requests",
+      help: "Requests in the queue table by state (kept for the retention period once finished).",
+      labelNames: ["state"],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const [state, count] of Object.entries(await queueDepth())) this.set({ state }, count);
+      },
+    });
+  }
+
+  /** The metrics in the Prometheus text format. */
+  async text(): Promise<string> {
+    return await this.registry.metrics();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * `deno task status`: the queue at a glance, as plain-text tables.
+ *
+ * @module
+ */
+import type { Sql } from "./db.ts";
+import { queueDepth, recentFailures, workerList } from "./queue.ts";
+
+/** Left-aligned columns separated by two spaces, with a header row. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+function ago(date: Date | null, now: Date): string {
+  if (!date) return "-";
+  const seconds = Math.max(0, (now.getTime() - date.getTime()) / 1000);
+  return seconds < 120 ? `${seconds.toFixed(1)} s ago` : `${Math.round(seconds / 60)} min ago`;
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+}
+
+/** The status report: queue depth by state, workers, the most recent failures. */
+export async function statusReport(sql: Sql, now = new Date()): Promise<string> {
+  const [depth, workers, failures] = await Promise.all([
+    queueDepth(sql),
+    workerList(sql),
+    recentFailures(sql, 10),
+  ]);
+  const states = ["queued", "running", "done", "failed", "cancelled"];
+  return [
+    "Queue",
+    table(["state", "requests"], states.map((s) => [s, String(depth[s] ?? 0)])),
+    "",
+    "Workers",
+    workers.length === 0 ? "(none registered)" : table(
+      ["id", "host", "pid", "alive", "started", "last heartbeat"],
+      workers.map((w) => [
+        w.id,
+        w.host,
+        String(w.pid),
+        w.alive ? "yes" : "no",
+        ago(w.startedAt, now),
+        ago(w.lastSeen, now),
+      ]),
+    ),
+    "",
+    "Recent failures",
+    failures.length === 0 ? "(none)" : table(
+      ["id", "state", "status", "method", "path", "error", "finished"],
+      failures.map((f) => [
+        String(f.id),
+        f.state,
+        f.status === null ? "-" : String(f.status),
+        f.method,
+        clip(f.path, 60),
+        clip(f.error ?? "", 80),
+        ago(f.finishedAt, now),
+      ]),
+    ),
+  ].join("\n");
+}

@@ -1,0 +1,89 @@
+/**
+ * Running the worker for real: health and metrics endpoints, `deno task status`, and graceful
+ * shutdown (watches end with what they saw, hung calls fail at once after the grace period).
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { startBridge } from "./bridge.ts";
+
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
+
+Deno.test("worker endpoints: /healthz, /readyz, /metrics", async () => {
+  await using bridge = await startBridge("health", { httpPort: 0, httpHostname: "127.0.0.1" });
+  const { port } = bridge.workers[0].httpAddress!;
+  const get = async (path: string) => {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: response.status, text: await response.text() };
+  };
+  assert.deepEqual(await get("/healthz"), { status: 200, text: "ok\n" });
+  assert.deepEqual(await get("/readyz"), { status: 200, text: "ready\n" });
+  assert.equal((await get("/nowhere")).status, 404);
+
+  await bridge.sql`select omni_kube.api('/api/v1/namespaces/default')`;
+  await bridge.sql`select status from omni_kube.api(array['/api/v1/namespaces/nope'])`;
+  const { status, text } = await get("/metrics");
+  assert.equal(status, 200);
+  assert.match(text, /^omni_kube_queue_requests\{state="done"\} 2$/m);
+  assert.match(text, /^omni_kube_call_results_total\{kind="api",status_class="2xx"\} 1$/m);
+  assert.match(text, /^omni_kube_call_results_total\{kind="api",status_class="4xx"\} 1$/m);
+  assert.match(text, /^omni_kube_call_duration_seconds_count\{kind="api",method="GET"\} 2$/m);
+  assert.match(text, /^omni_kube_calls_in_flight\{kind="api"\} 0$/m);
+  assert.match(text, /^# TYPE omni_kube_database_reconnects_total counter$/m);
+});
+
+Deno.test("deno task status: queue depth, workers, recent failures", async () => {
+  await using bridge = await startBridge("status");
+  await bridge.sql`select status from omni_kube.api(array['/api/v1/namespaces/nope'])`;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MOD, "status"],
+    env: { DATABASE_URL: bridge.url },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout);
+  assert.ok(output.success, new TextDecoder().decode(output.stderr));
+  assert.match(text, /^done\s+1$/m);
+  assert.match(text, /^queued\s+0$/m);
+  assert.match(text, new RegExp(`^${bridge.workers[0].id}\\s+\\S+\\s+\\d+\\s+yes\\s`, "m"));
+  assert.match(text, /\s404\s+GET\s+\/api\/v1\/namespaces\/nope/);
+});
+
+Deno.test("graceful shutdown: watches end with their bookmark, hung calls fail at once", async () => {
+  // An endpoint that accepts connections and never answers.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })();
+  try {
+    await using bridge = await startBridge("shutdown", { shutdownGraceMs: 500 });
+    const caller = bridge.connectAs("postgres");
+    const watch =
+      caller`select events, status from omni_kube.watch('v1', 'configmaps', timeout => 60)`
+        .execute();
+    const hung = bridge.sql`
+      select omni_kube.api('/api', server => ${`https://127.0.0.1:${
+      (silent.addr as Deno.NetAddr).port
+    }`},
+                           token => 'x')`.execute().then(() => undefined, (error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const stopping = Date.now();
+    await bridge.workers.splice(0)[0].stop();
+    const stoppedIn = Date.now() - stopping;
+
+    const [{ events, status }] = await watch;
+    assert.equal(status, 200);
+    assert.equal(events.at(-1).type, "BOOKMARK");
+    assert.ok(events.at(-1).object.metadata.resourceVersion);
+    const error = await hung;
+    assert.equal(error?.code, "OKT01");
+    assert.match(error.message, /shut down before the call finished/);
+    // Not the 30 s request timeout: the grace period, then at once.
+    assert.ok(stoppedIn < 10_000, `stop took ${stoppedIn} ms`);
+    await caller.end();
+  } finally {
+    silent.close();
+    for (const conn of held) conn.close();
+    await accepting.catch(() => {});
+  }
+});
