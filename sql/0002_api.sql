@@ -387,18 +387,48 @@ begin
 end
 $$;
 
+-- A setting's value, NULL when unset or empty: the defaults of api() and watch().
+create function omni_kube._setting(name text) returns text
+  language sql stable set search_path = pg_catalog, pg_temp
+  as $$ select nullif(current_setting(name, true), '') $$;
+
+-- The client certificate from the omni_kube.clientcert and omni_kube.client_private_key settings.
+create function omni_kube._setting_clientcert() returns omni_kube.client_certificate
+  language sql stable set search_path = pg_catalog, pg_temp
+  as $$
+    select case when omni_kube._setting('omni_kube.clientcert') is not null
+                  or omni_kube._setting('omni_kube.client_private_key') is not null
+                then row(omni_kube._setting('omni_kube.clientcert'),
+                         omni_kube._setting('omni_kube.client_private_key'))::omni_kube.client_certificate
+           end
+  $$;
+
+-- Raises the error of a single call (api() or watch()) that did not get an answer below 400.
+create function omni_kube._raise_for(state text, status int2, response jsonb, error text, call text)
+  returns void
+  language plpgsql stable set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if state = 'done' then
+    raise exception '%', coalesce(response ->> 'reason', 'HTTP ' || status)
+      using errcode = 'OK' || lpad(status::text, 3, '0'),
+        detail = coalesce(response ->> 'message', response #>> '{}', ''),
+        hint = format('%s answered %s', call, status);
+  end if;
+  if state = 'failed' then
+    raise exception 'omni_kube: %', error using errcode = 'OKT01';
+  end if;
+  raise exception 'omni_kube: request %: %', state, error using errcode = 'OKW02';
+end
+$$;
+
 -- Single call: the response body; a status of 400 or more raises.
 create function omni_kube.api(
   path text,
-  server text default nullif(current_setting('omni_kube.server', true), ''),
-  cacert text default nullif(current_setting('omni_kube.cacert', true), ''),
-  clientcert omni_kube.client_certificate default
-    case when nullif(current_setting('omni_kube.clientcert', true), '') is not null
-           or nullif(current_setting('omni_kube.client_private_key', true), '') is not null
-         then row(nullif(current_setting('omni_kube.clientcert', true), ''),
-                  nullif(current_setting('omni_kube.client_private_key', true), ''))::omni_kube.client_certificate
-    end,
-  token text default nullif(current_setting('omni_kube.token', true), ''),
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token'),
   method omni_kube.http_method default 'GET',
   body jsonb default null,
   stream boolean default false
@@ -415,31 +445,19 @@ begin
   if result.state = 'done' and result.status < 400 then
     return result.response;
   end if;
-  if result.state = 'done' then
-    raise exception '%', coalesce(result.response ->> 'reason', 'HTTP ' || result.status)
-      using errcode = 'OK' || lpad(result.status::text, 3, '0'),
-        detail = coalesce(result.response ->> 'message', result.response #>> '{}', ''),
-        hint = format('%s %s answered %s', method, path, result.status);
-  end if;
-  if result.state = 'failed' then
-    raise exception 'omni_kube: %', result.error using errcode = 'OKT01';
-  end if;
-  raise exception 'omni_kube: request %: %', result.state, result.error using errcode = 'OKW02';
+  perform omni_kube._raise_for(result.state, result.status, result.response, result.error,
+                               format('%s %s', method, path));
+  return null; -- not reached: _raise_for raises
 end
 $$;
 
 -- Batch: one row per path, in input order; the calls run in parallel.
 create function omni_kube.api(
   paths text[],
-  server text default nullif(current_setting('omni_kube.server', true), ''),
-  cacert text default nullif(current_setting('omni_kube.cacert', true), ''),
-  clientcert omni_kube.client_certificate default
-    case when nullif(current_setting('omni_kube.clientcert', true), '') is not null
-           or nullif(current_setting('omni_kube.client_private_key', true), '') is not null
-         then row(nullif(current_setting('omni_kube.clientcert', true), ''),
-                  nullif(current_setting('omni_kube.client_private_key', true), ''))::omni_kube.client_certificate
-    end,
-  token text default nullif(current_setting('omni_kube.token', true), ''),
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token'),
   methods omni_kube.http_method[] default null,
   bodies jsonb[] default null,
   stream boolean default false

@@ -100,15 +100,10 @@ create function omni_kube.watch(
   namespace text default null,
   label_selector text default null,
   field_selector text default null,
-  server text default nullif(current_setting('omni_kube.server', true), ''),
-  cacert text default nullif(current_setting('omni_kube.cacert', true), ''),
-  clientcert omni_kube.client_certificate default
-    case when nullif(current_setting('omni_kube.clientcert', true), '') is not null
-           or nullif(current_setting('omni_kube.client_private_key', true), '') is not null
-         then row(nullif(current_setting('omni_kube.clientcert', true), ''),
-                  nullif(current_setting('omni_kube.client_private_key', true), ''))::omni_kube.client_certificate
-    end,
-  token text default nullif(current_setting('omni_kube.token', true), '')
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token')
 ) returns table (events jsonb[], status int2)
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -119,17 +114,9 @@ begin
   select * into result from omni_kube._watch(
     array[group_version], array[resource], array[resource_version], timeout, array[namespace],
     array[label_selector], array[field_selector], server, cacert, clientcert, token);
-  if result.state = 'failed' then
-    raise exception 'omni_kube: %', result.error using errcode = 'OKT01';
-  end if;
-  if result.state <> 'done' then
-    raise exception 'omni_kube: request %: %', result.state, result.error using errcode = 'OKW02';
-  end if;
-  if result.status >= 400 and result.status <> 410 then
-    raise exception '%', coalesce(result.events[1] ->> 'reason', 'HTTP ' || result.status)
-      using errcode = 'OK' || lpad(result.status::text, 3, '0'),
-        detail = coalesce(result.events[1] ->> 'message', ''),
-        hint = format('watch of %s %s answered %s', group_version, resource, result.status);
+  if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
+    perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
+                                 format('watch of %s %s', group_version, resource));
   end if;
   events := result.events;
   status := result.status;
@@ -146,15 +133,10 @@ create function omni_kube.watch(
   namespaces text[] default null,
   label_selectors text[] default null,
   field_selectors text[] default null,
-  server text default nullif(current_setting('omni_kube.server', true), ''),
-  cacert text default nullif(current_setting('omni_kube.cacert', true), ''),
-  clientcert omni_kube.client_certificate default
-    case when nullif(current_setting('omni_kube.clientcert', true), '') is not null
-           or nullif(current_setting('omni_kube.client_private_key', true), '') is not null
-         then row(nullif(current_setting('omni_kube.clientcert', true), ''),
-                  nullif(current_setting('omni_kube.client_private_key', true), ''))::omni_kube.client_certificate
-    end,
-  token text default nullif(current_setting('omni_kube.token', true), '')
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token')
 ) returns table (events jsonb[], status int2)
   language sql volatile
   set search_path = pg_catalog, pg_temp

@@ -2,57 +2,128 @@ import assert from "node:assert/strict";
 import { DEFAULT_HTTP_PORT, parseCommand } from "../lib/cli.ts";
 import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 
-const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
+const DB = "postgres://owner@db:5432/app";
 
-Deno.test("parseCommand: defaults, with DATABASE_URL from the environment", () => {
-  const { command, config } = parseCommand([], envOf({ DATABASE_URL: "postgres://db/app" }));
-  assert.equal(command, "start");
-  assert.equal(config.databaseUrl, "postgres://db/app");
-  assert.equal(config.concurrency, DEFAULT_WORKER_CONFIG.concurrency);
-  assert.equal(config.httpPort, DEFAULT_HTTP_PORT);
-  assert.equal(config.migrate, true);
+/** A fake environment holding only `vars`. */
+const envOf = (vars: Record<string, string>) => (name: string): string | undefined => vars[name];
+
+Deno.test("parseCommand: defaults to start with the default config", () => {
+  assert.deepEqual(parseCommand([], envOf({ DATABASE_URL: DB })), {
+    command: "start",
+    config: {
+      ...DEFAULT_WORKER_CONFIG,
+      databaseUrl: DB,
+      concurrency: 128,
+      watchConcurrency: 1024,
+      retentionSeconds: 600,
+      migrate: true,
+      httpPort: DEFAULT_HTTP_PORT,
+      httpHostname: "0.0.0.0",
+      shutdownGraceMs: 10_000,
+    },
+  });
+  assert.equal(DEFAULT_HTTP_PORT, 8080);
 });
 
-Deno.test("parseCommand: flags win over the environment", () => {
-  const { command, config } = parseCommand(
-    [
-      "migrate",
-      "--database-url=postgres://flag/db",
-      "--concurrency",
-      "7",
-      "--retention",
-      "5",
-      "--http-port",
-      "0",
-      "--shutdown-grace",
-      "3",
-      "--no-migrate",
-    ],
-    envOf({ DATABASE_URL: "postgres://env/db", OMNI_KUBE_CONCURRENCY: "99" }),
-  );
+Deno.test("parseCommand: flags set every option", () => {
+  const { command, config } = parseCommand([
+    "migrate",
+    "--database-url",
+    DB,
+    "--concurrency",
+    "64",
+    "--watch-concurrency=256",
+    "--retention",
+    "3600",
+    "--http-port",
+    "0",
+    "--http-host",
+    "127.0.0.1",
+    "--shutdown-grace",
+    "25",
+  ], envOf({}));
   assert.equal(command, "migrate");
-  assert.equal(config.databaseUrl, "postgres://flag/db");
-  assert.equal(config.concurrency, 7);
-  assert.equal(config.retentionSeconds, 5);
+  assert.equal(config.databaseUrl, DB);
+  assert.equal(config.concurrency, 64);
+  assert.equal(config.watchConcurrency, 256);
+  assert.equal(config.retentionSeconds, 3600);
   assert.equal(config.httpPort, 0);
-  assert.equal(config.shutdownGraceMs, 3000);
-  assert.equal(config.migrate, false);
+  assert.equal(config.httpHostname, "127.0.0.1");
+  assert.equal(config.shutdownGraceMs, 25_000);
 });
 
-Deno.test("parseCommand: clear errors", () => {
-  const env = envOf({ DATABASE_URL: "postgres://db/app" });
+Deno.test("parseCommand: environment variables set options, and flags override them", () => {
+  const env = envOf({
+    DATABASE_URL: "postgres://from-env/db",
+    OMNI_KUBE_CONCURRENCY: "8",
+    OMNI_KUBE_WATCH_CONCURRENCY: "16",
+    OMNI_KUBE_RETENTION: "60",
+    OMNI_KUBE_HTTP_PORT: "9187",
+    OMNI_KUBE_HTTP_HOST: "::1",
+    OMNI_KUBE_SHUTDOWN_GRACE: "0",
+  });
+  const { config } = parseCommand(["status"], env);
+  assert.equal(config.databaseUrl, "postgres://from-env/db");
+  assert.equal(config.concurrency, 8);
+  assert.equal(config.watchConcurrency, 16);
+  assert.equal(config.retentionSeconds, 60);
+  assert.equal(config.httpPort, 9187);
+  assert.equal(config.httpHostname, "::1");
+  assert.equal(config.shutdownGraceMs, 0);
+
+  const overridden = parseCommand(["--database-url", DB, "--concurrency", "2"], env).config;
+  assert.equal(overridden.databaseUrl, DB);
+  assert.equal(overridden.concurrency, 2);
+});
+
+Deno.test("parseCommand: a bad --concurrency is an error naming the flag", () => {
+  const env = envOf({ DATABASE_URL: DB });
+  for (const value of ["0", "-3", "1.5", "many"]) {
+    assert.throws(
+      () => parseCommand(["--concurrency", value], env),
+      { message: `--concurrency must be an integer of at least 1, got "${value}"` },
+    );
+  }
   assert.throws(
-    () => parseCommand(["--concurrency", "0"], env),
-    /--concurrency must be an integer of at least 1, got "0"/,
+    () => parseCommand([], envOf({ DATABASE_URL: DB, OMNI_KUBE_CONCURRENCY: "x" })),
+    /^Error: --concurrency must be an integer/,
   );
-  assert.throws(() => parseCommand(["--retention", "soon"], env), /--retention must be an integer/);
+});
+
+Deno.test("parseCommand: a bad --retention is an error naming the flag", () => {
   assert.throws(
-    () => parseCommand(["serve"], env),
-    /unknown command "serve"; expected start, migrate, status, help/,
+    () => parseCommand(["--retention", "0"], envOf({ DATABASE_URL: DB })),
+    { message: '--retention must be an integer of at least 1, got "0"' },
   );
   assert.throws(
-    () => parseCommand([], envOf({})),
-    /no database: set DATABASE_URL or pass --database-url/,
+    () => parseCommand([], envOf({ DATABASE_URL: DB, OMNI_KUBE_RETENTION: "10m" })),
+    { message: '--retention must be an integer of at least 1, got "10m"' },
   );
+});
+
+Deno.test("parseCommand: no DATABASE_URL is an error, except for help", () => {
+  for (const args of [[], ["start"], ["migrate"], ["status"]]) {
+    assert.throws(() => parseCommand(args, envOf({})), {
+      message: "no database: set DATABASE_URL or pass --database-url (see --help)",
+    });
+  }
+  assert.throws(() => parseCommand([], envOf({ DATABASE_URL: "" })), /no database/);
+  assert.equal(parseCommand(["help"], envOf({})).command, "help");
+});
+
+Deno.test("parseCommand: an unknown command is an error listing the commands", () => {
+  assert.throws(() => parseCommand(["serve"], envOf({ DATABASE_URL: DB })), {
+    message: 'unknown command "serve"; expected start, migrate, status, help (see --help)',
+  });
+});
+
+Deno.test("parseCommand: --help is the help command, with or without a database", () => {
   assert.equal(parseCommand(["--help"], envOf({})).command, "help");
+  assert.equal(parseCommand(["start", "--help"], envOf({ DATABASE_URL: DB })).command, "help");
+});
+
+Deno.test("parseCommand: --no-migrate turns migrations off", () => {
+  const env = envOf({ DATABASE_URL: DB });
+  assert.equal(parseCommand(["--no-migrate"], env).config.migrate, false);
+  assert.equal(parseCommand([], env).config.migrate, true);
 });
