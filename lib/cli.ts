@@ -39,8 +39,8 @@ Log level: OMNI_KUBE_LOG_LEVEL=debug|info|warn|error (default info).`;
 
 function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined || value === "") return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
     throw new Error(`${name} must be an integer of at least ${min}, got "${value}"`);
   }
   return n;

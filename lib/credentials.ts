@@ -43,18 +43,14 @@ export async function podServiceAccount(
   };
 }
 
-interface NamedEntry<T> {
-  name: string;
-  [key: string]: unknown;
-  value?: T;
-}
-
+/** The `field` of the entry named `name` in a kubeconfig list; an empty entry reads as `{}`. */
 function pick<T>(list: unknown, name: string, field: string, file: string): T {
-  const entry = (Array.isArray(list) ? list : []).find((e: NamedEntry<T>) => e?.name === name);
-  if (!entry || typeof entry[field] !== "object") {
+  const entry = (Array.isArray(list) ? list : []).find((e) => e?.name === name);
+  const value = entry?.[field] ?? (entry ? {} : undefined);
+  if (typeof value !== "object" || Array.isArray(value)) {
     throw new Error(`kubeconfig ${file}: no ${field} named "${name}"`);
   }
-  return entry[field] as T;
+  return value as T;
 }
 
 function decodeBase64(text: string): string {
@@ -90,13 +86,13 @@ export async function kubeconfigCluster(file: string, context?: string): Promise
   const contextName = context ?? config?.["current-context"];
   if (!contextName) throw new Error(`kubeconfig ${file}: no current-context`);
   const ctx = pick<{ cluster: string; user?: string }>(
-    config.contexts,
+    config?.contexts,
     contextName,
     "context",
     file,
   );
-  const cluster = pick<KubeconfigCluster>(config.clusters, ctx.cluster, "cluster", file);
-  const user: KubeconfigUser = ctx.user ? pick(config.users, ctx.user, "user", file) : {};
+  const cluster = pick<KubeconfigCluster>(config?.clusters, ctx.cluster, "cluster", file);
+  const user: KubeconfigUser = ctx.user ? pick(config?.users, ctx.user, "user", file) : {};
   const relative = (path: string) => isAbsolute(path) ? path : join(dirname(file), path);
   const fileOrData = async (path?: string, data?: string) =>
     data ? decodeBase64(data) : path ? await Deno.readTextFile(relative(path)) : undefined;
@@ -115,7 +111,9 @@ export async function kubeconfigCluster(file: string, context?: string): Promise
   const privateKey = await fileOrData(user["client-key"], user["client-key-data"]);
   if ((certificate === undefined) !== (privateKey === undefined)) {
     throw new Error(
-      `kubeconfig ${file}: user "${ctx.user}" has a client certificate without its key`,
+      `kubeconfig ${file}: user "${ctx.user}" has a client ${
+        certificate === undefined ? "key without its certificate" : "certificate without its key"
+      }`,
     );
   }
   const token = user.token ??
@@ -135,8 +133,8 @@ export async function kubeconfigCluster(file: string, context?: string): Promise
 }
 
 /**
- * The worker's default cluster: the pod's service account, else `$KUBECONFIG` (its first file) or
- * `~/.kube/config`, else none.
+ * The worker's default cluster: the pod's service account, else the first existing file of
+ * `$KUBECONFIG` (or `~/.kube/config`), else none.
  */
 export async function defaultCluster(
   env: { KUBECONFIG?: string; HOME?: string } = {
@@ -147,8 +145,13 @@ export async function defaultCluster(
 ): Promise<DefaultCluster | undefined> {
   const pod = await podServiceAccount(serviceAccountDir);
   if (pod) return pod;
-  const file = env.KUBECONFIG?.split(":").find(Boolean) ??
-    (env.HOME ? join(env.HOME, ".kube", "config") : undefined);
-  if (!file || await readIfExists(file) === undefined) return undefined;
-  return await kubeconfigCluster(file);
+  const candidates = env.KUBECONFIG
+    ? env.KUBECONFIG.split(":").filter(Boolean)
+    : env.HOME
+    ? [join(env.HOME, ".kube", "config")]
+    : [];
+  for (const file of candidates) {
+    if (await readIfExists(file) !== undefined) return await kubeconfigCluster(file);
+  }
+  return undefined;
 }

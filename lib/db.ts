@@ -1,6 +1,5 @@
 /**
- * PostgreSQL connections (postgres.js). The worker uses one pool; its queue session and its LISTEN
- * connection come out of it.
+ * PostgreSQL connections (postgres.js): the worker's pool, and its queue session.
  *
  * @module
  */
@@ -9,14 +8,23 @@ import postgres from "postgres";
 /** A postgres.js client with no custom types. */
 export type Sql = postgres.Sql<Record<string, never>>;
 
+/** Options of {@linkcode connect}. */
+export interface ConnectOptions {
+  max?: number;
+  applicationName?: string;
+  /** Called when a connection closes (the next query opens a new one). */
+  onclose?: () => void;
+  /** Keep connections open indefinitely instead of recycling them after 30-60 minutes. */
+  keepConnections?: boolean;
+}
+
 /** Opens a pool to `url`. Notices are dropped: the worker reports through its own log. */
-export function connect(
-  url: string,
-  options: { max?: number; applicationName?: string } = {},
-): Sql {
+export function connect(url: string, options: ConnectOptions = {}): Sql {
   return postgres(url, {
     max: options.max ?? 4,
     onnotice: () => {},
+    onclose: options.onclose,
+    ...(options.keepConnections ? { max_lifetime: null, idle_timeout: 0 } : {}),
     connection: {
       application_name: options.applicationName ?? "omni_kube_worker",
       // The worker runs as the shim's owner: nothing on a user-writable schema may shadow the

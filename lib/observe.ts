@@ -23,7 +23,10 @@ export function createLogger(minimum: LogLevel = "info"): Logger {
   const threshold = LOG_LEVELS.indexOf(minimum);
   const write = (level: LogLevel) => (message: string, fields: Record<string, unknown> = {}) => {
     if (LOG_LEVELS.indexOf(level) < threshold) return;
-    console.error(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }));
+    const entry: Record<string, unknown> = { time: new Date().toISOString(), level, message };
+    // A field never overwrites time, level or message.
+    for (const [key, value] of Object.entries(fields)) if (!(key in entry)) entry[key] = value;
+    console.error(JSON.stringify(entry));
   };
   return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { hostname } from "node:os";
+import postgres from "postgres";
 import { connect, type Sql } from "./db.ts";
 import { migrate } from "./migrate.ts";
 import {
@@ -96,7 +97,13 @@ export class Worker {
   #ticking = false;
   #stopping = false;
   #unlisten: (() => Promise<void>) | undefined;
-  #releaseSession: (() => void) | undefined;
+  /**
+   * The queue session: a client of its own with one connection, which holds the worker's locks.
+   * (Not `sql.reserve()`: postgres.js crashes the process on a write to a reserved connection
+   * whose backend died, porsager/postgres#1208; a one-connection client reconnects instead.)
+   */
+  #sessionSql: Sql | undefined;
+  #sessionLost = false;
   #lastPurge = 0;
   #lastHeartbeat = 0;
   #metrics: WorkerMetrics | undefined;
@@ -181,10 +188,18 @@ export class Worker {
    * start and after the session is lost, which also loses every lock it held.
    */
   async #openSession(): Promise<void> {
-    this.#releaseSession?.();
-    const session = await this.#sql.reserve();
-    this.#releaseSession = () => session.release();
-    this.#queue = new Queue(session, this.id);
+    this.#sessionSql ??= connect(this.#config.databaseUrl, {
+      max: 1,
+      applicationName: "omni_kube_worker_queue",
+      keepConnections: true,
+      onclose: () => {
+        // Its locks went with the connection; the next heartbeat registers again.
+        this.#held.clear();
+        this.#sessionLost = true;
+      },
+    });
+    this.#queue ??= new Queue(this.#sessionSql, this.id);
+    this.#sessionLost = false;
     this.#held.clear();
     await this.#queue.register(hostname(), Deno.pid);
     this.#lastHeartbeat = Date.now();
@@ -374,12 +389,45 @@ export class Worker {
           this.#release(batch.map((r) => r.id)),
         ]);
       } catch (error) {
-        this.#log.error("writing results failed", { error: String(error), count: batch.length });
+        await this.#completeAfterFailure(batch, error);
       } finally {
         this.#flushing = undefined;
       }
     })();
     return this.#flushing;
+  }
+
+  /**
+   * A batch of results could not be written. If the database refused one of them, write them one
+   * by one, recording a refused one as failed; if the session was lost, keep them for the next
+   * heartbeat, which reconnects and writes them then.
+   */
+  async #completeAfterFailure(batch: RequestResult[], error: unknown): Promise<void> {
+    if (!(error instanceof postgres.PostgresError)) {
+      this.#log.error("writing results failed; will retry", {
+        error: String(error),
+        count: batch.length,
+      });
+      this.#pending.unshift(...batch);
+      return;
+    }
+    for (const result of batch) {
+      try {
+        await this.#queue.complete([result]);
+      } catch (refused) {
+        this.#log.error("result refused by the database", {
+          request: result.id,
+          error: String(refused),
+        });
+        await this.#queue.complete([{
+          id: result.id,
+          outcome: "failed",
+          error: `the response could not be stored: ${
+            refused instanceof Error ? refused.message : refused
+          }`,
+        }]).catch(() => {});
+      }
+    }
   }
 
   /** Server and credentials for a request; the worker's own go only to its own server. */
@@ -451,11 +499,17 @@ export class Worker {
     if (this.#ticking || this.#stopping) return;
     this.#ticking = true;
     try {
+      if (this.#sessionLost && !this.#stopping) {
+        this.#metrics?.reconnects.inc();
+        this.#log.warn("queue session lost; registering again");
+        await this.#openSession();
+      }
       await this.#queue.heartbeat();
       this.#lastHeartbeat = Date.now();
       // Locks held for requests that another worker ran, or that were abandoned or never issued.
       await this.#release(await this.#queue.settled([...this.#held.keys()]));
       this.#abort(await this.#queue.orphaned([...this.#running.keys()]), "the caller is gone");
+      if (this.#pending.length > 0) await this.#flush();
       // Take over window locks that another worker held before it stopped.
       const next = await this.#queue.nextRequestId();
       await this.#lockRange(next, next + this.#config.lockWindow);
@@ -469,13 +523,9 @@ export class Worker {
       }
       this.wake();
     } catch (error) {
-      this.#log.error("heartbeat failed; reconnecting", { error: String(error) });
-      this.#metrics?.reconnects.inc();
-      await this.#openSession().catch((reconnectError) =>
-        this.#log.error("reconnect failed; retrying at the next heartbeat", {
-          error: String(reconnectError),
-        })
-      );
+      // The session reconnects by itself on the next query; registration follows at the next
+      // heartbeat once it has succeeded.
+      this.#log.error("heartbeat failed; retrying", { error: String(error) });
     } finally {
       this.#ticking = false;
     }
@@ -503,7 +553,7 @@ export class Worker {
     await this.#queue?.unregister().catch(() => {});
     this.#http.close();
     await this.#httpServer?.shutdown();
-    this.#releaseSession?.();
+    await this.#sessionSql?.end({ timeout: 2 });
     await this.#sql?.end({ timeout: 2 });
     this.#log.info("worker stopped", { worker: this.id });
   }

@@ -528,7 +528,8 @@ begin
   if is_json then
     begin
       return body::jsonb;
-    exception when invalid_text_representation then
+    exception when others then
+      -- Not valid JSON after all (or not storable as jsonb, such as \u0000): keep it as text.
       return to_jsonb(body);
     end;
   end if;

@@ -19,6 +19,8 @@ export interface PostgresServer {
   readonly process: ManagedProcess;
   /** Fast shutdown (clients are disconnected). */
   stop(): Promise<void>;
+  /** Fast shutdown, then the same cluster again on the same port (for fault tests). */
+  restart(): Promise<void>;
 }
 
 const SUPERUSER = "postgres";
@@ -144,30 +146,45 @@ export async function startPostgres(baseDir: string): Promise<PostgresServer> {
 
   const port = freePort();
   const settings = Object.entries(SERVER_SETTINGS).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
-  const process = await spawnProcess("postgres", join(bindir, "postgres"), {
-    args: ["-D", dataDir, "-p", String(port), "-k", socketDir, ...settings],
-    logFile,
-    ...asOwner,
-  });
+  const launch = async () => {
+    const process = await spawnProcess("postgres", join(bindir, "postgres"), {
+      args: ["-D", dataDir, "-p", String(port), "-k", socketDir, ...settings],
+      logFile,
+      ...asOwner,
+    });
+    try {
+      await waitUntilReady(process, "accepting connections", async () => {
+        const probe = await new Deno.Command(join(bindir, "pg_isready"), {
+          args: ["-h", "127.0.0.1", "-p", String(port), "-U", SUPERUSER, "-d", "postgres"],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+        return probe.success;
+      }, { timeoutMs: 60_000 });
+    } catch (error) {
+      await process.stop("SIGINT", 15_000);
+      throw error;
+    }
+    return process;
+  };
+  let process = await launch();
   const server: PostgresServer = {
     url: `postgres://${SUPERUSER}@127.0.0.1:${port}/postgres`,
     port,
     socketDir,
     dataDir,
     bindir,
-    process,
+    get process() {
+      return process;
+    },
     // SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to disconnect.
     stop: () => process.stop("SIGINT", 15_000),
+    async restart() {
+      await process.stop("SIGINT", 15_000);
+      process = await launch();
+    },
   };
   try {
-    await waitUntilReady(process, "accepting connections", async () => {
-      const probe = await new Deno.Command(join(bindir, "pg_isready"), {
-        args: ["-h", "127.0.0.1", "-p", String(port), "-U", SUPERUSER, "-d", "postgres"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      return probe.success;
-    }, { timeoutMs: 60_000 });
     await assertDblinkAvailable(server);
   } catch (error) {
     await server.stop();

@@ -80,7 +80,7 @@ Deno.test("parseCommand: a bad --concurrency is an error naming the flag", () =>
   const env = envOf({ DATABASE_URL: DB });
   for (const value of ["0", "-3", "1.5", "many"]) {
     assert.throws(
-      () => parseCommand(["--concurrency", value], env),
+      () => parseCommand([`--concurrency=${value}`], env),
       { message: `--concurrency must be an integer of at least 1, got "${value}"` },
     );
   }
@@ -126,4 +126,14 @@ Deno.test("parseCommand: --no-migrate turns migrations off", () => {
   const env = envOf({ DATABASE_URL: DB });
   assert.equal(parseCommand(["--no-migrate"], env).config.migrate, false);
   assert.equal(parseCommand([], env).config.migrate, true);
+});
+
+Deno.test("parseCommand: numbers are plain decimal integers", () => {
+  const env = (name: string) => name === "DATABASE_URL" ? "postgres://db/app" : undefined;
+  for (const value of ["0x10", "1e3", " 80 ", "1.5"]) {
+    assert.throws(
+      () => parseCommand([`--concurrency=${value}`], env),
+      /--concurrency must be an integer/,
+    );
+  }
 });

@@ -52,8 +52,12 @@ Deno.test("createLogger: writes only at or above the minimum level", () => {
   assert.deepEqual(levels("error"), ["e"]);
 });
 
-Deno.test("createLogger: console.error is restored after capture", () => {
-  const original = console.error;
-  captureStderr(() => createLogger("error").error("x"));
-  assert.equal(console.error, original);
+Deno.test("createLogger: fields cannot overwrite time, level or message", () => {
+  const [line] = captureStderr(() =>
+    createLogger("info").info("real", { level: "debug", message: "spoofed", extra: 1 })
+  );
+  const entry = JSON.parse(line);
+  assert.equal(entry.level, "info");
+  assert.equal(entry.message, "real");
+  assert.equal(entry.extra, 1);
 });

@@ -58,20 +58,28 @@ Deno.test("splitLines: an empty stream yields nothing", async () => {
   assert.deepEqual(await collect(streamOf("")), []);
 });
 
-Deno.test("splitLines: yields a line as soon as its newline arrives", async () => {
-  let pulled = 0;
+Deno.test("splitLines: yields a line before the rest of the stream arrives", async () => {
   const encoder = new TextEncoder();
+  const rest = Promise.withResolvers<void>();
+  let pulls = 0;
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      pulled++;
-      if (pulled === 1) controller.enqueue(encoder.encode("early\nla"));
-      else if (pulled === 2) controller.enqueue(encoder.encode("te\n"));
+    async pull(controller) {
+      pulls++;
+      if (pulls === 1) return controller.enqueue(encoder.encode("early\nla"));
+      await rest.promise; // the rest is held back until the first line has been seen
+      if (pulls === 2) controller.enqueue(encoder.encode("te\n"));
       else controller.close();
     },
-  }, { highWaterMark: 0 });
+  });
   const lines = splitLines(body);
-  assert.deepEqual(await lines.next(), { value: "early", done: false });
-  assert.equal(pulled, 1);
-  assert.deepEqual(await lines.next(), { value: "late", done: false });
-  assert.deepEqual(await lines.next(), { value: undefined, done: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const first = await Promise.race([
+    lines.next(),
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no line before the stream went on")), 2000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  assert.deepEqual(first, { value: "early", done: false });
+  rest.resolve();
+  assert.deepEqual(await Array.fromAsync(lines), ["late"]);
 });
