@@ -60,6 +60,7 @@ function decodeBase64(text: string): string {
 /** Kubeconfig fields we read (client-go's names). */
 interface KubeconfigCluster {
   server?: string;
+  "insecure-skip-tls-verify"?: boolean;
   "certificate-authority"?: string;
   "certificate-authority-data"?: string;
 }
@@ -102,6 +103,12 @@ export async function kubeconfigCluster(file: string, context?: string): Promise
       `kubeconfig ${file}: user "${ctx.user}" authenticates through ${
         user.exec ? "exec" : "auth-provider"
       }, which the worker does not run; use a token, tokenFile or client certificate`,
+    );
+  }
+  if (cluster["insecure-skip-tls-verify"]) {
+    throw new Error(
+      `kubeconfig ${file}: cluster "${ctx.cluster}" turns TLS verification off, which the worker ` +
+        "never does; give its CA as certificate-authority or certificate-authority-data",
     );
   }
   if (!cluster.server) {

@@ -268,7 +268,9 @@ create function omni_kube._call(
 declare
   timeout_ms int;
   patch_type text := nullif(current_setting('omni_kube.patch_type', true), '');
-  use_worker_default boolean := cacert is null and clientcert is null and token is null;
+  -- (A composite IS NULL only when all its fields are: compare the fields.)
+  use_worker_default boolean := cacert is null and token is null
+    and (clientcert).certificate is null and (clientcert).private_key is null;
   ids bigint[];
   states jsonb;
 begin
@@ -286,6 +288,14 @@ begin
     raise exception 'omni_kube: duration % ms is out of range', duration_ms using errcode = '22023';
   end if;
   perform omni_kube._check_paths(paths);
+  -- Only https://host[:port]: credentials never travel in clear text, and a path or user part in
+  -- the server would change where the call goes.
+  if server is not null and server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
+                        and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
+    raise exception 'omni_kube: server "%" must be https://host[:port]', server
+      using errcode = '22023',
+        hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
+  end if;
   if methods is null or bodies is null or cardinality(methods) <> cardinality(paths)
      or cardinality(bodies) <> cardinality(paths) or array_position(methods, null) is not null then
     raise exception 'omni_kube: one method and one body (or NULL) per path' using errcode = '2202E';
@@ -322,7 +332,12 @@ begin
       using errcode = 'OKW01',
         hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
   end if;
-  if clientcert is not null and (clientcert.certificate is null) <> (clientcert.private_key is null) then
+  -- (Never quote credentials in a message.)
+  if token !~ '^[\x21-\x7e]+$' then
+    raise exception 'omni_kube: the token contains spaces, control or non-ASCII characters'
+      using errcode = '22023', hint = 'Pass the bearer token alone, without "Bearer " or a newline.';
+  end if;
+  if ((clientcert).certificate is null) <> ((clientcert).private_key is null) then
     raise exception 'omni_kube: a client certificate needs both its certificate and its private key'
       using errcode = '22023';
   end if;

@@ -38,7 +38,11 @@ async function main(args: string[]): Promise<number> {
   try {
     log("starting PostgreSQL, etcd and kube-apiserver");
     testbed = await startTestbed();
-    Object.assign(env, testbed.env);
+    Object.assign(env, testbed.env, {
+      // For tests that read PostgreSQL's files (the WAL, for credentials that must not be there).
+      OMNI_KUBE_TESTBED_PGDATA: testbed.postgres.dataDir,
+      OMNI_KUBE_TESTBED_PG_BINDIR: testbed.postgres.bindir,
+    });
     log(
       `ready in ${((performance.now() - started) / 1000).toFixed(1)} s: ` +
         `PostgreSQL ${testbed.env.DATABASE_URL}, kube-apiserver ${testbed.env.KUBE_SERVER}`,

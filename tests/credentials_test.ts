@@ -332,3 +332,16 @@ Deno.test("defaultCluster: skips KUBECONFIG files that do not exist", async () =
     assert.equal(found?.target.server, "https://real.example");
   });
 });
+
+Deno.test("kubeconfigCluster: insecure-skip-tls-verify is refused, not obeyed", async () => {
+  await withTempDir(async (dir) => {
+    const file = await writeJson(
+      join(dir, "config"),
+      kubeconfig({ server: "https://k.example", "insecure-skip-tls-verify": true }, { token: "t" }),
+    );
+    await assert.rejects(
+      kubeconfigCluster(file),
+      /turns TLS verification off, which the worker never does/,
+    );
+  });
+});

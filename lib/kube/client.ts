@@ -140,7 +140,17 @@ export class KubeHttp implements Disposable {
   async fetch(target: KubeTarget, request: KubeRequest): Promise<Response> {
     const server = normalizeServer(target.server);
     const headers = new Headers({ accept: "application/json, */*", "user-agent": USER_AGENT });
-    if (target.token) headers.set("authorization", `Bearer ${target.token}`);
+    if (target.token) {
+      // Checked here, not by Headers: its error message would quote the token.
+      if (!/^[\x21-\x7e]+$/.test(target.token)) {
+        throw new KubeTransportError(
+          server,
+          undefined,
+          "the token contains spaces, control or non-ASCII characters; it was not sent",
+        );
+      }
+      headers.set("authorization", `Bearer ${target.token}`);
+    }
     const contentType = contentTypeFor(request.method, request.body, request.patchType);
     if (contentType) headers.set("content-type", contentType);
     // The path is appended to the server, so it must not be able to change the host: a path such

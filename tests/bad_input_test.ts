@@ -1,0 +1,167 @@
+/**
+ * Bad input: each gets a clear SQL error or a documented result, and the worker keeps serving.
+ */
+import assert from "node:assert/strict";
+import { startBridge } from "./bridge.ts";
+import { testbedEnv, uniqueName } from "./testbed.ts";
+
+interface SqlError {
+  code?: string;
+  message: string;
+}
+
+async function rejects(query: Promise<unknown>, code: string, message?: RegExp) {
+  try {
+    await query;
+  } catch (error) {
+    const e = error as SqlError;
+    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
+    if (message) assert.match(e.message, message);
+    return;
+  }
+  assert.fail(`expected SQLSTATE ${code}, but the query succeeded`);
+}
+
+Deno.test("bad input", async (t) => {
+  const env = testbedEnv();
+  const caCert = await Deno.readTextFile(env.KUBE_CA_FILE);
+  await using bridge = await startBridge("badinput");
+  const { sql } = bridge;
+  const stillServing = async () => {
+    const [{ kind }] =
+      await sql`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
+    assert.equal(kind, "Namespace");
+  };
+
+  await t.step("paths", async () => {
+    await rejects(sql`select omni_kube.api('api/v1/pods')`, "22023", /must start with \//);
+    await rejects(sql`select omni_kube.api('/api/v1/name spaces')`, "22023", /whitespace/);
+    await rejects(
+      sql`select omni_kube.api(${"/api\r\nHost: evil"})`,
+      "22023",
+      /control characters/,
+    );
+    await rejects(sql`select omni_kube.api('/api/../../etc/passwd')`, "22023", /\.\. segments/);
+    // A path never changes the host: this is a path on the same server.
+    const [{ status: sameServer }] =
+      await sql`select status from omni_kube.api(array['//evil.example/x'])`;
+    assert.equal(sameServer, 404);
+    await rejects(sql`select omni_kube.api(null::text)`, "22004");
+    await rejects(sql`select * from omni_kube.api(array['/api', null])`, "22004");
+    await rejects(sql`select * from omni_kube.api(null::text[])`, "22004");
+    // Documented: a query string is passed on; non-ASCII is percent-encoded and sent.
+    const [{ limited }] = await sql`
+      select jsonb_array_length(omni_kube.api('/api/v1/namespaces?limit=1') -> 'items') as limited`;
+    assert.equal(limited, 1);
+    const [{ status }] =
+      await sql`select status from omni_kube.api(array['/api/v1/namespaces/ünï'])`;
+    assert.equal(status, 404);
+    await stillServing();
+  });
+
+  await t.step("methods and arrays", async () => {
+    await rejects(sql`select omni_kube.api('/api', method => 'TRACE')`, "22P02", /http_method/);
+    await rejects(
+      sql`select * from omni_kube.api(array['/a', '/b'], methods => array['GET']::omni_kube.http_method[])`,
+      "2202E",
+    );
+    await rejects(
+      sql`select * from omni_kube.api(array['/a'], bodies => array['{}', '{}']::jsonb[])`,
+      "2202E",
+    );
+    await rejects(
+      sql`select * from omni_kube.api(array['/a', '/b'], methods => array['GET', null]::omni_kube.http_method[])`,
+      "2202E",
+    );
+    const none = await sql`select * from omni_kube.api(array[]::text[])`;
+    assert.equal(none.length, 0);
+  });
+
+  await t.step("a 10 MB body gets the server's answer, and nothing breaks", async () => {
+    const name = uniqueName("big");
+    const body = JSON.stringify({
+      metadata: { name },
+      data: { blob: "x".repeat(10 * 1024 * 1024) },
+    });
+    const [{ status, response }] = await sql`
+      select status, response from omni_kube.api(array['/api/v1/namespaces/default/configmaps'],
+        methods => array['POST']::omni_kube.http_method[], bodies => array[${body}::text::jsonb])`;
+    assert.ok(status >= 400, `expected a refusal, got ${status}`);
+    assert.equal(response.kind, "Status");
+    await stillServing();
+  });
+
+  await t.step("TLS material and tokens", async () => {
+    const call = (
+      params: { cacert?: string; cert?: string; key?: string | null; token?: string },
+    ) =>
+      sql`select omni_kube.api('/api/v1/namespaces/default', server => ${env.KUBE_SERVER},
+            cacert => ${params.cacert ?? caCert}, token => ${params.token ?? null},
+            clientcert => case when ${params.cert ?? null}::text is null then null
+                          else row(${params.cert ?? null}, ${
+        params.key ?? null
+      })::omni_kube.client_certificate end)`;
+    await rejects(call({ cacert: "not a PEM" }), "OKT01", /failed/);
+    await rejects(call({ cert: "not a PEM", key: "not a PEM" }), "OKT01", /failed/);
+    const certificate = await Deno.readTextFile(env.KUBE_CLIENT_CERT_FILE);
+    await rejects(call({ cert: certificate, key: "not a PEM" }), "OKT01", /failed/);
+    await rejects(
+      call({ cert: certificate, key: null }),
+      "22023",
+      /certificate and its private key/,
+    );
+    await rejects(call({ token: "expired.or.malformed" }), "OK401", /Unauthorized/);
+    await rejects(call({ token: "two words" }), "22023", /token contains spaces/);
+    await stillServing();
+  });
+
+  await t.step("server URLs", async () => {
+    for (
+      const server of [
+        "http://127.0.0.1:6443",
+        "127.0.0.1:6443",
+        "https://host/prefix",
+        "https://u@host",
+      ]
+    ) {
+      await rejects(
+        sql`select omni_kube.api('/api', server => ${server}, token => 'x')`,
+        "22023",
+        /must be https:\/\/host\[:port\]/,
+      );
+    }
+    await stillServing();
+  });
+
+  await t.step("a response of tens of MB comes back whole", async () => {
+    const namespace = uniqueName("large");
+    await sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
+                body => ${JSON.stringify({ metadata: { name: namespace } })}::text::jsonb)`;
+    const blob = "y".repeat(1000 * 1000);
+    const paths = Array.from({ length: 24 }, () => `/api/v1/namespaces/${namespace}/configmaps`);
+    const bodies = paths.map((_, i) =>
+      JSON.stringify({ metadata: { name: `m${i}` }, data: { blob } })
+    );
+    const created = await sql`
+      select status from omni_kube.api(${paths}::text[],
+        methods => array_fill('POST'::omni_kube.http_method, array[${paths.length}::int]),
+        bodies => ${bodies}::text[]::jsonb[])`;
+    assert.deepEqual(new Set(created.map((r) => r.status)), new Set([201]));
+    const [{ items, bytes }] = await sql`
+      select jsonb_array_length(r -> 'items') as items, octet_length(r::text) as bytes
+        from omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps`}) r`;
+    assert.equal(items, 24);
+    assert.ok(bytes > 24_000_000, `${bytes} bytes`);
+    await stillServing();
+  });
+
+  await t.step("watch timeouts out of range", async () => {
+    await rejects(
+      sql`select * from omni_kube.watch('v1', 'pods', timeout => -5)`,
+      "22023",
+      /between 1 and 3600/,
+    );
+    await rejects(sql`select * from omni_kube.watch('v1', 'pods', timeout => 0)`, "22023");
+    await rejects(sql`select * from omni_kube.watch('v1', 'pods', timeout => 2147483647)`, "22023");
+  });
+});

@@ -1,0 +1,228 @@
+/**
+ * Security: credentials stay out of logs, errors, logged tables and the WAL; roles see only their
+ * own requests; SQL injection is inert; non-superusers cannot reach the owner's connection.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startBridge } from "./bridge.ts";
+import { testbedEnv, uniqueName } from "./testbed.ts";
+import { DEFAULT_WORKER_CONFIG, Worker } from "../lib/worker.ts";
+import { createLogger } from "../lib/observe.ts";
+
+/** An error's code and text, or undefined when the query succeeded. */
+async function failure(query: Promise<unknown>) {
+  try {
+    await query;
+    return undefined;
+  } catch (error) {
+    const e = error as { code?: string; message: string; detail?: string; hint?: string };
+    return { code: e.code, text: [e.message, e.detail, e.hint].join(" ") };
+  }
+}
+
+Deno.test("credentials never reach a log line, an error, a logged table or the WAL", async () => {
+  const env = testbedEnv();
+  const caCert = await Deno.readTextFile(env.KUBE_CA_FILE);
+  const secret = `secret-${crypto.randomUUID()}`;
+  await using bridge = await startBridge("secrets");
+  // A second worker logging everything at debug, into memory.
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => lines.push(args.map(String).join(" "));
+  let worker: Worker | undefined;
+  try {
+    worker = new Worker(
+      { ...DEFAULT_WORKER_CONFIG, databaseUrl: bridge.url, kubeconfig: env.KUBECONFIG },
+      createLogger("debug"),
+    );
+    await worker.start();
+    for (const w of bridge.workers.splice(0)) await w.stop();
+    const { sql } = bridge;
+    const errors = [
+      // Wrong token: 401; a token that is not a valid header; a refused server; a bad client key.
+      await failure(sql`select omni_kube.api('/api/v1/namespaces', server => ${env.KUBE_SERVER},
+                          cacert => ${caCert}, token => ${secret})`),
+      await failure(sql`select omni_kube.api('/api/v1/namespaces', server => ${env.KUBE_SERVER},
+                          cacert => ${caCert}, token => ${`${secret}\r\nX-Evil: 1`})`),
+      await failure(
+        sql`select omni_kube.api('/api', server => 'https://127.0.0.1:9', token => ${secret})`,
+      ),
+      await failure(
+        sql`select omni_kube.api('/api', server => ${env.KUBE_SERVER}, cacert => ${caCert},
+                          clientcert => row('not a certificate', ${secret})::omni_kube.client_certificate)`,
+      ),
+      await failure(sql.begin(async (tx) => {
+        await tx`select set_config('omni_kube.token', ${secret}, true)`;
+        await tx`select * from omni_kube.watch('v1', 'pods', server => ${env.KUBE_SERVER},
+                   cacert => ${caCert})`;
+      })),
+    ];
+    for (const error of errors) {
+      assert.ok(error, "each of these calls fails");
+      assert.ok(!error.text.includes(secret), `an error shows the secret: ${error.text}`);
+    }
+    assert.ok(lines.length > 0, "the worker logged at debug level");
+    assert.ok(!lines.some((line) => line.includes(secret)), "a log line shows the secret");
+
+    const tables = await sql`
+      select format('%I.%I', n.nspname, c.relname) as name from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'omni_kube' and c.relkind = 'r' and c.relpersistence = 'p'`;
+    for (const { name } of tables) {
+      const [{ n }] = await sql.unsafe(
+        `select count(*)::int as n from ${name} t where t::text like $1`,
+        [`%${secret}%`],
+      );
+      assert.equal(n, 0, `${name} holds the secret`);
+    }
+    const [{ left }] = await sql`select count(*)::int as left from omni_kube.request_credentials`;
+    assert.equal(left, 0, "credentials outlive their claim");
+
+    // The WAL: everything written so far, read back with pg_waldump.
+    await sql`select pg_switch_wal()`;
+    const pgdata = Deno.env.get("OMNI_KUBE_TESTBED_PGDATA")!;
+    const waldump = join(Deno.env.get("OMNI_KUBE_TESTBED_PG_BINDIR")!, "pg_waldump");
+    const segments: string[] = [];
+    for await (const entry of Deno.readDir(join(pgdata, "pg_wal"))) {
+      if (/^[0-9A-F]{24}$/.test(entry.name)) segments.push(entry.name);
+    }
+    assert.ok(segments.length > 0);
+    for (const segment of segments) {
+      const bytes = await Deno.readFile(join(pgdata, "pg_wal", segment));
+      assert.ok(
+        !new TextDecoder("latin1").decode(bytes).includes(secret),
+        `WAL segment ${segment} holds the secret`,
+      );
+    }
+    // pg_waldump proves the segments are real WAL we could read (not an empty directory).
+    const dump = await new Deno.Command(waldump, {
+      args: ["--path", join(pgdata, "pg_wal"), segments.sort()[0], "--limit", "1"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.match(new TextDecoder().decode(dump.stdout), /rmgr:/);
+  } finally {
+    console.error = original;
+    await worker?.stop();
+  }
+});
+
+Deno.test("roles, injection and the owner's connection", async (t) => {
+  await using bridge = await startBridge("security");
+  const { sql } = bridge;
+  const [alice, bob] = [uniqueName("alice"), uniqueName("bob")].map((n) => n.replace("-", "_"));
+  for (const role of [alice, bob]) await sql`create role ${sql(role)} login in role omni_kube`;
+  const asAlice = bridge.connectAs(alice);
+  const asBob = bridge.connectAs(bob);
+  try {
+    await asBob`select omni_kube.api('/api/v1/namespaces/kube-system')`;
+    await asAlice`select omni_kube.api('/api/v1/namespaces/default')`;
+
+    await t.step("role A cannot read role B's requests through anything it can reach", async () => {
+      const seen = await asAlice`select distinct requested_by from omni_kube.requests`;
+      assert.deepEqual(seen.map((r) => r.requested_by), [alice]);
+      for (
+        const query of [
+          asAlice`select * from omni_kube.request`,
+          asAlice`select * from omni_kube.request_credentials`,
+          asAlice`select * from omni_kube.worker_pod_credentials`,
+          asAlice`select * from omni_kube.instance_settings`,
+          asAlice`select omni_kube._request_states(array[1::bigint])`,
+          asAlice`select omni_kube._await(array[1::bigint], 1000)`,
+        ]
+      ) {
+        assert.equal((await failure(query))?.code, "42501");
+      }
+    });
+
+    await t.step("the owner's autonomous connection and dblink are out of reach", async () => {
+      await asAlice`select omni_kube.api('/api/v1/namespaces/default')`; // opens the connection
+      for (
+        const query of [
+          asAlice`select omni_kube._autonomous('select to_jsonb(1)')`,
+          asAlice`select omni_kube._autonomous_query('omni_kube', 'select to_jsonb(1)')`,
+          asAlice`select omni_kube._autonomous_connect('x', 'dbname=postgres')`,
+          asAlice`select omni_kube._insert_requests(gen_random_uuid(), 'x', 'x', 1, now(), 'api',
+                    array['GET']::omni_kube.http_method[], array['/'], array[null]::jsonb[], false,
+                    null, null, 1000, true, null, null, null, null, null)`,
+          asAlice`select omni_kube_dblink.dblink_exec('omni_kube', 'alter role current_user superuser')`,
+        ]
+      ) {
+        assert.equal((await failure(query))?.code, "42501");
+      }
+      const [{ rolsuper }] = await sql`select rolsuper from pg_roles where rolname = ${alice}`;
+      assert.equal(rolsuper, false);
+    });
+
+    await t.step(
+      "functions planted on a writable search_path are never run as the owner",
+      async () => {
+        // Databases made before PostgreSQL 15 let everyone create in public.
+        await sql`grant create on schema public to ${sql(alice)}`;
+        try {
+          await asAlice`
+          create function public.to_jsonb(t text) returns jsonb language plpgsql as $$
+          begin
+            if current_user <> session_user then
+              execute format('alter role %I superuser', session_user);
+            end if;
+            return pg_catalog.to_jsonb(t || '');
+          end $$`;
+          await asAlice`create function public.unnest(a bigint[]) returns setof bigint
+                        language sql as 'select pg_catalog.unnest(a)'`;
+          const fresh = bridge.connectAs(alice);
+          await fresh`select omni_kube.api('/api/v1/namespaces/default')`;
+          await fresh`select * from omni_kube.api(array['/api/v1/namespaces/default', '/api'])`;
+          await fresh.end();
+          const [{ rolsuper }] = await sql`select rolsuper from pg_roles where rolname = ${alice}`;
+          assert.equal(rolsuper, false);
+        } finally {
+          await sql`drop function if exists public.to_jsonb(text), public.unnest(bigint[])`;
+          await sql`revoke create on schema public from ${sql(alice)}`;
+        }
+      },
+    );
+
+    await t.step("SQL injection through every text parameter is inert", async () => {
+      await sql`create table canary (x int)`;
+      await sql`grant select on canary to ${sql(alice)}`;
+      const evil = `x'); drop table canary; select ('`;
+      const evilJson = JSON.stringify({ metadata: { name: evil } });
+      const attempts = [
+        asAlice`select omni_kube.api(${"/api/v1/namespaces/" + encodeURIComponent(evil)})`,
+        asAlice`select omni_kube.api(${"/api?x=" + evil.replaceAll(" ", "%20")})`,
+        asAlice`select omni_kube.api('/api', server => ${evil})`,
+        asAlice`select omni_kube.api('/api/v1/namespaces/default', cacert => ${evil})`,
+        asAlice`select omni_kube.api('/api/v1/namespaces/default', token => ${evil})`,
+        asAlice`select omni_kube.api('/api/v1/namespaces/default',
+                  clientcert => row(${evil}, ${evil})::omni_kube.client_certificate)`,
+        asAlice`select omni_kube.api('/api/v1/namespaces/default/configmaps', method => 'POST',
+                  body => ${evilJson}::text::jsonb)`,
+        asAlice`select * from omni_kube.api(array[${"/api?y=" + encodeURIComponent(evil)}],
+                  bodies => array[${evilJson}::text::jsonb])`,
+        asAlice`select * from omni_kube.watch('v1', 'configmaps', ${evil})`,
+        asAlice`select * from omni_kube.watch('v1', ${evil})`,
+        asAlice`select * from omni_kube.watch(${evil}, 'pods')`,
+        asAlice`select * from omni_kube.watch('v1', 'pods', namespace => ${evil})`,
+        asAlice`select * from omni_kube.watch('v1', 'pods', label_selector => ${evil})`,
+        asAlice`select * from omni_kube.watch('v1', 'pods', field_selector => ${evil})`,
+        asAlice`select 1 from (select set_config('omni_kube.request_timeout', ${evil}, false)) s,
+                  lateral omni_kube.api('/api') a`,
+        asAlice`select 1 from (select set_config('omni_kube.patch_type', ${evil}, false)) s,
+                  lateral omni_kube.api('/api') a`,
+      ];
+      for (const attempt of attempts) await failure(attempt);
+      await asAlice`reset omni_kube.request_timeout`;
+      await asAlice`reset omni_kube.patch_type`;
+      const [{ present }] = await sql`select to_regclass('canary') is not null as present`;
+      assert.equal(present, true, "an injection dropped the canary table");
+    });
+  } finally {
+    await asAlice.end();
+    await asBob.end();
+    for (const role of [alice, bob]) {
+      await sql`drop owned by ${sql(role)}`;
+      await sql`drop role ${sql(role)}`;
+    }
+  }
+});
