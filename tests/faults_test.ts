@@ -9,6 +9,9 @@ import { DEFAULT_WORKER_CONFIG, Worker } from "../lib/worker.ts";
 import { createLogger } from "../lib/observe.ts";
 import { testbedEnv } from "./testbed.ts";
 import { startBridge } from "./bridge.ts";
+import { fileURLToPath } from "node:url";
+
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -128,5 +131,134 @@ Deno.test("a caller cancelled mid-call: request cancelled, worker aborts, nothin
     silent.close();
     for (const conn of held) conn.close();
     await accepting.catch(() => {});
+  }
+});
+
+Deno.test("load: 64 sessions x 200 calls, single and batch, each gets its own answer", async () => {
+  await using bridge = await startBridge("load", { retentionSeconds: 1 });
+  const namespace = `load-${crypto.randomUUID().slice(0, 8)}`;
+  await bridge.sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
+                     body => ${JSON.stringify({ metadata: { name: namespace } })}::text::jsonb)`;
+  const maps = 50;
+  const paths = Array.from({ length: maps }, () => `/api/v1/namespaces/${namespace}/configmaps`);
+  const bodies = paths.map((_, i) =>
+    JSON.stringify({ metadata: { name: `m${i}` }, data: { id: `${i}` } })
+  );
+  await bridge.sql`select * from omni_kube.api(${paths}::text[],
+                     methods => array_fill('POST'::omni_kube.http_method, array[${maps}::int]),
+                     bodies => ${bodies}::text[]::jsonb[])`;
+  const path = (i: number) => `/api/v1/namespaces/${namespace}/configmaps/m${i}`;
+
+  let answered = 0;
+  const sessions = Array.from({ length: 64 }, (_, session) =>
+    (async () => {
+      const sql = postgres(bridge.url, { max: 1, onnotice: () => {} });
+      try {
+        for (let call = 0; call < 200;) {
+          if (call % 4 === 3) {
+            // A batch of five, counted as five calls.
+            const ids = Array.from({ length: 5 }, (_, k) => (session * 7 + call + k * 11) % maps);
+            const rows = await sql`select response from omni_kube.api(${ids.map(path)}::text[])`;
+            assert.deepEqual(rows.map((r) => r.response.data.id), ids.map(String));
+            call += 5;
+            answered += 5;
+          } else {
+            const id = (session * 13 + call) % maps;
+            const [{ got }] = await sql`select omni_kube.api(${
+              path(id)
+            }) -> 'data' ->> 'id' as got`;
+            assert.equal(got, String(id));
+            call += 1;
+            answered += 1;
+          }
+        }
+      } finally {
+        await sql.end();
+      }
+    })());
+  await Promise.all(sessions);
+  assert.ok(answered >= 64 * 200);
+
+  // Nothing lost or left running; after the retention period, nothing left at all.
+  const [{ unfinished }] = await bridge.sql`
+    select count(*)::int as unfinished from omni_kube.request where state in ('queued', 'running')`;
+  assert.equal(unfinished, 0);
+  let left = -1;
+  for (let i = 0; i < 60 && left !== 0; i++) {
+    await sleep(250);
+    [{ left }] = await bridge.sql`select count(*)::int as left from omni_kube.request`;
+  }
+  assert.equal(left, 0);
+});
+
+Deno.test("worker killed with SIGKILL during 200 calls: no caller hangs, no POST runs twice", async () => {
+  const env = testbedEnv();
+  await using bridge = await startBridge("kill");
+  for (const worker of bridge.workers.splice(0)) await worker.stop();
+  const namespace = `kill-${crypto.randomUUID().slice(0, 8)}`;
+  const spawn = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MOD, "start", "--http-port", "0", "--concurrency", "8"],
+      env: { DATABASE_URL: bridge.url, KUBECONFIG: env.KUBECONFIG },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  let worker = spawn();
+  const alive = async () => {
+    for (let i = 0; i < 300; i++) {
+      const [{ up }] = await bridge.sql`select omni_kube._worker_alive() as up`;
+      if (up) return;
+      await sleep(100);
+    }
+    throw new Error("the worker did not start");
+  };
+  try {
+    await alive();
+    await bridge.sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
+                       body => ${JSON.stringify({ metadata: { name: namespace } })}::text::jsonb)`;
+    const outcomes: ("created" | "error")[] = [];
+    const calls = Array.from({ length: 20 }, (_, session) =>
+      (async () => {
+        const sql = postgres(bridge.url, { max: 1, onnotice: () => {} });
+        await sql`set omni_kube.request_timeout = '10s'`;
+        try {
+          for (let i = 0; i < 10; i++) {
+            const body = JSON.stringify({
+              metadata: { generateName: "k-", labels: { call: `${session}-${i}` } },
+            });
+            const outcome = await sql`
+            select omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps`}, method => 'POST',
+                                 body => ${body}::text::jsonb)`
+              .then(() => "created" as const, () => "error" as const);
+            outcomes.push(outcome);
+          }
+        } finally {
+          await sql.end();
+        }
+      })());
+    await sleep(300);
+    worker.kill("SIGKILL");
+    await worker.status;
+    const started = Date.now();
+    await Promise.all(calls);
+    assert.equal(outcomes.length, 200, "every caller returned");
+    assert.ok(outcomes.includes("error"), "the kill interrupted some calls");
+    assert.ok(Date.now() - started < 60_000);
+
+    worker = spawn();
+    await alive();
+    const [{ list }] = await bridge.sql`
+      select omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps`}) as list`;
+    const labels = list.items.map((item: { metadata: { labels?: { call?: string } } }) =>
+      item.metadata.labels?.call
+    ).filter(Boolean);
+    assert.equal(new Set(labels).size, labels.length, "a POST ran twice");
+    assert.ok(labels.length >= outcomes.filter((o) => o === "created").length);
+  } finally {
+    try {
+      worker.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await worker.status;
   }
 });
