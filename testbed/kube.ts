@@ -27,6 +27,10 @@ export interface KubeApiServer {
   readonly etcdUrl: string;
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
+  /** Stops only kube-apiserver (etcd keeps the data), for fault tests. */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again on the same port after stopApiServer(). */
+  startApiServer(): Promise<void>;
 }
 
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
@@ -154,51 +158,60 @@ export async function startKubeApiServer(dir: string): Promise<KubeApiServer> {
   const etcd = await startEtcd(binaries.etcd, dir);
   const port = freePort();
   const server = `https://127.0.0.1:${port}`;
+  const args = [
+    `--etcd-servers=${etcd.url}`,
+    `--cert-dir=${pkiDir}`,
+    `--tls-cert-file=${files.servingCert}`,
+    `--tls-private-key-file=${files.servingKey}`,
+    `--secure-port=${port}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    "--service-cluster-ip-range=10.0.0.0/24",
+    "--authorization-mode=RBAC",
+    "--disable-admission-plugins=ServiceAccount",
+    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    `--service-account-key-file=${files.serviceAccountPublic}`,
+    `--service-account-signing-key-file=${files.serviceAccountPrivate}`,
+    `--client-ca-file=${files.clientCaFile}`,
+    `--token-auth-file=${files.tokens}`,
+    "--allow-privileged=true",
+    "--v=1",
+  ];
+  const launch = async () => {
+    const process = await spawnProcess("kube-apiserver", binaries.kubeApiserver, {
+      args,
+      logFile: join(dir, "kube-apiserver.log"),
+    });
+    using http = Deno.createHttpClient({ caCerts: [serverCa.certificate] });
+    const get = (path: string) =>
+      fetch(`${server}${path}`, {
+        client: http,
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+    try {
+      await waitUntilReady(process, "/readyz ok", async () => {
+        const response = await get("/readyz");
+        await response.body?.cancel();
+        return response.ok;
+      }, { timeoutMs: 180_000, intervalMs: 250 });
+      await waitUntilReady(process, "namespace default exists", async () => {
+        const response = await get("/api/v1/namespaces/default");
+        await response.body?.cancel();
+        return response.ok;
+      }, { timeoutMs: 60_000, intervalMs: 250 });
+    } catch (error) {
+      await process.stop("SIGTERM", 10_000);
+      throw error;
+    }
+    return process;
+  };
   let apiserver: ManagedProcess | undefined;
   const stop = async () => {
     await apiserver?.stop("SIGTERM", 10_000);
     await etcd.process.stop("SIGTERM", 10_000);
   };
   try {
-    apiserver = await spawnProcess("kube-apiserver", binaries.kubeApiserver, {
-      args: [
-        `--etcd-servers=${etcd.url}`,
-        `--cert-dir=${pkiDir}`,
-        `--tls-cert-file=${files.servingCert}`,
-        `--tls-private-key-file=${files.servingKey}`,
-        `--secure-port=${port}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--authorization-mode=RBAC",
-        "--disable-admission-plugins=ServiceAccount",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        `--service-account-key-file=${files.serviceAccountPublic}`,
-        `--service-account-signing-key-file=${files.serviceAccountPrivate}`,
-        `--client-ca-file=${files.clientCaFile}`,
-        `--token-auth-file=${files.tokens}`,
-        "--allow-privileged=true",
-        "--v=1",
-      ],
-      logFile: join(dir, "kube-apiserver.log"),
-    });
-    const caCert = serverCa.certificate;
-    using http = Deno.createHttpClient({ caCerts: [caCert] });
-    const get = (path: string) =>
-      fetch(`${server}${path}`, {
-        client: http,
-        headers: { authorization: `Bearer ${adminToken}` },
-      });
-    await waitUntilReady(apiserver, "/readyz ok", async () => {
-      const response = await get("/readyz");
-      await response.body?.cancel();
-      return response.ok;
-    }, { timeoutMs: 180_000, intervalMs: 250 });
-    await waitUntilReady(apiserver, "namespace default exists", async () => {
-      const response = await get("/api/v1/namespaces/default");
-      await response.body?.cancel();
-      return response.ok;
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    apiserver = await launch();
   } catch (error) {
     await stop();
     throw error;
@@ -217,7 +230,13 @@ export async function startKubeApiServer(dir: string): Promise<KubeApiServer> {
     clientKeyFile: files.clientKeyFile,
     kubeconfigFile,
     etcdUrl: etcd.url,
-    processes: [etcd.process, apiserver],
+    get processes() {
+      return [etcd.process, apiserver!];
+    },
     stop,
+    stopApiServer: () => apiserver!.stop("SIGTERM", 10_000),
+    async startApiServer() {
+      apiserver = await launch();
+    },
   };
 }

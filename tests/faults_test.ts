@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { startPostgres } from "../testbed/postgres.ts";
+import { startKubeApiServer } from "../testbed/kube.ts";
 import { DEFAULT_WORKER_CONFIG, Worker } from "../lib/worker.ts";
 import { createLogger } from "../lib/observe.ts";
 import { testbedEnv } from "./testbed.ts";
@@ -260,5 +261,41 @@ Deno.test("worker killed with SIGKILL during 200 calls: no caller hangs, no POST
       worker.kill("SIGTERM");
     } catch { /* already gone */ }
     await worker.status;
+  }
+});
+
+Deno.test("kube-apiserver stopped, then started again: clear errors, then service", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "omni_kube-faults-kube-" });
+  const kube = await startKubeApiServer(dir);
+  try {
+    await using bridge = await startBridge("kubedown", { kubeconfig: kube.kubeconfigFile });
+    const call = () =>
+      bridge.sql`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`
+        .then(
+          ([row]) => row.kind as string,
+          (error) => error as { code?: string; message: string },
+        );
+    assert.equal(await call(), "Namespace");
+
+    await kube.stopApiServer();
+    const down = await call();
+    assert.equal(typeof down, "object");
+    assert.equal((down as { code?: string }).code, "OKT01");
+    assert.match(
+      (down as Error).message,
+      new RegExp(`request to ${kube.server} failed: .*refused`, "i"),
+    );
+
+    await kube.startApiServer();
+    let answer: unknown;
+    for (let i = 0; i < 50 && answer !== "Namespace"; i++) {
+      answer = await call();
+      if (answer !== "Namespace") await sleep(200);
+    }
+    assert.equal(answer, "Namespace");
+    assert.equal(await bridge.workers[0].notReadyReason(), null);
+  } finally {
+    await kube.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });
