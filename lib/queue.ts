@@ -214,8 +214,21 @@ export class Queue {
     return rows.map((r) => Number(r.id));
   }
 
-  /** Deletes requests finished longer ago than `retentionSeconds`, and dead workers. */
+  /**
+   * Deletes requests finished longer ago than `retentionSeconds`, and workers silent for an hour;
+   * fails requests whose worker died.
+   */
   async purge(retentionSeconds: number): Promise<number> {
+    // Requests left running by a worker that died while nobody waited for them would stay forever.
+    await this.session`
+      update omni_kube.request
+         set state = 'failed', finished_at = clock_timestamp(),
+             error = 'the worker running this request stopped before it finished; it was not retried'
+       where state = 'running' and worker_id <> ${this.workerId}
+         and not omni_kube._worker_alive(worker_id)
+         -- not one that is only reconnecting: its heartbeat would be recent
+         and not exists (select from omni_kube.workers w
+                          where w.id = worker_id and w.last_seen > now() - interval '30 seconds')`;
     const rows = await this.session`
       with purged as (
         delete from omni_kube.request
