@@ -62,7 +62,8 @@ export class Queue {
    */
   async register(host: string, pid: number): Promise<void> {
     await this.session`
-      select pg_advisory_lock(omni_kube._worker_lock_class(), omni_kube._worker_lock_key(${this.workerId}))`;
+      select pg_advisory_lock(omni_kube._worker_lock_class(), omni_kube._worker_lock_key(${this.workerId})),
+             pg_advisory_lock_shared(omni_kube._worker_lock_class(), 0)`;
     await this.session`
       insert into omni_kube.workers (id, host, pid, lock_backend_pid)
       values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())

@@ -150,8 +150,8 @@ revoke all on omni_kube.request, omni_kube.request_credentials, omni_kube.worker
   omni_kube.instance_settings from public;
 
 -- Lock keys: (class, key) pairs for pg_advisory_lock(int4, int4). A request's lock is held by the
--- worker until its result is committed; a worker's lock is held by its queue session while it
--- lives (pg_locks shows it whatever the caller's snapshot).
+-- worker until its result is committed. While a worker lives, its queue session holds its own
+-- worker lock exclusively and worker lock 0 shared (see omni_kube._worker_alive).
 create function omni_kube._lock_class() returns int4
   language sql immutable set search_path = pg_catalog, pg_temp
   as 'select 1869442401'; -- 'omka'
@@ -164,9 +164,10 @@ create function omni_kube._lock_key(request_id bigint) returns int4
   language sql immutable set search_path = pg_catalog, pg_temp
   as 'select (request_id % 2147483647)::int4';
 
+-- Never 0: key 0 is the lock every worker holds shared.
 create function omni_kube._worker_lock_key(worker uuid) returns int4
   language sql immutable set search_path = pg_catalog, pg_temp
-  as 'select hashtext(worker::text) & 2147483647';
+  as 'select (hashtext(worker::text) & 2147483647) | 1';
 
 -- The role that may use the bridge.
 do $$

@@ -126,18 +126,30 @@ end
 $$;
 revoke all on function omni_kube._insert_requests from public;
 
--- Is a worker alive (any, or the one given): its queue session holds its worker lock. pg_locks is
--- read live, whatever the caller's snapshot or isolation level.
+-- Is a worker alive (any, or the one given)? Each worker's queue session holds its own lock
+-- exclusively and a common one shared: trying to take one tells whether it is held, whatever the
+-- caller's snapshot or isolation level, without scanning pg_locks. A lock taken by the try is
+-- released at once.
 create function omni_kube._worker_alive(worker uuid default null) returns boolean
-  language sql volatile
+  language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    select exists (
-      select from pg_locks l
-       where l.locktype = 'advisory' and l.granted and l.objsubid = 2
-         and l.classid = omni_kube._worker_lock_class()::oid
-         and (worker is null or l.objid = omni_kube._worker_lock_key(worker)::oid))
-  $$;
+declare
+  class constant int4 := omni_kube._worker_lock_class();
+  key constant int4 := coalesce(omni_kube._worker_lock_key(worker), 0);
+begin
+  if worker is null then
+    if pg_try_advisory_lock(class, 0) then
+      perform pg_advisory_unlock(class, 0);
+      return false;
+    end if;
+  elsif pg_try_advisory_lock_shared(class, key) then
+    perform pg_advisory_unlock_shared(class, key);
+    return false;
+  end if;
+  return true;
+end
+$$;
 
 -- The state of requests, read with a fresh snapshot: directly under READ COMMITTED (a new snapshot
 -- per statement), through the autonomous connection under REPEATABLE READ and SERIALIZABLE.
@@ -193,21 +205,15 @@ declare
   pending bigint[] := array(select distinct unnest(ids));
   states jsonb := '{}';
   fresh jsonb;
-  request jsonb;
   head bigint;
+  head_state text;
   backoff float8 := 0.0005;
   no_worker_since timestamptz;
 begin
   loop
-    fresh := omni_kube._request_states(pending);
-    states := states || fresh;
-    pending := array(select p from unnest(pending) p
-                      where (fresh -> p::text ->> 'state') in ('queued', 'running'));
-    exit when cardinality(pending) = 0;
-
-    -- The worker holds each request's lock until the request's result is committed.
-    -- Each wait lasts at most a second, so that a stuck worker, or anyone else holding the key,
-    -- only delays the checks below.
+    -- The worker holds each request's lock until the request's result is committed, so this
+    -- returns when the head of the queue is done. Each wait lasts at most a second, so that a
+    -- stuck worker, or anyone else holding the key, only delays the checks below.
     head := pending[1];
     begin
       perform set_config('lock_timeout', '1000', true); -- undone when the function returns
@@ -216,12 +222,18 @@ begin
     exception when lock_not_available then
       null;
     end;
-    request := omni_kube._request_states(array[head]) -> head::text;
-    continue when request ->> 'state' not in ('queued', 'running');
+    fresh := omni_kube._request_states(pending);
+    states := states || fresh;
+    pending := array(select p from unnest(pending) p
+                      where (fresh -> p::text ->> 'state') in ('queued', 'running'));
+    exit when cardinality(pending) = 0;
+    head_state := fresh -> head::text ->> 'state';
+    continue when head_state not in ('queued', 'running');
 
-    -- The lock was free and the request unfinished: not yet covered by a worker's locks, or its
-    -- worker is gone.
-    if request ->> 'state' = 'running' and not omni_kube._worker_alive((request ->> 'worker_id')::uuid) then
+    -- The head is unfinished though its lock was free: not yet covered by a worker's locks, or
+    -- its worker is gone.
+    if head_state = 'running'
+       and not omni_kube._worker_alive((fresh -> head::text ->> 'worker_id')::uuid) then
       perform omni_kube._abandon(array[head], 'cancelled',
         'the worker running this request stopped before it finished; it was not retried');
       continue;
