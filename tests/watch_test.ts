@@ -60,7 +60,12 @@ Deno.test("omni_kube.watch()", async (t) => {
     const watching = sql`
       select events, status from omni_kube.watch('v1', 'configmaps', namespace => ${namespace},
                                                  timeout => 3)`.execute(); // queries are lazy
-    await sleep(1000);
+    // The watch lists first, then watches: begin the changes once it runs (and a moment more).
+    while (
+      (await sql`select count(*)::int as n from omni_kube.request
+                  where kind = 'watch' and state = 'running'`)[0].n === 0
+    ) await sleep(20);
+    await sleep(300);
     await createConfigMap(writer, namespace, name);
     await writer`select omni_kube.api(${path}, method => 'PATCH', body => '{"data":{"v":"2"}}')`;
     await writer`select omni_kube.api(${path}, method => 'DELETE')`;
