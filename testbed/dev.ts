@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { formatEnvFile, startTestbed, type Testbed } from "./mod.ts";
-import { type ManagedProcess, spawnProcess, waitUntilReady } from "./process.ts";
+import { freePort, type ManagedProcess, spawnProcess, waitUntilReady } from "./process.ts";
 
 const PROJECT_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 const ENV_FILE = join(PROJECT_DIR, ".dev", "env");
@@ -18,9 +18,16 @@ function log(message: string) {
 }
 
 /** Starts the worker (`deno task start`) against the test bed, and waits until it is serving. */
-async function startWorker(testbed: Testbed): Promise<ManagedProcess> {
+async function startWorker(testbed: Testbed, httpPort: number): Promise<ManagedProcess> {
   const worker = await spawnProcess("worker", Deno.execPath(), {
-    args: ["run", "--allow-all", join(PROJECT_DIR, "mod.ts"), "start"],
+    args: [
+      "run",
+      "--allow-all",
+      join(PROJECT_DIR, "mod.ts"),
+      "start",
+      "--http-host=127.0.0.1",
+      `--http-port=${httpPort}`,
+    ],
     env: { DATABASE_URL: testbed.env.DATABASE_URL, KUBECONFIG: testbed.env.KUBECONFIG },
     logFile: join(testbed.dir, "worker.log"),
     echo: true,
@@ -57,7 +64,8 @@ async function main(): Promise<void> {
   });
   let worker: ManagedProcess | undefined;
   try {
-    worker = await startWorker(testbed);
+    const httpPort = freePort();
+    worker = await startWorker(testbed, httpPort);
     await Deno.mkdir(dirname(ENV_FILE), { recursive: true });
     await Deno.writeTextFile(ENV_FILE, formatEnvFile(testbed.env), { mode: 0o600 });
     const [etcd, apiserver] = testbed.kube.processes;
@@ -66,7 +74,7 @@ omni_kube development environment
   PostgreSQL      ${testbed.env.DATABASE_URL}  (pid ${testbed.postgres.process.pid}, socket ${testbed.postgres.socketDir})
   etcd            ${testbed.kube.etcdUrl}  (pid ${etcd.pid})
   kube-apiserver  ${testbed.env.KUBE_SERVER}  (pid ${apiserver.pid})
-  worker          deno task start  (pid ${worker.pid}; shim installed in ${testbed.env.DATABASE_URL})
+  worker          deno task start  (pid ${worker.pid}; http://127.0.0.1:${httpPort}/metrics)
   state           ${testbed.dir}  (logs: *.log; removed on exit)
 
   source .dev/env
