@@ -2,7 +2,7 @@
  * The queue's SQL, and nothing else: claim, complete, heartbeat, per-request locks, purge.
  * Knows nothing about HTTP.
  *
- * Callers wait for a request by blocking on its advisory lock (class {@linkcode LOCK_CLASS}); the
+ * Callers wait for a request by blocking on its advisory lock (`omni_kube._lock_key()`); the
  * worker holds the locks of requests it will run, including ids not yet issued (a window ahead of
  * the id sequence), and releases each one after the request's result is committed.
  *
@@ -22,9 +22,6 @@ export type RequestKind = typeof REQUEST_KINDS[number];
 
 /** Channel on which finished request ids are announced (comma-separated, or "*"). */
 export const DONE_CHANNEL = "omni_kube_done";
-
-/** `omni_kube._lock_class()`. */
-export const LOCK_CLASS = 1869442401;
 
 /** A claimed request, with its credentials (deleted from the database by the claim). */
 export interface ClaimedRequest {
@@ -103,7 +100,7 @@ export class Queue {
     if (ids.length === 0) return [];
     const rows = await this.session`
       select id from unnest(${ids}::bigint[]) id
-       where pg_try_advisory_lock(${LOCK_CLASS}, omni_kube._lock_key(id))`;
+       where pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(id))`;
     return rows.map((r) => Number(r.id));
   }
 
@@ -111,20 +108,27 @@ export class Queue {
   async unlock(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     await this.session`
-      select pg_advisory_unlock(${LOCK_CLASS}, omni_kube._lock_key(id)) from unnest(${ids}::bigint[]) id`;
+      select pg_advisory_unlock(omni_kube._lock_class(), omni_kube._lock_key(id))
+        from unnest(${ids}::bigint[]) id`;
   }
 
   /**
-   * Claims up to `limit` queued requests of `kind` (oldest first, skipping rows other workers are claiming),
-   * marks them running, deletes their credentials and takes their locks, in one statement.
+   * Claims up to `limits[kind]` queued requests of each kind (oldest first, skipping rows other
+   * workers are claiming), marks them running, deletes their credentials and takes their locks,
+   * in one statement. The result is ordered by id.
    */
-  async claim(kind: RequestKind, limit: number): Promise<ClaimedRequest[]> {
+  async claim(limits: Record<RequestKind, number>): Promise<ClaimedRequest[]> {
     const rows = await this.session`
-      with claimed as (
+      with api as (
+        select id from omni_kube.request where state = 'queued' and kind = 'api'
+         order by id limit ${limits.api} for update skip locked
+      ), watch as (
+        select id from omni_kube.request where state = 'queued' and kind = 'watch'
+         order by id limit ${limits.watch} for update skip locked
+      ), claimed as (
         update omni_kube.request r
            set state = 'running', worker_id = ${this.workerId}, claimed_at = clock_timestamp()
-         where r.id in (select id from omni_kube.request where state = 'queued' and kind = ${kind}
-                         order by id limit ${limit} for update skip locked)
+         where r.id in (select id from api union all select id from watch)
         returning r.id, r.kind, r.method, r.path, r.body, r.stream, r.patch_type, r.server,
                   r.timeout_ms
       ), credentials as (
@@ -136,7 +140,7 @@ export class Queue {
              claimed.body::text as body, claimed.stream, claimed.patch_type, claimed.server, claimed.timeout_ms,
              coalesce(c.use_worker_default, false) as use_worker_default, c.cacert,
              c.client_certificate, c.client_private_key, c.token,
-             pg_try_advisory_lock(${LOCK_CLASS}, omni_kube._lock_key(claimed.id)) as locked
+             pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(claimed.id)) as locked
         from claimed left join credentials c on c.request_id = claimed.id
        order by claimed.id`;
     return rows.map((r) => ({

@@ -184,8 +184,8 @@ export class Worker {
   }
 
   /**
-   * Reserves the queue session, registers the worker on it and takes the lock window. Called at
-   * start and after the session is lost, which also loses every lock it held.
+   * Opens the queue session (once), registers the worker on it and takes the lock window. Called
+   * at start and after the session's connection was lost, which also lost every lock it held.
    */
   async #openSession(): Promise<void> {
     this.#sessionSql ??= connect(this.#config.databaseUrl, {
@@ -234,19 +234,20 @@ export class Worker {
       this.#wakeAgain = false;
       while (!this.#stopping) {
         // Watches have slots of their own: long watches never hold up api() calls.
-        const kinds = REQUEST_KINDS.filter((kind) => this.#room(kind) > 0);
-        if (kinds.length === 0) break; // a finishing call wakes us again
-        const rooms = kinds.map((kind) => this.#room(kind));
-        const batches = await Promise.all(
-          kinds.map((kind, i) => this.#queue.claim(kind, rooms[i])),
-        );
-        const claimed = batches.flat();
+        const rooms = { api: this.#room("api"), watch: this.#room("watch") };
+        if (rooms.api <= 0 && rooms.watch <= 0) break; // a finishing call wakes us again
+        const claimed = await this.#queue.claim({
+          api: Math.max(rooms.api, 0),
+          watch: Math.max(rooms.watch, 0),
+        });
         for (const request of claimed) this.#start(request);
-        if (claimed.length > 0) {
-          const newest = Math.max(...claimed.map((r) => r.id));
-          await this.#extendWindow(newest + 1 + this.#config.lockWindow);
-        }
-        if (batches.every((batch, i) => batch.length < rooms[i])) break;
+        if (claimed.length === 0) break;
+        await this.#extendWindow(claimed[claimed.length - 1].id + 1 + this.#config.lockWindow);
+        // A full slot count claimed means more may be waiting: claim again.
+        const full = REQUEST_KINDS.some((kind) =>
+          rooms[kind] > 0 && claimed.filter((r) => r.kind === kind).length === rooms[kind]
+        );
+        if (!full) break;
       }
     } while (this.#wakeAgain && !this.#stopping);
   }

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { testbedEnv, uniqueName } from "./testbed.ts";
+import { sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 import { createCertificateAuthority } from "../testbed/pki.ts";
 
 const CONFIGMAPS = "/api/v1/namespaces/default/configmaps";
@@ -14,18 +14,6 @@ const CONFIGMAPS = "/api/v1/namespaces/default/configmaps";
  */
 function json(value: unknown): string {
   return JSON.stringify(value);
-}
-
-/** Asserts that `query` fails with `sqlstate`, and returns the error for further checks. */
-async function sqlError(query: Promise<unknown>, sqlstate: string) {
-  try {
-    await query;
-  } catch (error) {
-    const e = error as { code?: string; message: string; detail?: string; hint?: string };
-    assert.equal(e.code, sqlstate, `expected SQLSTATE ${sqlstate}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected SQLSTATE ${sqlstate}, but the query succeeded`);
 }
 
 Deno.test("omni_kube.api()", async (t) => {

@@ -3,24 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { testbedEnv, uniqueName } from "./testbed.ts";
-
-interface SqlError {
-  code?: string;
-  message: string;
-}
-
-async function rejects(query: Promise<unknown>, code: string, message?: RegExp) {
-  try {
-    await query;
-  } catch (error) {
-    const e = error as SqlError;
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (message) assert.match(e.message, message);
-    return;
-  }
-  assert.fail(`expected SQLSTATE ${code}, but the query succeeded`);
-}
+import { sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 
 Deno.test("bad input", async (t) => {
   const env = testbedEnv();
@@ -34,21 +17,21 @@ Deno.test("bad input", async (t) => {
   };
 
   await t.step("paths", async () => {
-    await rejects(sql`select omni_kube.api('api/v1/pods')`, "22023", /must start with \//);
-    await rejects(sql`select omni_kube.api('/api/v1/name spaces')`, "22023", /whitespace/);
-    await rejects(
+    await sqlError(sql`select omni_kube.api('api/v1/pods')`, "22023", /must start with \//);
+    await sqlError(sql`select omni_kube.api('/api/v1/name spaces')`, "22023", /whitespace/);
+    await sqlError(
       sql`select omni_kube.api(${"/api\r\nHost: evil"})`,
       "22023",
       /control characters/,
     );
-    await rejects(sql`select omni_kube.api('/api/../../etc/passwd')`, "22023", /\.\. segments/);
+    await sqlError(sql`select omni_kube.api('/api/../../etc/passwd')`, "22023", /\.\. segments/);
     // A path never changes the host: this is a path on the same server.
     const [{ status: sameServer }] =
       await sql`select status from omni_kube.api(array['//evil.example/x'])`;
     assert.equal(sameServer, 404);
-    await rejects(sql`select omni_kube.api(null::text)`, "22004");
-    await rejects(sql`select * from omni_kube.api(array['/api', null])`, "22004");
-    await rejects(sql`select * from omni_kube.api(null::text[])`, "22004");
+    await sqlError(sql`select omni_kube.api(null::text)`, "22004");
+    await sqlError(sql`select * from omni_kube.api(array['/api', null])`, "22004");
+    await sqlError(sql`select * from omni_kube.api(null::text[])`, "22004");
     // Documented: a query string is passed on; non-ASCII is percent-encoded and sent.
     const [{ limited }] = await sql`
       select jsonb_array_length(omni_kube.api('/api/v1/namespaces?limit=1') -> 'items') as limited`;
@@ -60,16 +43,16 @@ Deno.test("bad input", async (t) => {
   });
 
   await t.step("methods and arrays", async () => {
-    await rejects(sql`select omni_kube.api('/api', method => 'TRACE')`, "22P02", /http_method/);
-    await rejects(
+    await sqlError(sql`select omni_kube.api('/api', method => 'TRACE')`, "22P02", /http_method/);
+    await sqlError(
       sql`select * from omni_kube.api(array['/a', '/b'], methods => array['GET']::omni_kube.http_method[])`,
       "2202E",
     );
-    await rejects(
+    await sqlError(
       sql`select * from omni_kube.api(array['/a'], bodies => array['{}', '{}']::jsonb[])`,
       "2202E",
     );
-    await rejects(
+    await sqlError(
       sql`select * from omni_kube.api(array['/a', '/b'], methods => array['GET', null]::omni_kube.http_method[])`,
       "2202E",
     );
@@ -101,17 +84,17 @@ Deno.test("bad input", async (t) => {
                           else row(${params.cert ?? null}, ${
         params.key ?? null
       })::omni_kube.client_certificate end)`;
-    await rejects(call({ cacert: "not a PEM" }), "OKT01", /failed/);
-    await rejects(call({ cert: "not a PEM", key: "not a PEM" }), "OKT01", /failed/);
+    await sqlError(call({ cacert: "not a PEM" }), "OKT01", /failed/);
+    await sqlError(call({ cert: "not a PEM", key: "not a PEM" }), "OKT01", /failed/);
     const certificate = await Deno.readTextFile(env.KUBE_CLIENT_CERT_FILE);
-    await rejects(call({ cert: certificate, key: "not a PEM" }), "OKT01", /failed/);
-    await rejects(
+    await sqlError(call({ cert: certificate, key: "not a PEM" }), "OKT01", /failed/);
+    await sqlError(
       call({ cert: certificate, key: null }),
       "22023",
       /certificate and its private key/,
     );
-    await rejects(call({ token: "expired.or.malformed" }), "OK401", /Unauthorized/);
-    await rejects(call({ token: "two words" }), "22023", /token contains spaces/);
+    await sqlError(call({ token: "expired.or.malformed" }), "OK401", /Unauthorized/);
+    await sqlError(call({ token: "two words" }), "22023", /token contains spaces/);
     await stillServing();
   });
 
@@ -124,7 +107,7 @@ Deno.test("bad input", async (t) => {
         "https://u@host",
       ]
     ) {
-      await rejects(
+      await sqlError(
         sql`select omni_kube.api('/api', server => ${server}, token => 'x')`,
         "22023",
         /must be https:\/\/host\[:port\]/,
@@ -156,12 +139,15 @@ Deno.test("bad input", async (t) => {
   });
 
   await t.step("watch timeouts out of range", async () => {
-    await rejects(
+    await sqlError(
       sql`select * from omni_kube.watch('v1', 'pods', timeout => -5)`,
       "22023",
       /between 1 and 3600/,
     );
-    await rejects(sql`select * from omni_kube.watch('v1', 'pods', timeout => 0)`, "22023");
-    await rejects(sql`select * from omni_kube.watch('v1', 'pods', timeout => 2147483647)`, "22023");
+    await sqlError(sql`select * from omni_kube.watch('v1', 'pods', timeout => 0)`, "22023");
+    await sqlError(
+      sql`select * from omni_kube.watch('v1', 'pods', timeout => 2147483647)`,
+      "22023",
+    );
   });
 });

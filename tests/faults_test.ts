@@ -8,7 +8,7 @@ import { startPostgres } from "../testbed/postgres.ts";
 import { startKubeApiServer } from "../testbed/kube.ts";
 import { DEFAULT_WORKER_CONFIG, Worker } from "../lib/worker.ts";
 import { createLogger } from "../lib/observe.ts";
-import { testbedEnv } from "./testbed.ts";
+import { silentEndpoint, testbedEnv } from "./testbed.ts";
 import { startBridge } from "./bridge.ts";
 import { fileURLToPath } from "node:url";
 
@@ -64,75 +64,55 @@ Deno.test("PostgreSQL restarted under a running worker: it reconnects and serves
 });
 
 Deno.test("an endpoint that never answers: bounded by request_timeout, worker stays healthy", async () => {
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of silent) held.push(conn);
-  })();
-  try {
-    await using bridge = await startBridge("silent");
-    const { port } = silent.addr as Deno.NetAddr;
-    const started = Date.now();
-    const caller = postgres(bridge.url, { max: 1, onnotice: () => {} });
-    await caller`set omni_kube.request_timeout = '1s'`;
-    const error = await caller`
-      select omni_kube.api('/api', server => ${`https://127.0.0.1:${port}`}, token => 'x')`
-      .then(() => undefined, (e) => e);
-    await caller.end();
-    assert.equal(error?.code, "OKT01");
-    assert.match(
-      error.message,
-      new RegExp(`request to https://127\\.0\\.0\\.1:${port} failed: timed out`),
-    );
-    assert.ok(Date.now() - started < 10_000);
-    const [{ kind }] = await bridge
-      .sql`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
-    assert.equal(kind, "Namespace");
-  } finally {
-    silent.close();
-    for (const conn of held) conn.close();
-    await accepting.catch(() => {});
-  }
+  await using silent = silentEndpoint();
+  await using bridge = await startBridge("silent");
+  const { port } = silent;
+  const started = Date.now();
+  const caller = postgres(bridge.url, { max: 1, onnotice: () => {} });
+  await caller`set omni_kube.request_timeout = '1s'`;
+  const error = await caller`
+    select omni_kube.api('/api', server => ${`https://127.0.0.1:${port}`}, token => 'x')`
+    .then(() => undefined, (e) => e);
+  await caller.end();
+  assert.equal(error?.code, "OKT01");
+  assert.match(
+    error.message,
+    new RegExp(`request to https://127\\.0\\.0\\.1:${port} failed: timed out`),
+  );
+  assert.ok(Date.now() - started < 10_000);
+  const [{ kind }] = await bridge
+    .sql`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
+  assert.equal(kind, "Namespace");
 });
 
 Deno.test("a caller cancelled mid-call: request cancelled, worker aborts, nothing left", async () => {
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of silent) held.push(conn);
-  })();
-  try {
-    await using bridge = await startBridge("cancel");
-    const { port } = silent.addr as Deno.NetAddr;
-    const caller = postgres(bridge.url, { max: 1, onnotice: () => {} });
-    const [{ pid }] = await caller`select pg_backend_pid() as pid`;
-    const call =
-      caller`select omni_kube.api('/api', server => ${`https://127.0.0.1:${port}`}, token => 'x')`
-        .execute().then(() => undefined, (e) => e);
-    await sleep(500);
-    await bridge.sql`select pg_cancel_backend(${pid})`;
-    const error = await call;
-    assert.equal(error?.code, "57014");
-    const [request] = await bridge
-      .sql`select state, error from omni_kube.request order by id desc limit 1`;
-    assert.equal(request.state, "cancelled");
-    assert.match(request.error, /cancelled the statement/);
-    // The worker dropped the HTTP call: nothing is in flight, and the hung connection was closed.
-    let inFlight = "";
-    for (let i = 0; i < 50; i++) {
-      inFlight = await bridge.workers[0].metrics!.registry.getSingleMetricAsString(
-        "omni_kube_calls_in_flight",
-      );
-      if (/\{kind="api"\} 0/.test(inFlight)) break;
-      await sleep(100);
-    }
-    assert.match(inFlight, /omni_kube_calls_in_flight\{kind="api"\} 0/);
-    await caller.end();
-  } finally {
-    silent.close();
-    for (const conn of held) conn.close();
-    await accepting.catch(() => {});
+  await using silent = silentEndpoint();
+  await using bridge = await startBridge("cancel");
+  const { port } = silent;
+  const caller = postgres(bridge.url, { max: 1, onnotice: () => {} });
+  const [{ pid }] = await caller`select pg_backend_pid() as pid`;
+  const call =
+    caller`select omni_kube.api('/api', server => ${`https://127.0.0.1:${port}`}, token => 'x')`
+      .execute().then(() => undefined, (e) => e);
+  await sleep(500);
+  await bridge.sql`select pg_cancel_backend(${pid})`;
+  const error = await call;
+  assert.equal(error?.code, "57014");
+  const [request] = await bridge
+    .sql`select state, error from omni_kube.request order by id desc limit 1`;
+  assert.equal(request.state, "cancelled");
+  assert.match(request.error, /cancelled the statement/);
+  // The worker dropped the HTTP call: nothing is in flight, and the hung connection was closed.
+  let inFlight = "";
+  for (let i = 0; i < 50; i++) {
+    inFlight = await bridge.workers[0].metrics!.registry.getSingleMetricAsString(
+      "omni_kube_calls_in_flight",
+    );
+    if (/\{kind="api"\} 0/.test(inFlight)) break;
+    await sleep(100);
   }
+  assert.match(inFlight, /omni_kube_calls_in_flight\{kind="api"\} 0/);
+  await caller.end();
 });
 
 Deno.test("load: 64 sessions x 200 calls, single and batch, each gets its own answer", async () => {

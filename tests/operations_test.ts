@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startBridge } from "./bridge.ts";
+import { silentEndpoint } from "./testbed.ts";
 
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 
@@ -50,40 +51,28 @@ Deno.test("deno task status: queue depth, workers, recent failures", async () =>
 
 Deno.test("graceful shutdown: watches end with their bookmark, hung calls fail at once", async () => {
   // An endpoint that accepts connections and never answers.
-  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of silent) held.push(conn);
-  })();
-  try {
-    await using bridge = await startBridge("shutdown", { shutdownGraceMs: 500 });
-    const caller = bridge.connectAs("postgres");
-    const watch =
-      caller`select events, status from omni_kube.watch('v1', 'configmaps', timeout => 60)`
-        .execute();
-    const hung = bridge.sql`
-      select omni_kube.api('/api', server => ${`https://127.0.0.1:${
-      (silent.addr as Deno.NetAddr).port
-    }`},
-                           token => 'x')`.execute().then(() => undefined, (error) => error);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const stopping = Date.now();
-    await bridge.workers.splice(0)[0].stop();
-    const stoppedIn = Date.now() - stopping;
+  await using silent = silentEndpoint();
+  await using bridge = await startBridge("shutdown", { shutdownGraceMs: 500 });
+  const caller = bridge.connectAs("postgres");
+  const watch =
+    caller`select events, status from omni_kube.watch('v1', 'configmaps', timeout => 60)`
+      .execute();
+  const hung = bridge.sql`
+    select omni_kube.api('/api', server => ${`https://127.0.0.1:${silent.port}`},
+                         token => 'x')`.execute().then(() => undefined, (error) => error);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const stopping = Date.now();
+  await bridge.workers.splice(0)[0].stop();
+  const stoppedIn = Date.now() - stopping;
 
-    const [{ events, status }] = await watch;
-    assert.equal(status, 200);
-    assert.equal(events.at(-1).type, "BOOKMARK");
-    assert.ok(events.at(-1).object.metadata.resourceVersion);
-    const error = await hung;
-    assert.equal(error?.code, "OKT01");
-    assert.match(error.message, /shut down before the call finished/);
-    // Not the 30 s request timeout: the grace period, then at once.
-    assert.ok(stoppedIn < 10_000, `stop took ${stoppedIn} ms`);
-    await caller.end();
-  } finally {
-    silent.close();
-    for (const conn of held) conn.close();
-    await accepting.catch(() => {});
-  }
+  const [{ events, status }] = await watch;
+  assert.equal(status, 200);
+  assert.equal(events.at(-1).type, "BOOKMARK");
+  assert.ok(events.at(-1).object.metadata.resourceVersion);
+  const error = await hung;
+  assert.equal(error?.code, "OKT01");
+  assert.match(error.message, /shut down before the call finished/);
+  // Not the 30 s request timeout: the grace period, then at once.
+  assert.ok(stoppedIn < 10_000, `stop took ${stoppedIn} ms`);
+  await caller.end();
 });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import postgres from "postgres";
 import { TESTBED_ENV_NAMES, type TestbedEnvName } from "../testbed/mod.ts";
 import { TESTBED_ERROR_ENV } from "../testbed/test_runner.ts";
@@ -44,4 +45,36 @@ export function connectSuperuser(options: postgres.Options<Record<string, never>
 /** A name no other test uses: objects in a bare API server linger (no controllers collect them). */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A loopback endpoint that accepts connections and never answers; dispose of it to close it. */
+export function silentEndpoint(): AsyncDisposable & { port: number; url: string } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })().catch(() => {});
+  const { port } = listener.addr as Deno.NetAddr;
+  return {
+    port,
+    url: `https://127.0.0.1:${port}`,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const conn of held) conn.close();
+      await accepting;
+    },
+  };
+}
+
+/** Awaits `query`, asserting that it fails with `sqlstate` (and `message`); returns the error. */
+export async function sqlError(query: Promise<unknown>, sqlstate: string, message?: RegExp) {
+  try {
+    await query;
+  } catch (error) {
+    const e = error as { code?: string; message: string; detail?: string; hint?: string };
+    assert.equal(e.code, sqlstate, `expected SQLSTATE ${sqlstate}, got ${e.code}: ${e.message}`);
+    if (message) assert.match(e.message, message);
+    return e;
+  }
+  assert.fail(`expected SQLSTATE ${sqlstate}, but the query succeeded`);
 }
