@@ -296,14 +296,12 @@ Deno.test("omni_kube.api()", async (t) => {
     await t.step(`inside a ${isolation} transaction block`, async () => {
       const name = uniqueName("iso");
       await sql.begin(`isolation level ${isolation}`, async (tx) => {
-        const [{ before }] = await tx`select count(*)::int as before from omni_kube.requests`;
         await tx`select omni_kube.api(${CONFIGMAPS}, method => 'POST',
                    body => ${json({ metadata: { name } })}::text::jsonb)`;
         const [{ got }] = await tx`select omni_kube.api(${`${CONFIGMAPS}/${name}`}) as got`;
         assert.equal(got.metadata.name, name);
         const [{ ns }] = await tx`select omni_kube.api('/api/v1/namespaces/default') as ns`;
         assert.equal(ns.kind, "Namespace");
-        assert.ok(before >= 0);
       });
     });
   }
