@@ -15,9 +15,8 @@ create function omni_kube._url_encode(value text) returns text
                    generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) i) x
   $$;
 
--- The collection path of a resource: /api/v1/... for the core group, /apis/GROUP/VERSION/... else.
-create function omni_kube._collection_path(group_version text, resource text, namespace text)
-  returns text
+-- Raises unless `group_version` reads as v1 or GROUP/VERSION.
+create function omni_kube._check_group_version(group_version text) returns void
   language plpgsql immutable set search_path = pg_catalog, pg_temp
   as $$
 begin
@@ -25,6 +24,16 @@ begin
     raise exception 'omni_kube: "%" is not a group version', group_version
       using errcode = '22023', hint = 'Use v1 for the core group, or GROUP/VERSION such as apps/v1.';
   end if;
+end
+$$;
+
+-- The collection path of a resource: /api/v1/... for the core group, /apis/GROUP/VERSION/... else.
+create function omni_kube._collection_path(group_version text, resource text, namespace text)
+  returns text
+  language plpgsql immutable set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  perform omni_kube._check_group_version(group_version);
   if resource is null or resource !~ '^[a-z0-9][a-z0-9.-]*$' then
     raise exception 'omni_kube: "%" is not a resource name', resource
       using errcode = '22023', hint = 'Use the plural resource name, e.g. pods or deployments.';
@@ -69,11 +78,10 @@ begin
   if n = 0 then
     return;
   end if;
-  select array_agg(omni_kube._collection_path(group_versions[i], resources[i], namespaces[i])
-                   || coalesce('?' || nullif(concat_ws('&',
-                        'labelSelector=' || omni_kube._url_encode(label_selectors[i]),
-                        'fieldSelector=' || omni_kube._url_encode(field_selectors[i])), ''), '')
-                   order by i),
+  -- path_with (0007) is resolved when this runs, not when it is created.
+  select array_agg(omni_kube.path_with(
+                     omni_kube._collection_path(group_versions[i], resources[i], namespaces[i]),
+                     label_selectors[i], field_selectors[i]) order by i),
          array_agg(jsonb_strip_nulls(jsonb_build_object(
                      'resourceVersion', resource_versions[i], 'timeoutSeconds', timeout)) order by i)
     into paths, bodies
