@@ -54,6 +54,33 @@ end
 $$;
 grant execute on function omni_kube._list_collections(text[], int) to omni_kube;
 
+-- The list path of a resource with its selectors. A field selector term metadata.namespace=NAME
+-- becomes the namespaced path: kube-apiserver (1.33) narrows such a list to the namespace itself,
+-- but its first continue token then restarts the listing, returning the first page twice.
+create function omni_kube._list_path(group_version text, resource text, label_selector text,
+                                     field_selector text, namespace text)
+  returns text
+  language plpgsql immutable set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  namespace_term constant text := '^\s*metadata\.namespace\s*==?\s*([a-z0-9]([-a-z0-9]*[a-z0-9])?)\s*$';
+  terms text[] := string_to_array(field_selector, ',');
+  term text;
+begin
+  if namespace is null then
+    foreach term in array coalesce(terms, '{}') loop
+      if term ~ namespace_term then
+        namespace := substring(term from namespace_term);
+        terms := array_remove(terms, term);
+        exit;
+      end if;
+    end loop;
+  end if;
+  return omni_kube.path_with(omni_kube.resources_path(group_version, resource, namespace),
+                             label_selector, nullif(array_to_string(terms, ','), ''));
+end
+$$;
+
 create function omni_kube.resources(
   group_version text,
   resource text,
@@ -64,9 +91,8 @@ create function omni_kube.resources(
   language sql volatile set search_path = pg_catalog, pg_temp
   as $$
     select l.object
-      from omni_kube._list_collections(array[omni_kube.path_with(
-             omni_kube.resources_path(group_version, resource, namespace),
-             label_selector, field_selector)]) l
+      from omni_kube._list_collections(array[omni_kube._list_path(
+             group_version, resource, label_selector, field_selector, namespace)]) l
   $$;
 
 grant execute on function omni_kube.resources(text, text, text, text, text) to omni_kube;
