@@ -54,12 +54,8 @@ end
 $$;
 grant execute on function omni_kube._list_collections(text[], int) to omni_kube;
 
--- The list path of a resource with its selectors. A field selector term metadata.namespace=NAME
--- becomes the namespaced path: kube-apiserver (1.33) narrows such a list to the namespace itself,
--- but its first continue token then restarts the listing, returning the first page twice.
-create function omni_kube._list_path(group_version text, resource text, label_selector text,
-                                     field_selector text, namespace text)
-  returns text
+-- Splits a field selector into its metadata.namespace=NAME term, if any, and the other terms.
+create function omni_kube._namespace_term(field_selector text, out namespace text, out rest text)
   language plpgsql immutable set search_path = pg_catalog, pg_temp
   as $$
 declare
@@ -67,19 +63,31 @@ declare
   terms text[] := string_to_array(field_selector, ',');
   term text;
 begin
-  if namespace is null then
-    foreach term in array coalesce(terms, '{}') loop
-      if term ~ namespace_term then
-        namespace := substring(term from namespace_term);
-        terms := array_remove(terms, term);
-        exit;
-      end if;
-    end loop;
-  end if;
-  return omni_kube.path_with(omni_kube.resources_path(group_version, resource, namespace),
-                             label_selector, nullif(array_to_string(terms, ','), ''));
+  foreach term in array coalesce(terms, '{}') loop
+    if term ~ namespace_term then
+      namespace := substring(term from namespace_term);
+      terms := array_remove(terms, term);
+      exit;
+    end if;
+  end loop;
+  rest := nullif(array_to_string(terms, ','), '');
 end
 $$;
+
+-- The list path of a resource with its selectors. A field selector term metadata.namespace=NAME
+-- becomes the namespaced path: kube-apiserver (1.33) narrows such a list to the namespace itself,
+-- but its first continue token then restarts the listing, returning the first page twice.
+create function omni_kube._list_path(group_version text, resource text, label_selector text,
+                                     field_selector text, namespace text)
+  returns text
+  language sql immutable set search_path = pg_catalog, pg_temp
+  as $$
+    select omni_kube.path_with(omni_kube.resources_path(group_version, resource, t.namespace),
+                               label_selector, t.rest)
+      from (select coalesce(_list_path.namespace, n.namespace) as namespace,
+                   case when _list_path.namespace is null then n.rest else field_selector end as rest
+              from omni_kube._namespace_term(field_selector) n) t
+  $$;
 
 create function omni_kube.resources(
   group_version text,

@@ -19,10 +19,11 @@ create function omni_kube._resource_label(group_version text, kind text) returns
 -- Checks a row against the rules of Kubernetes and of the view (name and namespace agree with the
 -- resource's metadata; uid is the server's; objects are never renamed) and builds the request:
 -- POST for INSERT, PUT for UPDATE, DELETE for DELETE. The body gets apiVersion, kind, name and
--- namespace, so a row may give them in its columns only.
+-- namespace, so a row may give them in its columns only. A namespaced object without a namespace
+-- goes to default_namespace: the one the view or table is restricted to, else "default".
 create function omni_kube._resource_request(
   operation text, group_version text, resource text, kind text, namespaced boolean,
-  old_row jsonb, new_row jsonb
+  default_namespace text, old_row jsonb, new_row jsonb
 ) returns omni_kube.resource_request
   language plpgsql immutable set search_path = pg_catalog, pg_temp
   as $$
@@ -41,7 +42,7 @@ begin
       raise exception 'omni_kube: cannot delete a % without a name', what using errcode = '23502';
     end if;
     collection := omni_kube.resources_path(group_version, resource,
-                                           case when namespaced then coalesce(namespace, 'default') end);
+                                           case when namespaced then coalesce(namespace, default_namespace) end);
     return row('DELETE'::omni_kube.http_method, collection || '/' || omni_kube._url_encode(name), collection,
                 null::jsonb, name, namespace);
   end if;
@@ -89,7 +90,7 @@ begin
                       new_row ->> 'namespace', namespace
         using errcode = '22023', hint = 'Give the namespace in one place, or the same in both.';
     end if;
-    namespace := coalesce(namespace, new_row ->> 'namespace', 'default');
+    namespace := coalesce(namespace, new_row ->> 'namespace', default_namespace);
   elsif coalesce(namespace, new_row ->> 'namespace') is not null then
     raise exception 'omni_kube: a % is cluster-scoped; it has no namespace (got %)', what,
                     coalesce(namespace, new_row ->> 'namespace')

@@ -45,14 +45,21 @@ begin
 end
 $$;
 
+-- Where objects written without a namespace go: the namespace a view or table is restricted to by
+-- its field selector, else "default", as kubectl does.
+create function omni_kube._default_namespace(field_selector text) returns text
+  language sql immutable set search_path = pg_catalog, pg_temp
+  as $$ select coalesce((omni_kube._namespace_term(field_selector)).namespace, 'default') $$;
+
 -- INSTEAD OF INSERT / UPDATE / DELETE on a resource view.
--- Arguments: group version, resource, kind, namespaced.
+-- Arguments: group version, resource, kind, namespaced, default namespace.
 create function omni_kube._resource_view_write() returns trigger
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
 declare
   request omni_kube.resource_request := omni_kube._resource_request(
-    tg_op, tg_argv[0], tg_argv[1], tg_argv[2], tg_argv[3]::boolean, to_jsonb(old), to_jsonb(new));
+    tg_op, tg_argv[0], tg_argv[1], tg_argv[2], tg_argv[3]::boolean, tg_argv[4], to_jsonb(old),
+    to_jsonb(new));
   result jsonb;
 begin
   if tg_op = 'DELETE' then
@@ -84,8 +91,9 @@ begin
     $view$, schema, view_name, group_version, resource, label_selector, field_selector);
   execute format($trigger$
     create or replace trigger omni_kube_write instead of insert or update or delete on %I.%I
-      for each row execute function omni_kube._resource_view_write(%L, %L, %L, %L)
-    $trigger$, schema, view_name, group_version, resource, kind, namespaced);
+      for each row execute function omni_kube._resource_view_write(%L, %L, %L, %L, %L)
+    $trigger$, schema, view_name, group_version, resource, kind, namespaced,
+    omni_kube._default_namespace(field_selector));
   return format('%I.%I', schema, view_name)::regclass;
 end
 $$;

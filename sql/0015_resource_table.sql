@@ -58,7 +58,7 @@ create function omni_kube._pending_exists(resource_table oid) returns boolean
 
 -- BEFORE INSERT / UPDATE / DELETE on a resource table: the write goes to the cluster (or, when
 -- transactional, is dry-run there and queued for commit) and the row takes the server's answer.
--- Arguments: group version, resource, kind, namespaced, transactional.
+-- Arguments: group version, resource, kind, namespaced, transactional, default namespace.
 create function omni_kube._resource_table_write() returns trigger
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
@@ -73,7 +73,8 @@ begin
     return case when tg_op = 'DELETE' then old else new end;
   end if;
   request := omni_kube._resource_request(tg_op, tg_argv[0], tg_argv[1], tg_argv[2],
-                                         tg_argv[3]::boolean, to_jsonb(old), to_jsonb(new));
+                                         tg_argv[3]::boolean, tg_argv[5], to_jsonb(old),
+                                         to_jsonb(new));
 
   if not transactional then
     if tg_op = 'DELETE' then
@@ -280,8 +281,9 @@ begin
                       then 'new boolean not null default false, committed boolean not null default true,'
                       else '' end);
   execute format('create trigger omni_kube_write before insert or update or delete on %s
-                    for each row execute function omni_kube._resource_table_write(%L, %L, %L, %L, %L)',
-                 qualified, group_version, resource, kind, namespaced, transactional);
+                    for each row execute function omni_kube._resource_table_write(%L, %L, %L, %L, %L, %L)',
+                 qualified, group_version, resource, kind, namespaced, transactional,
+                 omni_kube._default_namespace(field_selector));
   if transactional then
     execute format('create constraint trigger omni_kube_apply after insert or update or delete on %s
                       deferrable initially deferred

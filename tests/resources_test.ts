@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { sqlError, uniqueName } from "./testbed.ts";
+import { createNamespace, sqlError } from "./testbed.ts";
 
 Deno.test("path helpers", async (t) => {
   await using bridge = await startBridge("paths");
@@ -132,9 +132,7 @@ Deno.test("discovery and listing", async (t) => {
     );
   });
 
-  const namespace = uniqueName("list");
-  await sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
-              body => jsonb_build_object('metadata', jsonb_build_object('name', ${namespace}::text)))`;
+  const namespace = await createNamespace(sql, "list");
   // More than two pages of 500, so resources() has to follow `continue` twice.
   const count = 1_203;
   const statuses = await sql`

@@ -47,6 +47,17 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** Creates a namespace of its own for a test, through the bridge; returns its name. */
+export async function createNamespace(
+  sql: postgres.Sql<Record<string, never>>,
+  prefix: string,
+): Promise<string> {
+  const namespace = uniqueName(prefix);
+  await sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
+              body => jsonb_build_object('metadata', jsonb_build_object('name', ${namespace}::text)))`;
+  return namespace;
+}
+
 /** A loopback endpoint that accepts connections and never answers; dispose of it to close it. */
 export function silentEndpoint(): AsyncDisposable & { port: number; url: string } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
