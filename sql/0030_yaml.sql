@@ -140,7 +140,8 @@ begin
       rest := m[2];
     end if;
   elsif left(src, 1) = '''' then
-    m := regexp_match(src, '^''((?:[^'']|'''')*)''(.*)$');
+    -- (A closing quote is one not followed by another: '' is an escaped quote.)
+    m := regexp_match(src, '^''((?:[^'']|'''')*)''(?!'')(.*)$');
     if m is not null then
       value := replace(omni_kube._yaml_fold(m[1]), '''''', '''');
       rest := m[2];
