@@ -37,13 +37,18 @@ begin
     when undefined_file then
       raise exception 'omni_kube: the % file "%" does not exist', what, path
         using errcode = '58P01', hint = 'Paths are read on the database server, as its operating-system user.';
+    when read_only_sql_transaction then
+      raise exception 'omni_kube: cannot read the % file "%" in a read-only transaction', what, path
+        using errcode = '25006',
+          hint = 'Members of pg_read_server_files read files with COPY into a temporary table, which a read-only transaction does not allow. Call it in a read-write transaction, or grant execute on function pg_read_file(text) to the role.';
     when others then
-      if left(sqlstate, 2) = '58' then
-        raise exception 'omni_kube: cannot read the % file "%"', what, path
-          using errcode = sqlstate, detail = sqlerrm;
+      -- Data exceptions (class 22) can quote bytes of the file; the rest name only the path.
+      if left(sqlstate, 2) = '22' then
+        raise exception 'omni_kube: cannot read the % file "%": it is not text in the database encoding', what, path
+          using errcode = sqlstate;
       end if;
-      raise exception 'omni_kube: cannot read the % file "%": it is not a text file in the database encoding with one line per row', what, path
-        using errcode = '22P02';
+      raise exception 'omni_kube: cannot read the % file "%"', what, path
+        using errcode = sqlstate, detail = sqlerrm;
   end;
 end
 $$;
@@ -301,9 +306,12 @@ begin
   begin
     config := omni_kube._yaml_to_jsonb(omni_kube._read_server_file(filename, 'kubeconfig'));
   exception when sqlstate '22P02' or sqlstate '0A000' then
+    -- The YAML reader's errors give a line: say of which file.
     get stacked diagnostics hint = pg_exception_hint;
-    raise exception '% (in the kubeconfig "%")', sqlerrm, filename
-      using errcode = sqlstate, hint = hint;
+    if hint = '' then
+      raise exception '% (in the kubeconfig "%")', sqlerrm, filename using errcode = sqlstate;
+    end if;
+    raise exception '% (in the kubeconfig "%")', sqlerrm, filename using errcode = sqlstate, hint = hint;
   end;
   return omni_kube._load_kubeconfig(config, context, coalesce(local, false),
                                     coalesce(substring(filename from '^(.*)/[^/]*$'), '.'));
