@@ -31,23 +31,23 @@ begin
   exception
     -- (Errors about a file's content would quote it: only the path and the OS error are passed on.)
     when insufficient_privilege then
-      raise exception 'omni_kube: permission denied to read the % file "%"', what, path
+      raise exception 'omni_kube: permission denied to read "%" (%)', path, what
         using errcode = '42501',
           hint = 'Reading files on the database server needs superuser or membership in pg_read_server_files (grant pg_read_server_files to ...). Without it, pass the kubeconfig as jsonb or json with the certificates and token embedded (certificate-authority-data, client-certificate-data, client-key-data, token).';
     when undefined_file then
-      raise exception 'omni_kube: the % file "%" does not exist', what, path
+      raise exception 'omni_kube: "%" (%) does not exist', path, what
         using errcode = '58P01', hint = 'Paths are read on the database server, as its operating-system user.';
     when read_only_sql_transaction then
-      raise exception 'omni_kube: cannot read the % file "%" in a read-only transaction', what, path
+      raise exception 'omni_kube: cannot read "%" (%) in a read-only transaction', path, what
         using errcode = '25006',
           hint = 'Members of pg_read_server_files read files with COPY into a temporary table, which a read-only transaction does not allow. Call it in a read-write transaction, or grant execute on function pg_read_file(text) to the role.';
     when others then
       -- Data exceptions (class 22) can quote bytes of the file; the rest name only the path.
       if left(sqlstate, 2) = '22' then
-        raise exception 'omni_kube: cannot read the % file "%": it is not text in the database encoding', what, path
+        raise exception 'omni_kube: cannot read "%" (%): it is not text in the database encoding', path, what
           using errcode = sqlstate;
       end if;
-      raise exception 'omni_kube: cannot read the % file "%"', what, path
+      raise exception 'omni_kube: cannot read "%" (%)', path, what
         using errcode = sqlstate, detail = sqlerrm;
   end;
 end
@@ -304,7 +304,7 @@ begin
         hint = 'To pass a kubeconfig''s content, cast it: load_kubeconfig(''{...}''::jsonb), or load_kubeconfig(omni_kube._yaml_to_jsonb(yaml_text)) for YAML.';
   end if;
   begin
-    config := omni_kube._yaml_to_jsonb(omni_kube._read_server_file(filename, 'kubeconfig'));
+    config := omni_kube._yaml_to_jsonb(omni_kube._read_server_file(filename, 'the kubeconfig'));
   exception when sqlstate '22P02' or sqlstate '0A000' then
     -- The YAML reader's errors give a line: say of which file.
     get stacked diagnostics hint = pg_exception_hint;
