@@ -21,10 +21,12 @@ begin
       raise insufficient_privilege;
     end if;
     -- CSV with delimiter and quote bytes no text file holds: one row per line, nothing unescaped.
+    -- (Whether the last line ended with a line break is lost, which matters to none of the
+    -- files read here.)
     create temporary table omni_kube_file_lines (n bigint generated always as identity, line text);
     execute format('copy pg_temp.omni_kube_file_lines (line) from %L with (format csv, delimiter %L, quote %L, encoding %L)',
                    path, E'\x01', E'\x02', getdatabaseencoding());
-    select string_agg(coalesce(line, ''), E'\n' order by n) || E'\n' into content
+    select string_agg(coalesce(line, ''), E'\n' order by n) into content
       from pg_temp.omni_kube_file_lines;
     drop table pg_temp.omni_kube_file_lines;
     return coalesce(content, '');
