@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import postgres from "postgres";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { startBridge } from "./bridge.ts";
 import { sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 
@@ -300,6 +300,21 @@ current-context: cert
       },
     );
 
+    await t.step("the test bed's own kubeconfig, rewritten as YAML by a YAML library", async () => {
+      // deno-lint-ignore no-explicit-any -- kubeconfig JSON
+      const config: any = JSON.parse(await Deno.readTextFile(env.KUBECONFIG));
+      // Its CA file is private to the test bed: point at the readable copy, relatively.
+      config.clusters[0].cluster["certificate-authority"] = "ca.crt";
+      for (const indentSeq of [true, false]) {
+        const file = await write(`testbed-${indentSeq}.yaml`, stringifyYaml(config, { indentSeq }));
+        const db = session();
+        const [{ used }] = await db`select omni_kube.load_kubeconfig(${file}::text) as used`;
+        assert.equal(used, config["current-context"]);
+        assert.equal((await settings(db)).token, env.KUBE_ADMIN_TOKEN);
+        assert.equal(await namespaceKind(db), "Namespace");
+      }
+    });
+
     await t.step("embedded data: as a file, as jsonb and as json", async () => {
       const config = kubeconfig(
         { server: env.KUBE_SERVER, "certificate-authority-data": base64(caCert) },
@@ -576,6 +591,18 @@ users:
           // (Read with COPY, a file's final line break is not kept.)
           assert.equal((await settings(asReader)).clientcert.trimEnd(), clientCert.trimEnd());
           assert.equal(await namespaceKind(asReader), "Namespace");
+          // Members read with COPY into a temporary table, which read-only transactions refuse.
+          await asReader`begin read only`;
+          try {
+            const readOnly = await sqlError(
+              asReader`select omni_kube.load_kubeconfig(${file}::text)`,
+              "25006",
+              /in a read-only transaction/,
+            );
+            assert.match(readOnly.hint!, /pg_read_file/);
+          } finally {
+            await asReader`rollback`;
+          }
 
           const asPlain = session(plain);
           const denied = await sqlError(
