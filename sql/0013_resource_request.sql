@@ -125,6 +125,19 @@ exception when sqlstate 'OK404' then
 end
 $$;
 
+-- Sends a write to the cluster at once: the object the server answered with (NULL for a delete).
+create function omni_kube._send(request omni_kube.resource_request) returns jsonb
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if request.method = 'DELETE' then
+    perform omni_kube._delete_object(request.path);
+    return null;
+  end if;
+  return omni_kube.api(request.path, method => request.method, body => request.body);
+end
+$$;
+
 -- Copies an object the API server returned into the row's columns.
 create function omni_kube._object_columns(object jsonb, out uid text, out name text, out namespace text)
   language sql immutable set search_path = pg_catalog, pg_temp

@@ -62,11 +62,10 @@ declare
     to_jsonb(new));
   result jsonb;
 begin
+  result := omni_kube._send(request);
   if tg_op = 'DELETE' then
-    perform omni_kube._delete_object(request.path);
     return old;
   end if;
-  result := omni_kube.api(request.path, method => request.method, body => request.body);
   select * into new.uid, new.name, new.namespace from omni_kube._object_columns(result);
   new.resource := result;
   return new;
