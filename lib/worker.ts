@@ -236,10 +236,15 @@ export class Worker {
         // Watches have slots of their own: long watches never hold up api() calls.
         const rooms = { api: this.#room("api"), watch: this.#room("watch") };
         if (rooms.api <= 0 && rooms.watch <= 0) break; // a finishing call wakes us again
+        const claimStarted = performance.now();
         const claimed = await this.#queue.claim({
           api: Math.max(rooms.api, 0),
           watch: Math.max(rooms.watch, 0),
         });
+        this.#metrics?.queueStatements.observe(
+          { statement: "claim" },
+          (performance.now() - claimStarted) / 1000,
+        );
         for (const request of claimed) this.#start(request);
         if (claimed.length === 0) break;
         await this.#extendWindow(claimed[claimed.length - 1].id + 1 + this.#config.lockWindow);
@@ -385,10 +390,15 @@ export class Worker {
       try {
         // Sent back to back on the queue session (postgres.js pipelines them): the unlock that wakes
         // the callers runs right after the results commit, without waiting a round trip.
+        const started = performance.now();
         await Promise.all([
           this.#queue.complete(batch),
           this.#release(batch.map((r) => r.id)),
         ]);
+        this.#metrics?.queueStatements.observe(
+          { statement: "complete" },
+          (performance.now() - started) / 1000,
+        );
       } catch (error) {
         await this.#completeAfterFailure(batch, error);
       } finally {
