@@ -192,6 +192,10 @@ export class Worker {
       max: 1,
       applicationName: "omni_kube_worker_queue",
       keepConnections: true,
+      // Its statements are prepared, and a plan made while the queue table was nearly empty (a
+      // fresh install) is a sequential scan that would be kept as the table grows, until the next
+      // autoanalyze: every one of them has an index that suits it at any size.
+      settings: { enable_seqscan: "off" },
       onclose: () => {
         // Its locks went with the connection; the next heartbeat registers again.
         this.#held.clear();
@@ -424,7 +428,7 @@ export class Worker {
     }
     for (const result of batch) {
       try {
-        await this.#queue.complete([result]);
+        await this.#queue.complete([result], { tolerant: true });
       } catch (refused) {
         this.#log.error("result refused by the database", {
           request: result.id,
