@@ -365,7 +365,7 @@ export async function list(bed: Bed, sizes: Sizes, namespace: string): Promise<L
     const before = await readMemory(pid);
     bridge.push(...await timeEach(1, bridgeRun));
     const after = await readMemory(pid);
-    if (after.peak - before.rss > workerPeak - workerRssBefore) {
+    if (i === 0 || after.peak - before.rss > workerPeak - workerRssBefore) {
       workerRssBefore = before.rss;
       workerPeak = after.peak;
     }
