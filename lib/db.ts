@@ -16,6 +16,8 @@ export interface ConnectOptions {
   onclose?: () => void;
   /** Keep connections open indefinitely instead of recycling them after 30-60 minutes. */
   keepConnections?: boolean;
+  /** Extra session settings (startup parameters). */
+  settings?: Record<string, string>;
 }
 
 /** Opens a pool to `url`. Notices are dropped: the worker reports through its own log. */
@@ -30,6 +32,7 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
       // The worker runs as the shim's owner: nothing on a user-writable schema may shadow the
       // functions and operators its queries use.
       search_path: "pg_catalog, pg_temp",
+      ...options.settings,
     },
     // Response bodies travel as text and are cast to jsonb by the server: no client-side parsing.
     transform: { undefined: null },

@@ -1,6 +1,7 @@
 /**
  * The worker's Prometheus metrics: queue depth by state (read from the database at scrape time),
- * calls in flight, call latency by method, results by status class, reconnects.
+ * calls in flight, call latency by method, claim and complete statement times, results by status
+ * class, reconnects.
  *
  * @module
  */
@@ -25,6 +26,13 @@ export class WorkerMetrics {
     help: "Time from claim to result of each call, by kind and HTTP method.",
     labelNames: ["kind", "method"],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly queueStatements = new client.Histogram({
+    name: "omni_kube_queue_statement_seconds",
+    help: "Time of the worker's claim and complete statements (a batch each), by statement.",
+    labelNames: ["statement"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
   readonly results = new client.Counter({

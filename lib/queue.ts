@@ -162,8 +162,15 @@ export class Queue {
     }));
   }
 
-  /** Writes results in one statement. Requests a caller abandoned meanwhile stay as they are. */
-  async complete(results: RequestResult[]): Promise<void> {
+  /**
+   * Writes results in one statement. Requests a caller abandoned meanwhile stay as they are.
+   *
+   * A body said to be JSON is cast straight to jsonb, which fails the whole statement if one is
+   * not JSON after all (or not storable as jsonb). `tolerant` stores such a body as a JSON string
+   * instead, at the price of a subtransaction per row: for writing results one by one after a
+   * batch failed.
+   */
+  async complete(results: RequestResult[], { tolerant = false } = {}): Promise<void> {
     if (results.length === 0) return;
     const ids = results.map((r) => r.id);
     const statuses = results.map((r) => r.outcome === "response" ? r.status : null);
@@ -178,7 +185,12 @@ export class Queue {
         update omni_kube.request r
            set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
                status = x.status,
-               response = omni_kube._response_jsonb(x.body, x.is_json),
+               response = ${
+      tolerant
+        ? this.session`omni_kube._response_jsonb(x.body, x.is_json)`
+        : this.session`case when x.body is null or x.body = '' then null
+                          when x.is_json then x.body::jsonb else to_jsonb(x.body) end`
+    },
                error = x.error,
                finished_at = clock_timestamp()
           from unnest(${ids}::bigint[], ${statuses}::int2[], ${bodies}::text[],

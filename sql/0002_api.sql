@@ -34,18 +34,23 @@ create function omni_kube._loopback_connstr() returns text
 -- once. The connection is opened on first use and kept; if it has died (server restart,
 -- terminated backend) it is opened again and the query sent once more, which is why every query
 -- sent here is idempotent.
+-- (dblink is called directly, its schema spelled out when this is created: through the SQL
+-- wrappers, each call would parse and plan their bodies again.)
+do $do$
+begin
+  execute format($f$
 create function omni_kube._autonomous(query text) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
-  as $$
+  as $body$
 declare
   connection constant text := 'omni_kube';
 begin
-  if not coalesce(connection = any(omni_kube._autonomous_connections()), false) then
+  if not coalesce(connection = any(%1$s.dblink_get_connections()), false) then
     perform omni_kube._autonomous_connect(connection, omni_kube._loopback_connstr());
   end if;
   begin
-    return omni_kube._autonomous_query(connection, query);
+    return (select value from %1$s.dblink(connection, query) as t(value jsonb));
   exception when connection_exception then
     perform omni_kube._autonomous_disconnect(connection);
     perform omni_kube._autonomous_connect(connection, omni_kube._loopback_connstr());
@@ -61,7 +66,11 @@ exception
         detail = sqlerrm,
         hint = 'The shim connects to its own database through the server''s unix socket as the installing (superuser) role. If that cannot work here, set a libpq string as that role: insert into omni_kube.instance_settings values (''loopback_connstr'', ''host=... user=...'').';
 end
-$$;
+$body$;
+  $f$, (select extnamespace::regnamespace::text from pg_catalog.pg_extension
+        where extname = 'dblink'));
+end
+$do$;
 revoke all on function omni_kube._autonomous(text) from public;
 
 -- Runs in the autonomous connection: inserts the requests and their credentials and wakes the
@@ -153,23 +162,30 @@ $$;
 
 -- The state of requests, read with a fresh snapshot: directly under READ COMMITTED (a new snapshot
 -- per statement), through the autonomous connection under REPEATABLE READ and SERIALIZABLE.
+-- (The direct read is a static statement planned once per session, not once per call: an index
+-- scan, whatever the table's statistics said when it was planned.)
 create function omni_kube._request_states(ids bigint[]) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
+  set enable_seqscan = off
+  set plan_cache_mode = force_generic_plan
   as $$
 declare
-  query constant text := format(
-    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object(
-         'state', state, 'status', status, 'response', response, 'error', error,
-         'worker_id', worker_id)), '{}') from omni_kube.request where id = any(%L::bigint[])$q$,
-    ids);
   result jsonb;
 begin
   if current_setting('transaction_isolation') = 'read committed' then
-    execute query into result;
+    select coalesce(jsonb_object_agg(r.id, jsonb_build_object(
+             'state', r.state, 'status', r.status, 'response', r.response, 'error', r.error,
+             'worker_id', r.worker_id)), '{}')
+      into result
+      from omni_kube.request r where r.id = any(ids);
     return result;
   end if;
-  return omni_kube._autonomous(query);
+  return omni_kube._autonomous(format(
+    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object(
+         'state', state, 'status', status, 'response', response, 'error', error,
+         'worker_id', worker_id)), '{}') from omni_kube.request where id = any(%L::bigint[])$q$,
+    ids));
 end
 $$;
 
@@ -414,14 +430,16 @@ begin
 end
 $$;
 
--- A setting's value, NULL when unset or empty: the defaults of api() and watch().
+-- A setting's value, NULL when unset or empty: the defaults of api() and watch(). Evaluated with
+-- the caller's rights, in the caller's statement: no SET clause, so that they are inlined there
+-- rather than parsed and planned again in every transaction.
 create function omni_kube._setting(name text) returns text
-  language sql stable set search_path = pg_catalog, pg_temp
-  as $$ select nullif(current_setting(name, true), '') $$;
+  language sql stable parallel safe
+  as $$ select nullif(pg_catalog.current_setting(name, true), '') $$;
 
 -- The client certificate from the omni_kube.clientcert and omni_kube.client_private_key settings.
 create function omni_kube._setting_clientcert() returns omni_kube.client_certificate
-  language sql stable set search_path = pg_catalog, pg_temp
+  language sql stable parallel safe
   as $$
     select case when omni_kube._setting('omni_kube.clientcert') is not null
                   or omni_kube._setting('omni_kube.client_private_key') is not null

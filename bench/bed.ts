@@ -1,0 +1,148 @@
+/**
+ * What the benchmark runs against: a fresh database in a test bed's PostgreSQL, the worker as a
+ * separate process (`deno run mod.ts start`, so its memory can be read from /proc and it shares no
+ * event loop with the clients), the minimal HTTPS endpoint, and the direct client with the
+ * worker's HTTP settings.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
+import type { TestbedEnvName } from "../testbed/mod.ts";
+import { freePort, type ManagedProcess, spawnProcess, waitUntilReady } from "../testbed/process.ts";
+import { KubeHttp, type KubeTarget } from "../lib/kube/client.ts";
+import { type Endpoint, startEndpoint } from "./endpoint.ts";
+
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
+
+/** A postgres.js client of the benchmark. */
+export type Sql = postgres.Sql<Record<string, never>>;
+
+/** Memory of a process, from /proc/PID/status, in bytes. */
+export interface Memory {
+  rss: number;
+  /** Peak RSS since start or since the last {@linkcode resetPeak}. */
+  peak: number;
+}
+
+/** Reads VmRSS and VmHWM of `pid`. */
+export async function readMemory(pid: number): Promise<Memory> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kB = (name: string) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1]);
+  return { rss: kB("VmRSS") * 1024, peak: kB("VmHWM") * 1024 };
+}
+
+/** Resets the peak RSS of `pid` to its current RSS (Linux 4.0+); false if not permitted. */
+export async function resetPeak(pid: number): Promise<boolean> {
+  try {
+    await Deno.writeTextFile(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The benchmark's surroundings; stop it to end the processes and drop the database. */
+export interface Bed {
+  /** Superuser connection URL of the benchmark's database. */
+  url: string;
+  worker: ManagedProcess;
+  /** Where the worker serves /metrics. */
+  metricsUrl: string;
+  endpoint: Endpoint;
+  /** The API server, as the worker's default cluster reaches it (admin token, run's CA). */
+  kube: KubeTarget;
+  /** The minimal endpoint, as calls naming it reach it. */
+  local: KubeTarget;
+  /** The direct client: the worker's HTTP client class, with the same settings. */
+  http: KubeHttp;
+  /** One connection, for setup and inspection. */
+  sql: Sql;
+  /** A client of up to `max` sessions (each one a PostgreSQL backend with its own dblink). */
+  sessions(max: number): Sql;
+  stop(): Promise<void>;
+}
+
+/** Starts the worker process against a new database in the test bed described by `env`. */
+export async function startBed(env: Record<TestbedEnvName, string>, dir: string): Promise<Bed> {
+  const database = `bench_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin`create database ${admin(database)}`;
+  await admin.end();
+  const dbUrl = new URL(env.DATABASE_URL);
+  dbUrl.pathname = `/${database}`;
+  const url = dbUrl.href;
+  const clients: Sql[] = [];
+  const sessions = (max: number) => {
+    const client = postgres(url, { max, onnotice: () => {}, max_lifetime: null, idle_timeout: 0 });
+    clients.push(client);
+    return client;
+  };
+  const sql = sessions(1);
+  const httpPort = freePort();
+  const worker = await spawnProcess("worker", Deno.execPath(), {
+    args: ["run", "--allow-all", MOD, "start", "--http-host=127.0.0.1", `--http-port=${httpPort}`],
+    env: {
+      DATABASE_URL: url,
+      KUBECONFIG: env.KUBECONFIG,
+      OMNI_KUBE_LOG_LEVEL: Deno.env.get("OMNI_KUBE_LOG_LEVEL") ?? "warn",
+    },
+    logFile: join(dir, "worker.log"),
+  });
+  const endpoint = await startEndpoint(dir).catch(async (error) => {
+    await worker.stop();
+    throw error;
+  });
+  const http = new KubeHttp();
+  const stop = async () => {
+    http.close();
+    await worker.stop();
+    await endpoint.stop();
+    for (const client of clients) await client.end({ timeout: 5 });
+    const admin = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+    await admin`drop database if exists ${admin(database)} with (force)`;
+    await admin.end();
+  };
+  try {
+    await waitUntilReady(worker, "serving", async () => {
+      // The worker installs the shim first: until then the function does not exist.
+      const [{ installed }] = await sql`
+        select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                        where n.nspname = 'omni_kube' and c.relname = 'workers') as installed`;
+      if (!installed) return false;
+      const [{ alive }] = await sql`select omni_kube._worker_alive() as alive`;
+      return alive;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url,
+    worker,
+    metricsUrl: `http://127.0.0.1:${httpPort}/metrics`,
+    endpoint,
+    kube: {
+      server: env.KUBE_SERVER,
+      caCert: await Deno.readTextFile(env.KUBE_CA_FILE),
+      token: env.KUBE_ADMIN_TOKEN,
+    },
+    local: { server: endpoint.url, caCert: endpoint.caCert },
+    http,
+    sql,
+    sessions,
+    stop,
+  };
+}
+
+/** Samples of the worker's Prometheus histograms and counters, by series. */
+export async function scrapeMetrics(metricsUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const values = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const match = line.match(/^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+|NaN)$/);
+    if (match) values.set(match[1], Number(match[2]));
+  }
+  return values;
+}

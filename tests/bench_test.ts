@@ -1,0 +1,76 @@
+/**
+ * The benchmark harness (`deno task bench`) in its tiny configuration, so that it cannot rot: every
+ * case runs and reports figures of a sane shape. No timing is asserted.
+ */
+import assert from "node:assert/strict";
+import { formatReport, runBench } from "../bench/main.ts";
+import { QUICK } from "../bench/cases.ts";
+import { markdownTable, percentile } from "../bench/stats.ts";
+import { testbedEnv } from "./testbed.ts";
+
+function assertPositive(value: number, what: string) {
+  assert.ok(
+    Number.isFinite(value) && value > 0,
+    `${what} should be a positive number, got ${value}`,
+  );
+}
+
+Deno.test("bench: percentiles and tables", () => {
+  assert.equal(percentile([5, 1, 4, 2, 3], 50), 3);
+  assert.equal(percentile([5, 1, 4, 2, 3], 99), 5);
+  assert.ok(Number.isNaN(percentile([], 50)));
+  assert.equal(
+    markdownTable(["a", "bb"], [["ccc", "d"]]),
+    "| a   | bb |\n| --- | -- |\n| ccc | d  |",
+  );
+});
+
+Deno.test("bench --quick: every case, through the bridge and directly", async () => {
+  const report = await runBench(testbedEnv(), { quick: true });
+  assert.equal(report.quick, true);
+
+  const { single } = report;
+  assert.equal(single.calls, QUICK.singleCalls);
+  for (const side of [single.bridge, single.direct]) {
+    assertPositive(side.p50, "p50");
+    assert.ok(side.p99 >= side.p50);
+  }
+  for (const [phase, ms] of Object.entries(single.profile)) {
+    assert.ok(Number.isFinite(ms), `profile phase ${phase} should be a number, got ${ms}`);
+  }
+
+  assert.equal(report.batch.size, QUICK.batchSize);
+  assertPositive(report.batch.bridgeMs, "batch bridge time");
+  assertPositive(report.batch.directMs, "batch direct time");
+
+  assert.deepEqual(
+    report.throughput.map((t) => `${t.target}/${t.sessions}`),
+    ["kube-apiserver", "minimal endpoint"].flatMap((target) =>
+      QUICK.concurrencies.map((n) => `${target}/${n}`)
+    ),
+  );
+  for (const t of report.throughput) {
+    assertPositive(t.bridge, `${t.target} x${t.sessions} bridge calls/s`);
+    assertPositive(t.direct, `${t.target} x${t.sessions} direct calls/s`);
+  }
+
+  assert.equal(report.list.items, QUICK.listSize);
+  assertPositive(report.list.responseBytes, "list response size");
+  assertPositive(report.list.bridgeMs, "list bridge time");
+  assertPositive(report.list.workerPeak, "worker peak RSS");
+
+  assert.equal(report.watch.changes, QUICK.watchChanges);
+  // Every change seen on both sides, plus the closing bookmark.
+  assert.equal(report.watch.bridge.events, QUICK.watchChanges + 1);
+  assert.equal(report.watch.direct.events, QUICK.watchChanges + 1);
+
+  const table = formatReport(report);
+  for (
+    const label of ["1. single GET", "2. one api()", "3. kube-apiserver", "3. minimal endpoint"]
+  ) {
+    assert.match(table, new RegExp(label.replace(/[.()]/g, "\\$&")));
+  }
+  assert.match(table, /4\. list of/);
+  assert.match(table, /5\. watch/);
+  assert.doesNotMatch(table, /NaN|undefined/);
+});
