@@ -129,6 +129,15 @@ create table omni_kube.request (
   claimed_at timestamptz,
   finished_at timestamptz
 );
+-- Responses (a list can be megabytes) are compressed with lz4 where the server has it: several
+-- times faster to write and read than the default pglz.
+do $$
+begin
+  alter table omni_kube.request alter column response set compression lz4;
+exception when feature_not_supported then
+  null;
+end
+$$;
 create index request_queued on omni_kube.request (id) where state = 'queued';
 create index request_digest on omni_kube.request (backend_pid, statement_started, digest)
   where digest is not null;

@@ -160,8 +160,9 @@ begin
 end
 $$;
 
--- The state of requests, read with a fresh snapshot: directly under READ COMMITTED (a new snapshot
--- per statement), through the autonomous connection under REPEATABLE READ and SERIALIZABLE.
+-- The state of requests (not their responses, which may be large), read with a fresh snapshot:
+-- directly under READ COMMITTED (a new snapshot per statement), through the autonomous connection
+-- under REPEATABLE READ and SERIALIZABLE.
 -- (The direct read is a static statement planned once per session, not once per call: an index
 -- scan, whatever the table's statistics said when it was planned.)
 create function omni_kube._request_states(ids bigint[]) returns jsonb
@@ -174,17 +175,16 @@ declare
   result jsonb;
 begin
   if current_setting('transaction_isolation') = 'read committed' then
-    select coalesce(jsonb_object_agg(r.id, jsonb_build_object(
-             'state', r.state, 'status', r.status, 'response', r.response, 'error', r.error,
-             'worker_id', r.worker_id)), '{}')
+    select coalesce(jsonb_object_agg(r.id, jsonb_build_object('state', r.state,
+                                                              'worker_id', r.worker_id)), '{}')
       into result
       from omni_kube.request r where r.id = any(ids);
     return result;
   end if;
   return omni_kube._autonomous(format(
-    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object(
-         'state', state, 'status', status, 'response', response, 'error', error,
-         'worker_id', worker_id)), '{}') from omni_kube.request where id = any(%L::bigint[])$q$,
+    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state,
+                                                                'worker_id', worker_id)), '{}')
+         from omni_kube.request where id = any(%L::bigint[])$q$,
     ids));
 end
 $$;
@@ -292,6 +292,9 @@ create function omni_kube._call(
 ) returns table (id bigint, state text, status int2, response jsonb, error text)
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  -- Its reads are by id: planned once per session, they must not be sequential scans chosen while
+  -- the table was small.
+  set enable_seqscan = off
   as $$
 declare
   timeout_ms int;
@@ -383,7 +386,22 @@ begin
                                           clientcert.private_key, token)::text, 'UTF8')))))
     with ordinality;
 
-  states := omni_kube._await(ids, timeout_ms);
+  perform omni_kube._await(ids, timeout_ms);
+  -- Finished requests no longer change: read them once, now, with a fresh snapshot (responses can
+  -- be megabytes; the wait above carried only their states).
+  if current_setting('transaction_isolation') = 'read committed' then
+    return query
+      select u.id, r.state::text, r.status, r.response, r.error
+        from unnest(ids) with ordinality as u(id, n)
+        left join omni_kube.request r on r.id = u.id
+       order by u.n;
+    return;
+  end if;
+  states := omni_kube._autonomous(format(
+    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state, 'status', status,
+                                                                'response', response, 'error', error)), '{}')
+         from omni_kube.request where id = any(%L::bigint[])$q$,
+    ids));
   return query
     select r.id, s ->> 'state', (s ->> 'status')::int2, s -> 'response', s ->> 'error'
       from unnest(ids) with ordinality as r(id, n)
