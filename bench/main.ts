@@ -33,12 +33,18 @@ export interface BenchReport {
   quick: boolean;
   machine: { cpus: number; deno: string; os: string };
   sizes: Sizes;
-  single: SingleResult;
-  batch: BatchResult;
-  throughput: ThroughputResult[];
-  list: ListResult;
-  watch: WatchResult;
+  /** Each case is absent when `--only` left it out. */
+  single?: SingleResult;
+  batch?: BatchResult;
+  throughput?: ThroughputResult[];
+  list?: ListResult;
+  watch?: WatchResult;
 }
+
+/** The cases, in the order they run. */
+export const CASES = ["single", "batch", "throughput", "list", "watch"] as const;
+/** One of {@linkcode CASES}. */
+export type CaseName = typeof CASES[number];
 
 function log(message: string) {
   console.error(`[bench] ${message}`);
@@ -47,27 +53,35 @@ function log(message: string) {
 /** Runs every case against the test bed described by `env` (see testbed/mod.ts). */
 export async function runBench(
   env: Record<TestbedEnvName, string>,
-  options: { quick?: boolean } = {},
+  options: { quick?: boolean; only?: readonly CaseName[] } = {},
 ): Promise<BenchReport> {
+  const runs = (name: CaseName) => options.only === undefined || options.only.includes(name);
   const sizes = options.quick ? QUICK : FULL;
   const dir = await Deno.makeTempDir({ prefix: "omni_kube-bench-" });
   let bed: Bed | undefined;
   try {
     bed = await startBed(env, dir);
     const startedAt = new Date().toISOString();
-    log(`worker pid ${bed.worker.pid}; creating ${sizes.listSize} ConfigMaps`);
-    const namespace = await createNamespace(bed, "bench-list");
-    await createConfigMaps(bed, namespace, sizes.listSize);
-    log("1. single GET");
-    const singleResult = await single(bed, sizes);
-    log("2. batch");
-    const batchResult = await batch(bed, sizes, namespace);
-    log("3. throughput");
-    const throughputResult = await throughput(bed, sizes);
-    log("4. list");
-    const listResult = await list(bed, sizes, namespace);
-    log("5. watch");
-    const watchResult = await watch(bed, sizes);
+    log(`worker pid ${bed.worker.pid}`);
+    let namespace = "";
+    if (runs("batch") || runs("list")) {
+      log(`creating ${sizes.listSize} ConfigMaps`);
+      namespace = await createNamespace(bed, "bench-list");
+      await createConfigMaps(bed, namespace, sizes.listSize);
+    }
+    const singleResult = runs("single")
+      ? (log("1. single GET"), await single(bed, sizes))
+      : undefined;
+    const batchResult = runs("batch")
+      ? (log("2. batch"), await batch(bed, sizes, namespace))
+      : undefined;
+    const throughputResult = runs("throughput")
+      ? (log("3. throughput"), await throughput(bed, sizes))
+      : undefined;
+    const listResult = runs("list")
+      ? (log("4. list"), await list(bed, sizes, namespace))
+      : undefined;
+    const watchResult = runs("watch") ? (log("5. watch"), await watch(bed, sizes)) : undefined;
     return {
       startedAt,
       quick: options.quick ?? false,
@@ -95,101 +109,140 @@ export async function runBench(
 /** The report as a Markdown table: case, bridge, direct, ratio (bridge / direct). */
 export function formatReport(report: BenchReport): string {
   const { single: s, batch: b, list: l, watch: w } = report;
-  const rows: string[][] = [
-    [
-      "1. single GET, 1 session: p50",
-      formatMs(s.bridge.p50),
-      formatMs(s.direct.p50),
-      formatRatio(s.bridge.p50 / s.direct.p50),
-    ],
-    [
-      "1. single GET, 1 session: p99",
-      formatMs(s.bridge.p99),
-      formatMs(s.direct.p99),
-      formatRatio(s.bridge.p99 / s.direct.p99),
-    ],
-    [
-      "1. overhead (bridge - direct): p50 / p99",
-      `${formatMs(s.overhead.p50)} / ${formatMs(s.overhead.p99)}`,
-      "",
-      "",
-    ],
-    [
+  const rows: string[][] = [];
+  if (s) {
+    rows.push(
+      [
+        "1. single GET, 1 session: p50",
+        formatMs(s.bridge.p50),
+        formatMs(s.direct.p50),
+        formatRatio(s.bridge.p50 / s.direct.p50),
+      ],
+      [
+        "1. single GET, 1 session: p99",
+        formatMs(s.bridge.p99),
+        formatMs(s.direct.p99),
+        formatRatio(s.bridge.p99 / s.direct.p99),
+      ],
+      [
+        "1. overhead (bridge - direct): p50 / p99",
+        `${formatMs(s.overhead.p50)} / ${formatMs(s.overhead.p99)}`,
+        "",
+        "",
+      ],
+    );
+  }
+  if (b) {
+    rows.push([
       `2. one api() of ${b.size} GETs (direct: ${b.concurrency} at once)`,
       formatMs(b.bridgeMs),
       formatMs(b.directMs),
       formatRatio(b.ratio),
-    ],
-    ...report.throughput.map((t) => [
+    ]);
+  }
+  for (const t of report.throughput ?? []) {
+    rows.push([
       `3. ${t.target}, ${t.sessions} session${t.sessions > 1 ? "s" : ""} (calls/s)`,
       t.bridge.toFixed(0),
       t.direct.toFixed(0),
       formatRatio(t.ratio),
-    ]),
-    [
-      `4. list of ${l.items} ConfigMaps (${formatMB(l.responseBytes)})`,
-      formatMs(l.bridgeMs),
-      formatMs(l.directMs),
-      formatRatio(l.ratio),
-    ],
-    [
-      "4. worker peak RSS growth during the list (x response)",
-      `${formatMB(l.workerPeakGrowth)} (${formatRatio(l.peakGrowthOverResponse)})`,
+    ]);
+  }
+  if (l) {
+    rows.push(
+      [
+        `4. list of ${l.items} ConfigMaps (${formatMB(l.responseBytes)})`,
+        formatMs(l.bridgeMs),
+        formatMs(l.directMs),
+        formatRatio(l.ratio),
+      ],
+      [
+        "4. worker peak RSS growth during the list (x response)",
+        `${formatMB(l.workerPeakGrowth)} (${formatRatio(l.peakGrowthOverResponse)})`,
+        "",
+        "",
+      ],
+    );
+  }
+  if (w) {
+    rows.push(
+      [
+        `5. watch, ${w.changes} changes: last write to return`,
+        formatMs(w.bridge.lastWriteToReturnMs),
+        formatMs(w.direct.lastWriteToReturnMs),
+        "",
+      ],
+      [
+        `5. watch: return after its ${w.timeoutSeconds} s timeout`,
+        formatMs(w.bridge.afterDeadlineMs),
+        formatMs(w.direct.afterDeadlineMs),
+        "",
+      ],
+    );
+  }
+  const parts = [markdownTable(["case", "bridge", "direct", "ratio"], rows)];
+  if (l || w) {
+    parts.push(
       "",
+      [
+        l
+          ? `Worker RSS before the list ${formatMB(l.workerRssBefore)}, peak ${
+            formatMB(l.workerPeak)
+          }` + (l.peakReset ? "" : " (peak not resettable: lifetime peak)") + "."
+          : "",
+        w ? `Watch writes took ${formatMs(w.writesMs)}.` : "",
+      ].filter(Boolean).join(" "),
+    );
+  }
+  if (s) {
+    const p = s.profile;
+    parts.push(
       "",
-    ],
-    [
-      `5. watch, ${w.changes} changes: last write to return`,
-      formatMs(w.bridge.lastWriteToReturnMs),
-      formatMs(w.direct.lastWriteToReturnMs),
-      "",
-    ],
-    [
-      `5. watch: return after its ${w.timeoutSeconds} s timeout`,
-      formatMs(w.bridge.afterDeadlineMs),
-      formatMs(w.direct.afterDeadlineMs),
-      "",
-    ],
-  ];
-  const p = s.profile;
-  const profile = markdownTable(
-    ["phase of one bridge GET (medians)", "ms"],
-    [
-      ["enqueue: client to request row (api(), checks, dblink insert)", p.enqueue.toFixed(2)],
-      ["notify + claim: row inserted to claimed", p.notifyClaim.toFixed(2)],
-      ["HTTP: claimed to result, in the worker (mean)", p.http.toFixed(2)],
-      ["write-back: result to row updated", p.writeBack.toFixed(2)],
-      ["wake + read: row updated to the client's answer", p.wakeRead.toFixed(2)],
-      ["total (median)", p.total.toFixed(2)],
-      ["(worker's claim statement, mean)", p.claimStatement.toFixed(2)],
-      ["(worker's complete statement, mean)", p.completeStatement.toFixed(2)],
-    ],
-  );
-  return [
-    markdownTable(["case", "bridge", "direct", "ratio"], rows),
-    "",
-    `Worker RSS before the list ${formatMB(l.workerRssBefore)}, peak ${formatMB(l.workerPeak)}` +
-    (l.peakReset ? "" : " (peak not resettable: lifetime peak)") +
-    `; watch writes took ${formatMs(w.writesMs)}.`,
-    "",
-    profile,
-  ].join("\n");
+      markdownTable(
+        ["phase of one bridge GET (medians)", "ms"],
+        [
+          ["enqueue: client to request row (api(), checks, dblink insert)", p.enqueue.toFixed(2)],
+          ["notify + claim: row inserted to claimed", p.notifyClaim.toFixed(2)],
+          ["HTTP: claimed to result, in the worker (mean)", p.http.toFixed(2)],
+          ["write-back: result to row updated", p.writeBack.toFixed(2)],
+          ["wake + read: row updated to the client's answer", p.wakeRead.toFixed(2)],
+          ["total (median)", p.total.toFixed(2)],
+          ["(worker's claim statement, mean)", p.claimStatement.toFixed(2)],
+          ["(worker's complete statement, mean)", p.completeStatement.toFixed(2)],
+        ],
+      ),
+    );
+  }
+  return parts.join("\n");
 }
 
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { json: { type: "string" }, quick: { type: "boolean" }, help: { type: "boolean" } },
+    options: {
+      json: { type: "string" },
+      quick: { type: "boolean" },
+      only: { type: "string" },
+      help: { type: "boolean" },
+    },
   });
-  if (values.help) {
-    console.log("Usage: deno task bench [--json FILE] [--quick]");
-    Deno.exit(0);
+  const only = values.only?.split(",").map((name) => name.trim());
+  const unknown = only?.filter((name) => !(CASES as readonly string[]).includes(name)) ?? [];
+  if (values.help || unknown.length > 0) {
+    console.log(
+      `Usage: deno task bench [--json FILE] [--quick] [--only CASE,...]\n` +
+        `Cases: ${CASES.join(", ")}`,
+    );
+    Deno.exit(values.help ? 0 : 2);
   }
   log("starting PostgreSQL, etcd and kube-apiserver");
   const testbed = await startTestbed();
   let code = 0;
   try {
-    const report = await runBench(testbed.env, { quick: values.quick });
+    const report = await runBench(testbed.env, {
+      quick: values.quick,
+      only: only as CaseName[] | undefined,
+    });
     console.log(formatReport(report));
     if (values.json) {
       await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");

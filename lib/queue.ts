@@ -23,6 +23,9 @@ export type RequestKind = typeof REQUEST_KINDS[number];
 /** Channel on which finished request ids are announced (comma-separated, or "*"). */
 export const DONE_CHANNEL = "omni_kube_done";
 
+/** Bodies of this many characters and more are written with a statement of their own. */
+const LARGE = 64 * 1024;
+
 /** A claimed request, with its credentials (deleted from the database by the claim). */
 export interface ClaimedRequest {
   id: number;
@@ -163,7 +166,8 @@ export class Queue {
   }
 
   /**
-   * Writes results in one statement. Requests a caller abandoned meanwhile stay as they are.
+   * Writes results: small ones in one statement, each large one in a statement of its own.
+   * Requests a caller abandoned meanwhile stay as they are.
    *
    * A body said to be JSON is cast straight to jsonb, which fails the whole statement if one is
    * not JSON after all (or not storable as jsonb). `tolerant` stores such a body as a JSON string
@@ -171,6 +175,23 @@ export class Queue {
    * batch failed.
    */
   async complete(results: RequestResult[], { tolerant = false } = {}): Promise<void> {
+    const large = (r: RequestResult) => r.outcome === "response" && (r.body?.length ?? 0) >= LARGE;
+    // Sent back to back on the session: postgres.js pipelines them.
+    await Promise.all([
+      this.#completeBatch(results.filter((r) => !large(r)), tolerant),
+      ...results.filter(large).map((r) => this.#completeOne(r, tolerant)),
+    ]);
+  }
+
+  /** The response column's value from a row `x` of (body text, is_json boolean). */
+  #response(tolerant: boolean) {
+    return tolerant
+      ? this.session`omni_kube._response_jsonb(x.body, x.is_json)`
+      : this.session`case when x.body is null or x.body = '' then null
+                          when x.is_json then x.body::jsonb else to_jsonb(x.body) end`;
+  }
+
+  async #completeBatch(results: RequestResult[], tolerant: boolean): Promise<void> {
     if (results.length === 0) return;
     const ids = results.map((r) => r.id);
     const statuses = results.map((r) => r.outcome === "response" ? r.status : null);
@@ -185,12 +206,7 @@ export class Queue {
         update omni_kube.request r
            set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
                status = x.status,
-               response = ${
-      tolerant
-        ? this.session`omni_kube._response_jsonb(x.body, x.is_json)`
-        : this.session`case when x.body is null or x.body = '' then null
-                          when x.is_json then x.body::jsonb else to_jsonb(x.body) end`
-    },
+               response = ${this.#response(tolerant)},
                error = x.error,
                finished_at = clock_timestamp()
           from unnest(${ids}::bigint[], ${statuses}::int2[], ${bodies}::text[],
@@ -201,6 +217,30 @@ export class Queue {
       select pg_notify(${DONE_CHANNEL},
                        case when count(*) <= 400 then string_agg(id::text, ',') else '*' end)
         from written having count(*) > 0`;
+  }
+
+  /**
+   * One result with scalar parameters. (An array parameter is escaped element by element into a
+   * new string: for a body of megabytes, the worker's memory would peak at many times its size.)
+   */
+  async #completeOne(result: RequestResult, tolerant: boolean): Promise<void> {
+    const response = result.outcome === "response" ? result : undefined;
+    await this.session`
+      with written as (
+        update omni_kube.request r
+           set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
+               status = x.status,
+               response = ${this.#response(tolerant)},
+               error = x.error,
+               finished_at = clock_timestamp()
+          from (values (${result.id}::bigint, ${response?.status ?? null}::int2,
+                        ${response?.body ?? null}::text, ${response?.isJson ?? false}::bool,
+                        ${result.outcome === "failed" ? result.error : null}::text))
+               as x(id, status, body, is_json, error)
+         where r.id = x.id and r.state = 'running' and r.worker_id = ${this.workerId}
+        returning r.id
+      )
+      select pg_notify(${DONE_CHANNEL}, id::text) from written`;
   }
 
   /** Of `ids`, those issued but not waiting to run: finished, abandoned, purged or never used. */

@@ -40,36 +40,6 @@ begin
 end
 $$;
 
--- Calls only through these wrappers, created with dblink's schema spelled out, so that nothing on
--- a caller's search_path can stand in for dblink.
-do $$
-declare
-  dblink_schema text := (select extnamespace::regnamespace::text from pg_catalog.pg_extension
-                          where extname = 'dblink');
-begin
-  execute format($f$
-    create or replace function omni_kube._autonomous_query(connection text, query text) returns jsonb
-      language sql volatile set search_path = pg_catalog, pg_temp
-      as 'select value from %1$s.dblink(connection, query) as t(value jsonb)'$f$, dblink_schema);
-  execute format($f$
-    create or replace function omni_kube._autonomous_connections() returns text[]
-      language sql volatile set search_path = pg_catalog, pg_temp
-      as 'select %1$s.dblink_get_connections()'$f$, dblink_schema);
-  execute format($f$
-    create or replace function omni_kube._autonomous_connect(connection text, connstr text) returns text
-      language sql volatile set search_path = pg_catalog, pg_temp
-      as 'select %1$s.dblink_connect(connection, connstr)'$f$, dblink_schema);
-  execute format($f$
-    create or replace function omni_kube._autonomous_disconnect(connection text) returns text
-      language sql volatile set search_path = pg_catalog, pg_temp
-      as 'select %1$s.dblink_disconnect(connection)'$f$, dblink_schema);
-end
-$$;
-revoke all on function omni_kube._autonomous_query(text, text) from public;
-revoke all on function omni_kube._autonomous_connections() from public;
-revoke all on function omni_kube._autonomous_connect(text, text) from public;
-revoke all on function omni_kube._autonomous_disconnect(text) from public;
-
 create type omni_kube.http_method as enum ('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS');
 
 create type omni_kube.client_certificate as (
@@ -129,6 +99,15 @@ create table omni_kube.request (
   claimed_at timestamptz,
   finished_at timestamptz
 );
+-- Responses (a list can be megabytes) are compressed with lz4 where the server has it: several
+-- times faster to write and read than the default pglz.
+do $$
+begin
+  alter table omni_kube.request alter column response set compression lz4;
+exception when feature_not_supported then
+  null;
+end
+$$;
 create index request_queued on omni_kube.request (id) where state = 'queued';
 create index request_digest on omni_kube.request (backend_pid, statement_started, digest)
   where digest is not null;

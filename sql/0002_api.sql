@@ -34,8 +34,9 @@ create function omni_kube._loopback_connstr() returns text
 -- once. The connection is opened on first use and kept; if it has died (server restart,
 -- terminated backend) it is opened again and the query sent once more, which is why every query
 -- sent here is idempotent.
--- (dblink is called directly, its schema spelled out when this is created: through the SQL
--- wrappers, each call would parse and plan their bodies again.)
+-- (dblink is called directly, its schema spelled out when this is created, so that nothing on a
+-- caller's search_path can stand in for it; SQL wrappers around it would be parsed and planned
+-- again on every call.)
 do $do$
 begin
   execute format($f$
@@ -46,25 +47,28 @@ create function omni_kube._autonomous(query text) returns jsonb
 declare
   connection constant text := 'omni_kube';
 begin
-  if not coalesce(connection = any(%1$s.dblink_get_connections()), false) then
-    perform omni_kube._autonomous_connect(connection, omni_kube._loopback_connstr());
+  -- The usual case first, with one subtransaction (the exception block) rather than two.
+  if coalesce(connection = any(%1$s.dblink_get_connections()), false) then
+    begin
+      return (select value from %1$s.dblink(connection, query) as t(value jsonb));
+    exception when connection_exception then
+      perform %1$s.dblink_disconnect(connection);
+    end;
   end if;
+  -- First use in this session, or the connection died: open it and send the query (again).
   begin
+    perform %1$s.dblink_connect(connection, omni_kube._loopback_connstr());
     return (select value from %1$s.dblink(connection, query) as t(value jsonb));
-  exception when connection_exception then
-    perform omni_kube._autonomous_disconnect(connection);
-    perform omni_kube._autonomous_connect(connection, omni_kube._loopback_connstr());
-    return omni_kube._autonomous_query(connection, query);
+  exception
+    when sqlclient_unable_to_establish_sqlconnection or connection_exception then
+      if coalesce(connection = any(%1$s.dblink_get_connections()), false) then
+        perform %1$s.dblink_disconnect(connection);
+      end if;
+      raise exception 'omni_kube: the autonomous connection to this database failed'
+        using errcode = 'OKA01',
+          detail = sqlerrm,
+          hint = 'The shim connects to its own database through the server''s unix socket as the installing (superuser) role. If that cannot work here, set a libpq string as that role: insert into omni_kube.instance_settings values (''loopback_connstr'', ''host=... user=...'').';
   end;
-exception
-  when sqlclient_unable_to_establish_sqlconnection or connection_exception then
-    if coalesce(connection = any(omni_kube._autonomous_connections()), false) then
-      perform omni_kube._autonomous_disconnect(connection);
-    end if;
-    raise exception 'omni_kube: the autonomous connection to this database failed'
-      using errcode = 'OKA01',
-        detail = sqlerrm,
-        hint = 'The shim connects to its own database through the server''s unix socket as the installing (superuser) role. If that cannot work here, set a libpq string as that role: insert into omni_kube.instance_settings values (''loopback_connstr'', ''host=... user=...'').';
 end
 $body$;
   $f$, (select extnamespace::regnamespace::text from pg_catalog.pg_extension
@@ -160,8 +164,9 @@ begin
 end
 $$;
 
--- The state of requests, read with a fresh snapshot: directly under READ COMMITTED (a new snapshot
--- per statement), through the autonomous connection under REPEATABLE READ and SERIALIZABLE.
+-- The state of requests (not their responses, which may be large), read with a fresh snapshot:
+-- directly under READ COMMITTED (a new snapshot per statement), through the autonomous connection
+-- under REPEATABLE READ and SERIALIZABLE.
 -- (The direct read is a static statement planned once per session, not once per call: an index
 -- scan, whatever the table's statistics said when it was planned.)
 create function omni_kube._request_states(ids bigint[]) returns jsonb
@@ -174,17 +179,16 @@ declare
   result jsonb;
 begin
   if current_setting('transaction_isolation') = 'read committed' then
-    select coalesce(jsonb_object_agg(r.id, jsonb_build_object(
-             'state', r.state, 'status', r.status, 'response', r.response, 'error', r.error,
-             'worker_id', r.worker_id)), '{}')
+    select coalesce(jsonb_object_agg(r.id, jsonb_build_object('state', r.state,
+                                                              'worker_id', r.worker_id)), '{}')
       into result
       from omni_kube.request r where r.id = any(ids);
     return result;
   end if;
   return omni_kube._autonomous(format(
-    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object(
-         'state', state, 'status', status, 'response', response, 'error', error,
-         'worker_id', worker_id)), '{}') from omni_kube.request where id = any(%L::bigint[])$q$,
+    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state,
+                                                                'worker_id', worker_id)), '{}')
+         from omni_kube.request where id = any(%L::bigint[])$q$,
     ids));
 end
 $$;
@@ -211,14 +215,15 @@ $$;
 create function omni_kube._await(ids bigint[], timeout_ms int) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
-  -- The caller's lock_timeout must not cut a wait short; the waits below bound themselves.
-  set lock_timeout = 0
+  -- The caller's lock_timeout must not cut a wait short: each wait lasts at most a second (below).
+  set lock_timeout = 1000
   as $$
 declare
   lock_class constant int4 := omni_kube._lock_class();
   -- The worker bounds each call by timeout_ms; the margin covers queueing and write-back.
   deadline constant timestamptz := clock_timestamp() + make_interval(secs => timeout_ms / 1000.0 + 5);
-  pending bigint[] := array(select distinct unnest(ids));
+  -- (A single call, the usual case, skips the statements that sort and filter arrays.)
+  pending bigint[] := case when cardinality(ids) = 1 then ids end;
   states jsonb := '{}';
   fresh jsonb;
   head bigint;
@@ -226,13 +231,15 @@ declare
   backoff float8 := 0.0005;
   no_worker_since timestamptz;
 begin
+  if pending is null then
+    pending := array(select distinct unnest(ids));
+  end if;
   loop
     -- The worker holds each request's lock until the request's result is committed, so this
-    -- returns when the head of the queue is done. Each wait lasts at most a second, so that a
-    -- stuck worker, or anyone else holding the key, only delays the checks below.
+    -- returns when the head of the queue is done. Each wait lasts at most a second (lock_timeout),
+    -- so that a stuck worker, or anyone else holding the key, only delays the checks below.
     head := pending[1];
     begin
-      perform set_config('lock_timeout', '1000', true); -- undone when the function returns
       perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head));
       perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head));
     exception when lock_not_available then
@@ -240,8 +247,14 @@ begin
     end;
     fresh := omni_kube._request_states(pending);
     states := states || fresh;
-    pending := array(select p from unnest(pending) p
-                      where (fresh -> p::text ->> 'state') in ('queued', 'running'));
+    if cardinality(pending) = 1 then
+      if not coalesce((fresh -> head::text ->> 'state') in ('queued', 'running'), false) then
+        pending := '{}';
+      end if;
+    else
+      pending := array(select p from unnest(pending) p
+                        where (fresh -> p::text ->> 'state') in ('queued', 'running'));
+    end if;
     exit when cardinality(pending) = 0;
     head_state := fresh -> head::text ->> 'state';
     continue when head_state not in ('queued', 'running');
@@ -292,6 +305,9 @@ create function omni_kube._call(
 ) returns table (id bigint, state text, status int2, response jsonb, error text)
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  -- Its reads are by id: planned once per session, they must not be sequential scans chosen while
+  -- the table was small.
+  set enable_seqscan = off
   as $$
 declare
   timeout_ms int;
@@ -328,24 +344,31 @@ begin
      or cardinality(bodies) <> cardinality(paths) or array_position(methods, null) is not null then
     raise exception 'omni_kube: one method and one body (or NULL) per path' using errcode = '2202E';
   end if;
-  if kind = 'watch' and exists (
-       select from unnest(bodies) b
-        where b is null or jsonb_typeof(b) <> 'object'
-           or b - 'resourceVersion' - 'timeoutSeconds' <> '{}'
-           or jsonb_typeof(b -> 'timeoutSeconds') is distinct from 'number'
-           or (b ->> 'timeoutSeconds')::numeric not between 1 and 3600
-           or jsonb_typeof(coalesce(b -> 'resourceVersion', '""')) <> 'string') then
-    raise exception 'omni_kube: malformed watch request' using errcode = '22023';
+  -- (Nested, so that api() calls run no statement for it.)
+  if kind = 'watch' then
+    if exists (
+         select from unnest(bodies) b
+          where b is null or jsonb_typeof(b) <> 'object'
+             or b - 'resourceVersion' - 'timeoutSeconds' <> '{}'
+             or jsonb_typeof(b -> 'timeoutSeconds') is distinct from 'number'
+             or (b ->> 'timeoutSeconds')::numeric not between 1 and 3600
+             or jsonb_typeof(coalesce(b -> 'resourceVersion', '""')) <> 'string') then
+      raise exception 'omni_kube: malformed watch request' using errcode = '22023';
+    end if;
   end if;
 
-  begin
-    timeout_ms := extract(epoch from coalesce(
-      nullif(current_setting('omni_kube.request_timeout', true), ''), '30s')::interval) * 1000;
-  exception when others then
-    raise exception 'omni_kube.request_timeout is not an interval: %',
-      current_setting('omni_kube.request_timeout', true)
-      using errcode = '22023', hint = 'Use a value such as ''30s'' or ''500ms''.';
-  end;
+  -- (The exception block, a subtransaction, only when there is a setting to parse.)
+  if nullif(current_setting('omni_kube.request_timeout', true), '') is null then
+    timeout_ms := 30000;
+  else
+    begin
+      timeout_ms := extract(epoch from current_setting('omni_kube.request_timeout')::interval) * 1000;
+    exception when others then
+      raise exception 'omni_kube.request_timeout is not an interval: %',
+        current_setting('omni_kube.request_timeout', true)
+        using errcode = '22023', hint = 'Use a value such as ''30s'' or ''500ms''.';
+    end;
+  end if;
   if timeout_ms <= 0 then
     raise exception 'omni_kube.request_timeout must be positive, got %',
       current_setting('omni_kube.request_timeout', true) using errcode = '22023';
@@ -383,7 +406,22 @@ begin
                                           clientcert.private_key, token)::text, 'UTF8')))))
     with ordinality;
 
-  states := omni_kube._await(ids, timeout_ms);
+  perform omni_kube._await(ids, timeout_ms);
+  -- Finished requests no longer change: read them once, now, with a fresh snapshot (responses can
+  -- be megabytes; the wait above carried only their states).
+  if current_setting('transaction_isolation') = 'read committed' then
+    return query
+      select u.id, r.state::text, r.status, r.response, r.error
+        from unnest(ids) with ordinality as u(id, n)
+        left join omni_kube.request r on r.id = u.id
+       order by u.n;
+    return;
+  end if;
+  states := omni_kube._autonomous(format(
+    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state, 'status', status,
+                                                                'response', response, 'error', error)), '{}')
+         from omni_kube.request where id = any(%L::bigint[])$q$,
+    ids));
   return query
     select r.id, s ->> 'state', (s ->> 'status')::int2, s -> 'response', s ->> 'error'
       from unnest(ids) with ordinality as r(id, n)

@@ -29,7 +29,8 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   const report = await runBench(testbedEnv(), { quick: true });
   assert.equal(report.quick, true);
 
-  const { single } = report;
+  const { single, batch, throughput, list, watch } = report;
+  assert.ok(single && batch && throughput && list && watch, "every case should have run");
   assert.equal(single.calls, QUICK.singleCalls);
   for (const side of [single.bridge, single.direct]) {
     assertPositive(side.p50, "p50");
@@ -39,30 +40,30 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
     assert.ok(Number.isFinite(ms), `profile phase ${phase} should be a number, got ${ms}`);
   }
 
-  assert.equal(report.batch.size, QUICK.batchSize);
-  assertPositive(report.batch.bridgeMs, "batch bridge time");
-  assertPositive(report.batch.directMs, "batch direct time");
+  assert.equal(batch.size, QUICK.batchSize);
+  assertPositive(batch.bridgeMs, "batch bridge time");
+  assertPositive(batch.directMs, "batch direct time");
 
   assert.deepEqual(
-    report.throughput.map((t) => `${t.target}/${t.sessions}`),
+    throughput.map((t) => `${t.target}/${t.sessions}`),
     ["kube-apiserver", "minimal endpoint"].flatMap((target) =>
       QUICK.concurrencies.map((n) => `${target}/${n}`)
     ),
   );
-  for (const t of report.throughput) {
+  for (const t of throughput) {
     assertPositive(t.bridge, `${t.target} x${t.sessions} bridge calls/s`);
     assertPositive(t.direct, `${t.target} x${t.sessions} direct calls/s`);
   }
 
-  assert.equal(report.list.items, QUICK.listSize);
-  assertPositive(report.list.responseBytes, "list response size");
-  assertPositive(report.list.bridgeMs, "list bridge time");
-  assertPositive(report.list.workerPeak, "worker peak RSS");
+  assert.equal(list.items, QUICK.listSize);
+  assertPositive(list.responseBytes, "list response size");
+  assertPositive(list.bridgeMs, "list bridge time");
+  assertPositive(list.workerPeak, "worker peak RSS");
 
-  assert.equal(report.watch.changes, QUICK.watchChanges);
+  assert.equal(watch.changes, QUICK.watchChanges);
   // Every change seen on both sides, plus the closing bookmark.
-  assert.equal(report.watch.bridge.events, QUICK.watchChanges + 1);
-  assert.equal(report.watch.direct.events, QUICK.watchChanges + 1);
+  assert.equal(watch.bridge.events, QUICK.watchChanges + 1);
+  assert.equal(watch.direct.events, QUICK.watchChanges + 1);
 
   const table = formatReport(report);
   for (

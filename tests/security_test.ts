@@ -140,8 +140,6 @@ Deno.test("roles, injection and the owner's connection", async (t) => {
       for (
         const query of [
           asAlice`select omni_kube._autonomous('select to_jsonb(1)')`,
-          asAlice`select omni_kube._autonomous_query('omni_kube', 'select to_jsonb(1)')`,
-          asAlice`select omni_kube._autonomous_connect('x', 'dbname=postgres')`,
           asAlice`select omni_kube._insert_requests(gen_random_uuid(), 'x', 'x', 1, now(), 'api',
                     array['GET']::omni_kube.http_method[], array['/'], array[null]::jsonb[], false,
                     null, null, 1000, true, null, null, null, null, null)`,
