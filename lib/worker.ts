@@ -194,8 +194,9 @@ export class Worker {
       keepConnections: true,
       // Its statements are prepared, and a plan made while the queue table was nearly empty (a
       // fresh install) is a sequential scan that would be kept as the table grows, until the next
-      // autoanalyze: every one of them has an index that suits it at any size.
-      settings: { enable_seqscan: "off" },
+      // autoanalyze: every one of them has an index that suits it at any size. (Without JIT: the
+      // cost that setting gives a sequential scan would compile its small statements with LLVM.)
+      settings: { enable_seqscan: "off", jit: "off" },
       onclose: () => {
         // Its locks went with the connection; the next heartbeat registers again.
         this.#held.clear();
