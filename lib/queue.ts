@@ -9,6 +9,7 @@
  * @module
  */
 import type { Sql } from "./db.ts";
+import type { PendingQuery, Row } from "postgres";
 import type { HttpMethod, PatchType } from "./kube/client.ts";
 
 /** Channel on which new requests are announced. */
@@ -22,6 +23,9 @@ export type RequestKind = typeof REQUEST_KINDS[number];
 
 /** Channel on which finished request ids are announced (comma-separated, or "*"). */
 export const DONE_CHANNEL = "omni_kube_done";
+
+/** A piece of a statement, put into another with `${...}`. */
+type Fragment = PendingQuery<Row[]>;
 
 /** Bodies of this many characters and more are written with a statement of their own. */
 const LARGE = 64 * 1024;
@@ -183,12 +187,28 @@ export class Queue {
     ]);
   }
 
-  /** The response column's value from a row `x` of (body text, is_json boolean). */
-  #response(tolerant: boolean) {
-    return tolerant
+  /**
+   * The statement that writes the results in `rows`, a relation `x(id, status, body, is_json,
+   * error)`, then runs `announce`, a select over the ids `written`.
+   */
+  #write(rows: Fragment, tolerant: boolean, announce: Fragment): Fragment {
+    const response = tolerant
       ? this.session`omni_kube._response_jsonb(x.body, x.is_json)`
       : this.session`case when x.body is null or x.body = '' then null
                           when x.is_json then x.body::jsonb else to_jsonb(x.body) end`;
+    return this.session`
+      with written as (
+        update omni_kube.request r
+           set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
+               status = x.status,
+               response = ${response},
+               error = x.error,
+               finished_at = clock_timestamp()
+          from ${rows}
+         where r.id = x.id and r.state = 'running' and r.worker_id = ${this.workerId}
+        returning r.id
+      )
+      ${announce}`;
   }
 
   async #completeBatch(results: RequestResult[], tolerant: boolean): Promise<void> {
@@ -201,22 +221,14 @@ export class Queue {
     const errors = results.map((r) => r.outcome === "failed" ? r.error : null);
     // Other workers may hold these requests' locks (their windows): tell them to let go.
     // A NOTIFY payload must stay under 8000 bytes, so a large batch says "*" (sweep) instead.
-    await this.session`
-      with written as (
-        update omni_kube.request r
-           set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
-               status = x.status,
-               response = ${this.#response(tolerant)},
-               error = x.error,
-               finished_at = clock_timestamp()
-          from unnest(${ids}::bigint[], ${statuses}::int2[], ${bodies}::text[],
-                      ${isJson}::text[]::bool[], ${errors}::text[]) as x(id, status, body, is_json, error)
-         where r.id = x.id and r.state = 'running' and r.worker_id = ${this.workerId}
-        returning r.id
-      )
-      select pg_notify(${DONE_CHANNEL},
-                       case when count(*) <= 400 then string_agg(id::text, ',') else '*' end)
-        from written having count(*) > 0`;
+    await this.#write(
+      this.session`unnest(${ids}::bigint[], ${statuses}::int2[], ${bodies}::text[],
+                          ${isJson}::text[]::bool[], ${errors}::text[]) as x(id, status, body, is_json, error)`,
+      tolerant,
+      this.session`select pg_notify(${DONE_CHANNEL},
+                                    case when count(*) <= 400 then string_agg(id::text, ',') else '*' end)
+                     from written having count(*) > 0`,
+    );
   }
 
   /**
@@ -225,22 +237,14 @@ export class Queue {
    */
   async #completeOne(result: RequestResult, tolerant: boolean): Promise<void> {
     const response = result.outcome === "response" ? result : undefined;
-    await this.session`
-      with written as (
-        update omni_kube.request r
-           set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
-               status = x.status,
-               response = ${this.#response(tolerant)},
-               error = x.error,
-               finished_at = clock_timestamp()
-          from (values (${result.id}::bigint, ${response?.status ?? null}::int2,
-                        ${response?.body ?? null}::text, ${response?.isJson ?? false}::bool,
-                        ${result.outcome === "failed" ? result.error : null}::text))
-               as x(id, status, body, is_json, error)
-         where r.id = x.id and r.state = 'running' and r.worker_id = ${this.workerId}
-        returning r.id
-      )
-      select pg_notify(${DONE_CHANNEL}, id::text) from written`;
+    await this.#write(
+      this.session`(values (${result.id}::bigint, ${response?.status ?? null}::int2,
+                            ${response?.body ?? null}::text, ${response?.isJson ?? false}::bool,
+                            ${result.outcome === "failed" ? result.error : null}::text))
+                     as x(id, status, body, is_json, error)`,
+      tolerant,
+      this.session`select pg_notify(${DONE_CHANNEL}, id::text) from written`,
+    );
   }
 
   /** Of `ids`, those issued but not waiting to run: finished, abandoned, purged or never used. */
