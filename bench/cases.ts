@@ -283,7 +283,9 @@ export async function batch(bed: Bed, sizes: Sizes, namespace: string): Promise<
   const directRun = () =>
     forEachConcurrently(paths, concurrency, (path) => directGet(bed, bed.kube, path));
   await bridgeRun();
+  // Both warmed up: the first large body in a worker also opens its COPY session and sizes its heap.
   await directRun();
+  await bridgeRun();
   const bridge: number[] = [];
   const direct: number[] = [];
   for (let i = 0; i < sizes.batchRepeats; i++) {
@@ -354,7 +356,9 @@ export async function list(bed: Bed, sizes: Sizes, namespace: string): Promise<L
       .sql`select jsonb_array_length(omni_kube.api(${path}) -> 'items') as items`;
     if (items !== sizes.listSize) throw new Error(`list: ${items} items through the bridge`);
   };
+  // Both warmed up: the first large body in a worker also opens its COPY session and sizes its heap.
   await directRun();
+  await bridgeRun();
   const bridge: number[] = [];
   const direct: number[] = [];
   let workerRssBefore = 0;

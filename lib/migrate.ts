@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorMessage } from "./observe.ts";
 import type { Sql } from "./db.ts";
 
 const SQL_DIR = new URL("../sql/", import.meta.url);
@@ -46,7 +47,7 @@ export async function migrate(sql: Sql, migrations?: Migration[]): Promise<strin
       try {
         await tx.unsafe(migration.sql);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         throw new Error(`migration ${migration.name} failed: ${message}`, { cause: error });
       }
       await tx`insert into omni_kube.migrations (name) values (${migration.name})`;

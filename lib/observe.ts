@@ -37,3 +37,8 @@ export const logger: Logger = createLogger(
     ? Deno.env.get("OMNI_KUBE_LOG_LEVEL") as LogLevel
     : "info",
 );
+
+/** What an error says, for a log field or another error's message. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -10,6 +10,8 @@
  */
 import type { Sql } from "./db.ts";
 import type { PendingQuery, Row } from "postgres";
+import type { Writable } from "node:stream";
+import { once } from "node:events";
 import type { HttpMethod, PatchType } from "./kube/client.ts";
 
 /** Channel on which new requests are announced. */
@@ -51,9 +53,13 @@ export interface ClaimedRequest {
   locked: boolean;
 }
 
-/** What became of a request. `body` is the raw response text, never parsed here. */
+/**
+ * What became of a request. `body` is the raw response text, never parsed here. A `stored`
+ * response is in the request row already (see {@linkcode ResponsePieces}).
+ */
 export type RequestResult =
   | { id: number; outcome: "response"; status: number; body: string | null; isJson: boolean }
+  | { id: number; outcome: "stored"; status: number }
   | { id: number; outcome: "failed"; error: string };
 
 /** The queue operations of one worker, on one dedicated session (which also holds its locks). */
@@ -189,12 +195,14 @@ export class Queue {
 
   /**
    * The statement that writes the results in `rows`, a relation `x(id, status, body, is_json,
-   * error)`, then runs `announce`, a select over the ids `written`.
+   * stored, error)`, then runs `announce`, a select over the ids `written`.
    */
   #write(rows: Fragment, tolerant: boolean, announce: Fragment): Fragment {
     const response = tolerant
-      ? this.session`omni_kube._response_jsonb(x.body, x.is_json)`
-      : this.session`case when x.body is null or x.body = '' then null
+      ? this.session`case when x.stored then r.response
+                          else omni_kube._response_jsonb(x.body, x.is_json) end`
+      : this.session`case when x.stored then r.response
+                          when x.body is null or x.body = '' then null
                           when x.is_json then x.body::jsonb else to_jsonb(x.body) end`;
     return this.session`
       with written as (
@@ -214,16 +222,18 @@ export class Queue {
   async #completeBatch(results: RequestResult[], tolerant: boolean): Promise<void> {
     if (results.length === 0) return;
     const ids = results.map((r) => r.id);
-    const statuses = results.map((r) => r.outcome === "response" ? r.status : null);
+    const statuses = results.map((r) => r.outcome === "failed" ? null : r.status);
     const bodies = results.map((r) => r.outcome === "response" ? r.body : null);
     // postgres.js sends a boolean[] parameter as a scalar: pass text and cast.
     const isJson = results.map((r) => r.outcome === "response" && r.isJson ? "t" : "f");
+    const stored = results.map((r) => r.outcome === "stored" ? "t" : "f");
     const errors = results.map((r) => r.outcome === "failed" ? r.error : null);
     // Other workers may hold these requests' locks (their windows): tell them to let go.
     // A NOTIFY payload must stay under 8000 bytes, so a large batch says "*" (sweep) instead.
     await this.#write(
       this.session`unnest(${ids}::bigint[], ${statuses}::int2[], ${bodies}::text[],
-                          ${isJson}::text[]::bool[], ${errors}::text[]) as x(id, status, body, is_json, error)`,
+                          ${isJson}::text[]::bool[], ${stored}::text[]::bool[], ${errors}::text[])
+                     as x(id, status, body, is_json, stored, error)`,
       tolerant,
       this.session`select pg_notify(${DONE_CHANNEL},
                                     case when count(*) <= 400 then string_agg(id::text, ',') else '*' end)
@@ -240,8 +250,8 @@ export class Queue {
     await this.#write(
       this.session`(values (${result.id}::bigint, ${response?.status ?? null}::int2,
                             ${response?.body ?? null}::text, ${response?.isJson ?? false}::bool,
-                            ${result.outcome === "failed" ? result.error : null}::text))
-                     as x(id, status, body, is_json, error)`,
+                            false, ${result.outcome === "failed" ? result.error : null}::text))
+                     as x(id, status, body, is_json, stored, error)`,
       tolerant,
       this.session`select pg_notify(${DONE_CHANNEL}, id::text) from written`,
     );
@@ -276,8 +286,8 @@ export class Queue {
   }
 
   /**
-   * Deletes requests finished longer ago than `retentionSeconds`, and workers silent for an hour;
-   * fails requests whose worker died.
+   * Deletes requests finished longer ago than `retentionSeconds`, workers silent for an hour and
+   * response pieces nobody will assemble; fails requests whose worker died.
    */
   async purge(retentionSeconds: number): Promise<number> {
     // Requests left running by a worker that died while nobody waited for them would stay forever.
@@ -298,10 +308,157 @@ export class Queue {
       ), gone as (
         delete from omni_kube.workers w where w.id <> ${this.workerId}
            and w.last_seen < now() - interval '1 hour'
+      ), stray_pieces as (
+        -- pieces nobody will assemble: their worker stopped, or their caller gave up
+        delete from omni_kube.response_piece p
+         where not exists (select from omni_kube.request r
+                            where r.id = p.request_id and r.state = 'running')
       )
       select count(*)::int as n from purged`;
     return rows[0].n;
   }
+}
+
+/**
+ * Large response bodies, copied into PostgreSQL as they arrive and then assembled into their
+ * request's row, so that the worker never holds one whole. Each piece is a chunk of the body as
+ * it came off the network, in COPY's binary format: no decoding, no escaping, no parameter
+ * strings. The queue session stays free meanwhile.
+ *
+ * Each COPY runs on a session of its own, taken from a few kept for it: postgres.js would
+ * pipeline another statement onto a connection whose COPY has not begun yet, which the server
+ * refuses by closing the connection. (Not `sql.reserve()`: see the queue session in worker.ts.)
+ */
+export class ResponsePieces {
+  readonly #idle: Sql[] = [];
+  readonly #all: Sql[] = [];
+  readonly #waiting: ((session: Sql) => void)[] = [];
+
+  /**
+   * `sql` runs the other statements; `openCopySession` opens a one-connection client for COPY,
+   * of which at most `maxCopies` are kept (more bodies wait for one to be free).
+   */
+  constructor(
+    readonly sql: Sql,
+    readonly workerId: string,
+    readonly openCopySession: () => Sql,
+    readonly maxCopies: number,
+  ) {}
+
+  /**
+   * A sink for the body of request `id`: every chunk written becomes a piece; closing commits
+   * them, aborting discards them.
+   */
+  async sink(id: number): Promise<WritableStream<Uint8Array>> {
+    const session = await this.#acquire();
+    let copy: Writable;
+    try {
+      copy = await session`
+        copy omni_kube.response_piece (request_id, seq, piece) from stdin (format binary)`
+        .writable();
+    } catch (error) {
+      this.#release(session);
+      throw error;
+    }
+    // Node stream back-pressure: wait only when postgres.js has more than its buffer's worth.
+    let failure: Error | undefined;
+    copy.on("error", (error) => failure ??= error);
+    const send = async (bytes: Uint8Array) => {
+      if (failure) throw failure;
+      if (!copy.write(bytes)) await once(copy, "drain");
+    };
+    let seq = 0;
+    return new WritableStream<Uint8Array>({
+      start: () => send(COPY_BINARY_HEADER),
+      write: async (piece) => {
+        await send(pieceHeader(id, seq++, piece.length));
+        await send(piece);
+      },
+      close: async () => {
+        try {
+          await send(COPY_BINARY_TRAILER);
+          await new Promise<void>((resolve, reject) =>
+            copy.end((error?: Error | null) => error ? reject(error) : resolve())
+          );
+        } finally {
+          this.#release(session);
+        }
+      },
+      abort: (reason) => {
+        // Sends CopyFail: the server discards every piece of this COPY.
+        copy.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+        this.#release(session);
+      },
+    });
+  }
+
+  async #acquire(): Promise<Sql> {
+    const idle = this.#idle.pop();
+    if (idle) return idle;
+    if (this.#all.length < this.maxCopies) {
+      const session = this.openCopySession();
+      this.#all.push(session);
+      return session;
+    }
+    return await new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(session: Sql): void {
+    const next = this.#waiting.shift();
+    if (next) next(session);
+    else this.#idle.push(session);
+  }
+
+  /** Closes the COPY sessions. */
+  async close(): Promise<void> {
+    await Promise.all(this.#all.map((session) => session.end({ timeout: 2 })));
+  }
+
+  /**
+   * Joins the pieces of request `id` into its response and deletes them. A body said to be JSON
+   * that is not (or is not storable as jsonb) is stored as a JSON string, as `complete` does; a
+   * body that is not UTF-8 fails with PostgreSQL's error, which names the byte.
+   */
+  async assemble(id: number, isJson: boolean): Promise<void> {
+    await this.sql`
+      with pieces as (
+        delete from omni_kube.response_piece where request_id = ${id} returning seq, piece
+      )
+      update omni_kube.request r
+         set response = omni_kube._response_jsonb(
+               convert_from((select string_agg(piece, ''::bytea order by seq) from pieces), 'UTF8'),
+               ${isJson})
+       where r.id = ${id} and r.state = 'running' and r.worker_id = ${this.workerId}`;
+  }
+
+  /** Deletes the pieces of a body that will not be assembled. */
+  async discard(id: number): Promise<void> {
+    await this.sql`delete from omni_kube.response_piece where request_id = ${id}`;
+  }
+}
+
+/** The start of a COPY in binary format: signature, flags, no header extension. */
+const COPY_BINARY_HEADER = Uint8Array.of(
+  ...new TextEncoder().encode("PGCOPY\n"),
+  0xff,
+  0x0d,
+  0x0a,
+  0x00,
+  ...new Uint8Array(8),
+);
+/** The end of a COPY in binary format: a tuple of -1 fields. */
+const COPY_BINARY_TRAILER = Uint8Array.of(0xff, 0xff);
+
+/** A tuple of (request_id bigint, seq int, piece bytea) up to the piece's bytes. */
+function pieceHeader(id: number, seq: number, length: number): Uint8Array {
+  const header = new DataView(new ArrayBuffer(2 + 4 + 8 + 4 + 4 + 4));
+  header.setInt16(0, 3);
+  header.setInt32(2, 8);
+  header.setBigInt64(6, BigInt(id));
+  header.setInt32(14, 4);
+  header.setInt32(18, seq);
+  header.setInt32(22, length);
+  return new Uint8Array(header.buffer);
 }
 
 /** Requests in the queue table by state. */

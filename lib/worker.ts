@@ -18,12 +18,14 @@ import {
   REQUEST_KINDS,
   type RequestKind,
   type RequestResult,
+  ResponsePieces,
 } from "./queue.ts";
+import { readBody } from "./kube/body.ts";
 import { watchOnce } from "./kube/watch.ts";
 import { KubeHttp, type KubeTarget, normalizeServer } from "./kube/client.ts";
 import { splitLines } from "./kube/ndjson.ts";
 import { type DefaultCluster, defaultCluster, podServiceAccount } from "./credentials.ts";
-import { type Logger, logger } from "./observe.ts";
+import { errorMessage, type Logger, logger } from "./observe.ts";
 import { statusClass, WorkerMetrics } from "./metrics.ts";
 import { serveHealth } from "./health.ts";
 import { pendingMigrations } from "./migrate.ts";
@@ -73,6 +75,13 @@ interface Running {
 }
 
 const PURGE_INTERVAL_MS = 30_000;
+/**
+ * A response body of this many bytes or more is copied into PostgreSQL as it arrives: the worker's
+ * memory stays flat however large a list is.
+ */
+const LARGE_RESPONSE_BYTES = 256 * 1024;
+/** Large bodies copied at once; more wait (and are read no faster) until a session is free. */
+const COPY_SESSIONS = 4;
 
 /** A running worker. */
 export class Worker {
@@ -82,6 +91,7 @@ export class Worker {
   readonly #http = new KubeHttp();
   #sql!: Sql;
   #queue!: Queue;
+  #pieces!: ResponsePieces;
   #defaults: DefaultCluster | undefined;
   /** Requests this worker is running. */
   readonly #running = new Map<number, Running>();
@@ -137,6 +147,12 @@ export class Worker {
   /** Connects, migrates, registers, takes the lock window and starts serving. */
   async start(): Promise<void> {
     this.#sql = connect(this.#config.databaseUrl, { max: 4 });
+    this.#pieces = new ResponsePieces(
+      this.#sql,
+      this.id,
+      () => connect(this.#config.databaseUrl, { max: 1, applicationName: "omni_kube_worker_copy" }),
+      COPY_SESSIONS,
+    );
     this.#metrics = new WorkerMetrics(() => queueDepth(this.#sql));
     if (this.#config.httpPort !== undefined) {
       this.#httpServer = serveHealth({
@@ -155,7 +171,7 @@ export class Worker {
       }, this.#config.serviceAccountDir);
     } catch (error) {
       this.#log.warn("default cluster unusable; calls must name server and credentials", {
-        error: String(error instanceof Error ? error.message : error),
+        error: errorMessage(error),
       });
     }
     this.#log.info("default cluster", {
@@ -352,7 +368,7 @@ export class Worker {
       result = {
         id: request.id,
         outcome: "failed",
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       };
     }
     this.#observe(request, result, performance.now() - started);
@@ -362,7 +378,7 @@ export class Worker {
 
   /** Metrics and a log line for a finished request (never its credentials or body). */
   #observe(request: ClaimedRequest, result: RequestResult, durationMs: number): void {
-    const status = result.outcome === "response" ? result.status : undefined;
+    const status = result.outcome === "failed" ? undefined : result.status;
     this.#metrics?.latency.observe(
       { kind: request.kind, method: request.method },
       durationMs / 1000,
@@ -438,9 +454,7 @@ export class Worker {
         await this.#queue.complete([{
           id: result.id,
           outcome: "failed",
-          error: `the response could not be stored: ${
-            refused instanceof Error ? refused.message : refused
-          }`,
+          error: `the response could not be stored: ${errorMessage(refused)}`,
         }]).catch(() => {});
       }
     }
@@ -500,15 +514,28 @@ export class Worker {
     });
     const contentType = response.headers.get("content-type") ?? "";
     const isJson = /\bjson\b/i.test(contentType);
-    let body: string | null;
-    if (request.stream && response.body && response.ok) {
+    const { id } = request;
+    const status = response.status;
+    if (!response.body || request.method === "HEAD") {
+      return { id, outcome: "response", status, body: null, isJson };
+    }
+    if (request.stream && response.ok) {
       const items: string[] = [];
       for await (const line of splitLines(response.body)) items.push(line);
-      body = `[${items.join(",")}]`;
-    } else {
-      body = request.method === "HEAD" ? null : await response.text();
+      return { id, outcome: "response", status, body: `[${items.join(",")}]`, isJson };
     }
-    return { id: request.id, outcome: "response", status: response.status, body, isJson };
+    const body = await readBody(response.body, {
+      largeAt: LARGE_RESPONSE_BYTES,
+      openSink: () => this.#pieces.sink(id),
+    });
+    if (body !== null) return { id, outcome: "response", status, body, isJson };
+    try {
+      await this.#pieces.assemble(id, isJson);
+    } catch (error) {
+      await this.#pieces.discard(id).catch(() => {});
+      throw new Error(`the response could not be stored: ${errorMessage(error)}`);
+    }
+    return { id, outcome: "stored", status };
   }
 
   async #tick(): Promise<void> {
@@ -570,6 +597,7 @@ export class Worker {
     this.#http.close();
     await this.#httpServer?.shutdown();
     await this.#sessionSql?.end({ timeout: 2 });
+    await this.#pieces?.close();
     await this.#sql?.end({ timeout: 2 });
     this.#log.info("worker stopped", { worker: this.id });
   }

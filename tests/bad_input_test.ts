@@ -5,6 +5,16 @@ import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
 import { sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 
+/** Runs `query` until it returns a row (every 50 ms, for up to 20 s); returns its rows. */
+async function waitFor<T extends readonly unknown[]>(query: () => Promise<T>): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const rows = await query();
+    if (rows.length > 0) return rows;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("timed out waiting for a row");
+}
+
 Deno.test("bad input", async (t) => {
   const env = testbedEnv();
   const caCert = await Deno.readTextFile(env.KUBE_CA_FILE);
@@ -130,12 +140,52 @@ Deno.test("bad input", async (t) => {
         methods => array_fill('POST'::omni_kube.http_method, array[${paths.length}::int]),
         bodies => ${bodies}::text[]::jsonb[])`;
     assert.deepEqual(new Set(created.map((r) => r.status)), new Set([201]));
-    const [{ items, bytes }] = await sql`
-      select jsonb_array_length(r -> 'items') as items, octet_length(r::text) as bytes
+    // The worker writes a body this large to PostgreSQL in pieces as it arrives: each blob must
+    // come back whole, and no piece may stay behind.
+    const [{ items, whole }] = await sql`
+      select jsonb_array_length(r -> 'items') as items,
+             (select count(*) from jsonb_array_elements(r -> 'items') i
+               where i #>> '{data,blob}' = repeat('y', 1000 * 1000))::int as whole
         from omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps`}) r`;
     assert.equal(items, 24);
-    assert.ok(bytes > 24_000_000, `${bytes} bytes`);
+    assert.equal(whole, 24);
+    const [{ pieces }] = await sql`select count(*)::int as pieces from omni_kube.response_piece`;
+    assert.equal(pieces, 0);
     await stillServing();
+
+    // A large body cut off midway: a watch sends the 24 MB of objects, then stays open; the
+    // caller gives up. The copy into PostgreSQL is abandoned, and the next large body is whole.
+    const watching = sql`
+      select omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps?watch=1&timeoutSeconds=60`})`
+      .then(() => undefined, (error) => error);
+    const copying = () =>
+      sql`select from pg_stat_progress_copy
+           where relid = 'omni_kube.response_piece'::regclass and bytes_processed > 0`;
+    await waitFor(copying);
+    const [{ id }] = await sql`
+      select id from omni_kube.request where path like '%watch=1%' and state = 'running'`;
+    await sql`select pg_cancel_backend(backend_pid) from omni_kube.request where id = ${id}`;
+    assert.equal((await watching)?.code, "57014");
+    await waitFor(() => sql`select where not exists (${copying()})`);
+    const [{ pieces: left }] =
+      await sql`select count(*)::int as pieces from omni_kube.response_piece`;
+    assert.equal(left, 0);
+    const [{ again }] = await sql`
+      select jsonb_array_length(omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps`})
+                                -> 'items') as again`;
+    assert.equal(again, 24);
+  });
+
+  await t.step("a large response that is not JSON comes back whole, as a JSON string", async () => {
+    // kube-apiserver's metrics: megabytes of text/plain, written to PostgreSQL in pieces.
+    const [{ type, text }] = await sql`
+      select jsonb_typeof(r) as type, r #>> '{}' as text from omni_kube.api('/metrics') r`;
+    assert.equal(type, "string");
+    assert.ok(text.length > 1024 * 1024, `${text.length} characters`);
+    assert.match(text, /^# HELP /);
+    assert.match(text, /\napiserver_request_total\{[^\n]*\} \d+\n/);
+    const [{ pieces }] = await sql`select count(*)::int as pieces from omni_kube.response_piece`;
+    assert.equal(pieces, 0);
   });
 
   await t.step("watch timeouts out of range", async () => {

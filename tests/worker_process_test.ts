@@ -47,17 +47,26 @@ Deno.test("worker process", async (t) => {
   try {
     await waitForWorker(sql);
 
-    await t.step("serves calls and purges them after the retention period", async () => {
-      const [{ kind }] =
-        await sql`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
-      assert.equal(kind, "Namespace");
-      let left = 1;
-      for (let i = 0; i < 50 && left > 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        [{ left }] = await sql`select count(*)::int as left from omni_kube.request`;
-      }
-      assert.equal(left, 0);
-    });
+    await t.step(
+      "serves calls; purges them after the retention period, and stray pieces",
+      async () => {
+        const [{ kind }] =
+          await sql`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
+        assert.equal(kind, "Namespace");
+        // Pieces of a large response that a worker stopped before assembling.
+        const [{ id }] = await sql`select max(id) as id from omni_kube.request`;
+        await sql`insert into omni_kube.response_piece values (${id}, 0, 'left behind')`;
+        let left = 1;
+        for (let i = 0; i < 50 && left > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          [{ left }] = await sql`
+          select (select count(*) from omni_kube.request)
+               + (select count(*) from omni_kube.response_piece) as left`;
+          left = Number(left);
+        }
+        assert.equal(left, 0);
+      },
+    );
 
     await t.step("killed mid-call: the caller gets an error; the call is not rerun", async () => {
       const name = uniqueName("killed");
