@@ -20,7 +20,7 @@ import {
   type RequestResult,
   ResponsePieces,
 } from "./queue.ts";
-import { readBody } from "./kube/body.ts";
+import { readResponseBody } from "./kube/body.ts";
 import { watchOnce } from "./kube/watch.ts";
 import { KubeHttp, type KubeTarget, normalizeServer } from "./kube/client.ts";
 import { splitLines } from "./kube/ndjson.ts";
@@ -524,7 +524,7 @@ export class Worker {
       for await (const line of splitLines(response.body)) items.push(line);
       return { id, outcome: "response", status, body: `[${items.join(",")}]`, isJson };
     }
-    const body = await readBody(response.body, {
+    const body = await readResponseBody(response, {
       largeAt: LARGE_RESPONSE_BYTES,
       openSink: () => this.#pieces.sink(id),
     });

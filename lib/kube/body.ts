@@ -19,6 +19,19 @@ export interface LargeBodyOptions {
   openSink: () => Promise<WritableStream<Uint8Array>>;
 }
 
+/**
+ * {@linkcode readBody} for a response; one whose length is announced and small is read whole by
+ * `Response.text()`, which is quicker.
+ */
+export async function readResponseBody(
+  response: Response,
+  options: LargeBodyOptions,
+): Promise<string | null> {
+  const length = Number(response.headers.get("content-length") ?? NaN);
+  if (!response.body || length < options.largeAt) return await response.text();
+  return await readBody(response.body, options);
+}
+
 /** The first read's buffer: most bodies (single objects) fit. */
 const FIRST_READ_BYTES = 16 * 1024;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readBody } from "../../lib/kube/body.ts";
+import { readBody, readResponseBody } from "../../lib/kube/body.ts";
 
 const encoder = new TextEncoder();
 
@@ -121,4 +121,20 @@ Deno.test("readBody: a sink that cannot be opened fails the read", async () => {
     { message: "too many connections" },
   );
   assert.equal((cancelledWith as Error)?.message, "too many connections");
+});
+
+Deno.test("readResponseBody: an announced small length is read whole; others by size", async () => {
+  const body = "x".repeat(150);
+  const response = (length?: number) =>
+    new Response(streamOf([body.slice(0, 70), body.slice(70)]), {
+      headers: length === undefined ? {} : { "content-length": String(length) },
+    });
+  const announcedSmall = recordingSink();
+  assert.equal(await readResponseBody(response(50), { largeAt: 100, ...announcedSmall }), body);
+  assert.equal(announcedSmall.state.opened, 0);
+  for (const length of [150, undefined]) {
+    const sink = recordingSink();
+    assert.equal(await readResponseBody(response(length), { largeAt: 100, ...sink }), null);
+    assert.equal(sink.text(), body);
+  }
 });
