@@ -347,9 +347,10 @@ export class ResponsePieces {
 
   /**
    * A sink for the body of request `id`: every chunk written becomes a piece; closing commits
-   * them, aborting discards them.
+   * them, aborting discards them. `signal` bounds the wait for the commit (postgres.js never
+   * reports a connection lost after the end of a COPY was sent).
    */
-  async sink(id: number): Promise<WritableStream<Uint8Array>> {
+  async sink(id: number, signal: AbortSignal): Promise<WritableStream<Uint8Array>> {
     const session = await this.#acquire();
     let copy: Writable;
     try {
@@ -377,9 +378,16 @@ export class ResponsePieces {
       close: async () => {
         try {
           await send(COPY_BINARY_TRAILER);
-          await new Promise<void>((resolve, reject) =>
-            copy.end((error?: Error | null) => error ? reject(error) : resolve())
-          );
+          signal.throwIfAborted();
+          await new Promise<void>((resolve, reject) => {
+            const abandon = () => reject(signal.reason);
+            signal.addEventListener("abort", abandon, { once: true });
+            copy.end((error?: Error | null) => {
+              signal.removeEventListener("abort", abandon);
+              if (error) reject(error);
+              else resolve();
+            });
+          });
         } finally {
           this.#release(session);
         }

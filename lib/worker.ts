@@ -505,12 +505,13 @@ export class Worker {
 
   async #call(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
     const target = this.#target(request);
+    const callSignal = AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]);
     const response = await this.#http.fetch(target, {
       method: request.method,
       path: request.path,
       body: request.body ?? undefined,
       patchType: request.patchType ?? undefined,
-      signal: AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]),
+      signal: callSignal,
     });
     const contentType = response.headers.get("content-type") ?? "";
     const isJson = /\bjson\b/i.test(contentType);
@@ -526,7 +527,7 @@ export class Worker {
     }
     const body = await readResponseBody(response, {
       largeAt: LARGE_RESPONSE_BYTES,
-      openSink: () => this.#pieces.sink(id),
+      openSink: () => this.#pieces.sink(id, callSignal),
     });
     if (body !== null) return { id, outcome: "response", status, body, isJson };
     try {
