@@ -454,7 +454,7 @@ const COPY_BINARY_HEADER = Uint8Array.of(
   0x00,
   ...new Uint8Array(8),
 );
-/** The end of a COPY in binary format: a tuple of -1 fields. */
+/** The end of a COPY in binary format: a field count of -1. */
 const COPY_BINARY_TRAILER = Uint8Array.of(0xff, 0xff);
 
 /** A tuple of (request_id bigint, seq int, piece bytea) up to the piece's bytes. */
