@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /** How {@linkcode readBody} tells small from large, and where a large body goes. */
 export interface LargeBodyOptions {
@@ -56,7 +57,7 @@ export async function readBody(
       );
       head.push(bytes);
       size += bytes.length;
-      if (done) return new TextDecoder().decode(concat(head, size));
+      if (done) return new TextDecoder().decode(Buffer.concat(head, size));
     }
     writer = (await openSink()).getWriter();
     const write = async (bytes: Uint8Array) => {
@@ -97,15 +98,4 @@ async function fill(
     if (done) return { bytes: new Uint8Array(buffer, 0, filled), done: true };
   }
   return { bytes: new Uint8Array(buffer), done: false };
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
 }
