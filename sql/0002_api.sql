@@ -78,8 +78,10 @@ $do$;
 revoke all on function omni_kube._autonomous(text) from public;
 
 -- Runs in the autonomous connection: inserts the requests and their credentials and wakes the
--- worker. Identical GETs of one statement (same digest) share one request. Idempotent through
--- `enqueue_key`: a retry returns the requests already inserted. Returns the ids.
+-- worker. Identical GETs of one statement (same digest) share one request: the first one made, by
+-- an earlier call or earlier in this batch. Set-based: a batch of a thousand is a few statements, not
+-- a thousand. Idempotent through `enqueue_key`: a retry inserts nothing and maps every input again,
+-- to its own row (by position) or to the request it shares. Returns the ids, one per input.
 create function omni_kube._insert_requests(
   enqueue_key uuid, requested_by name, session_role name, backend_pid int,
   statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],
@@ -91,49 +93,69 @@ create function omni_kube._insert_requests(
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  ids bigint[];
-  request_id bigint;
-  call_digest bytea;
+  -- One per input; NULL for anything but an api() GET, which is never shared.
+  digests bytea[];
+  new_positions int[];
   batch bigint;
+  ids bigint[];
 begin
-  select array_agg(r.id order by r.position) into ids
-    from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key;
-  if ids is not null then
-    return to_jsonb(ids);
-  end if;
-  ids := '{}';
-  for i in 1 .. cardinality(paths) loop
-    call_digest := null;
-    request_id := null;
-    if methods[i] = 'GET' and kind = 'api' then
-      call_digest := sha256(convert_to(
-        jsonb_build_array(kind, paths[i], stream, server, encode(credentials_digest, 'hex'))::text,
-        'UTF8'));
-      select r.id into request_id from omni_kube.request r
-        where r.backend_pid = _insert_requests.backend_pid
-          and r.statement_started = _insert_requests.statement_started
-          and r.digest = call_digest
-          and r.requested_by = _insert_requests.requested_by
-        limit 1;
-    end if;
-    if request_id is null then
+  digests := array(
+    select case when methods[i] = 'GET' and kind = 'api' then
+             sha256(convert_to(jsonb_build_array(kind, paths[i], stream, server,
+                                                 encode(credentials_digest, 'hex'))::text, 'UTF8'))
+           end
+      from generate_subscripts(paths, 1) i order by i);
+  if not exists (select from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key) then
+    -- Inputs that need a request of their own: not a GET, or the first of its digest in the batch
+    -- with no earlier request of the statement to share.
+    new_positions := array(
+      select x.i from (
+        select i, digests[i] as digest, row_number() over (partition by digests[i] order by i) as nth
+          from generate_subscripts(paths, 1) i) x
+       where x.digest is null
+          or (x.nth = 1 and not exists (
+                select from omni_kube.request r
+                 where r.backend_pid = _insert_requests.backend_pid
+                   and r.statement_started = _insert_requests.statement_started
+                   and r.digest = x.digest
+                   and r.requested_by = _insert_requests.requested_by))
+       order by x.i);
+    if cardinality(new_positions) > 0 then
+      -- The batch is named after its first request, so that one goes in alone.
+      insert into omni_kube.request (kind, method, path, body, stream, patch_type, server, timeout_ms,
+                                     position, requested_by, session_role, backend_pid, enqueue_key,
+                                     statement_started, digest)
+        values (kind, methods[new_positions[1]], paths[new_positions[1]], bodies[new_positions[1]],
+                stream, patch_type, server, timeout_ms, new_positions[1], requested_by, session_role,
+                backend_pid, enqueue_key, statement_started, digests[new_positions[1]])
+        returning id into batch;
+      update omni_kube.request set batch_id = batch where id = batch;
       insert into omni_kube.request (kind, method, path, body, stream, patch_type, server, timeout_ms,
                                      batch_id, position, requested_by, session_role, backend_pid,
                                      enqueue_key, statement_started, digest)
-        values (kind, methods[i], paths[i], bodies[i], stream, patch_type, server, timeout_ms,
-                batch, i, requested_by, session_role, backend_pid, enqueue_key, statement_started,
-                call_digest)
-        returning id into request_id;
-      if batch is null then
-        batch := request_id;
-        update omni_kube.request set batch_id = batch where id = request_id;
-      end if;
+        select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, batch,
+               p, requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p]
+          from unnest(new_positions[2:]) p
+         order by p;
       insert into omni_kube.request_credentials
-        values (request_id, use_worker_default, cacert, client_certificate, client_private_key, token);
+        select r.id, use_worker_default, cacert, client_certificate, client_private_key, token
+          from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key;
+      perform pg_notify('omni_kube_request', '');
     end if;
-    ids := ids || request_id;
-  end loop;
-  perform pg_notify('omni_kube_request', '');
+  end if;
+  -- Each input's request: its own, else the earliest of the statement with its digest.
+  select array_agg(coalesce(own.id, shared.id) order by i) into ids
+    from generate_subscripts(paths, 1) i
+    left join (select r.id, r.position from omni_kube.request r
+                where r.enqueue_key = _insert_requests.enqueue_key) own on own.position = i
+    left join lateral (
+      select r.id from omni_kube.request r
+       where own.id is null
+         and r.backend_pid = _insert_requests.backend_pid
+         and r.statement_started = _insert_requests.statement_started
+         and r.digest = digests[i]
+         and r.requested_by = _insert_requests.requested_by
+       order by r.id limit 1) shared on true;
   return to_jsonb(ids);
 end
 $$;
@@ -164,12 +186,13 @@ begin
 end
 $$;
 
--- The state of requests (not their responses, which may be large), read with a fresh snapshot:
+-- Which of `ids` are unfinished (queued or running), keyed by id, with their state and worker (not
+-- their responses, which may be large). Read with a fresh snapshot:
 -- directly under READ COMMITTED (a new snapshot per statement), through the autonomous connection
 -- under REPEATABLE READ and SERIALIZABLE.
 -- (The direct read is a static statement planned once per session, not once per call: an index
 -- scan, whatever the table's statistics said when it was planned.)
-create function omni_kube._request_states(ids bigint[]) returns jsonb
+create function omni_kube._unfinished(ids bigint[]) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   set enable_seqscan = off
@@ -182,13 +205,13 @@ begin
     select coalesce(jsonb_object_agg(r.id, jsonb_build_object('state', r.state,
                                                               'worker_id', r.worker_id)), '{}')
       into result
-      from omni_kube.request r where r.id = any(ids);
+      from omni_kube.request r where r.id = any(ids) and r.state in ('queued', 'running');
     return result;
   end if;
   return omni_kube._autonomous(format(
     $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state,
                                                                 'worker_id', worker_id)), '{}')
-         from omni_kube.request where id = any(%L::bigint[])$q$,
+         from omni_kube.request where id = any(%L::bigint[]) and state in ('queued', 'running')$q$,
     ids));
 end
 $$;
@@ -211,8 +234,8 @@ begin
 end
 $$;
 
--- Waits until every request in `ids` has finished; returns their states keyed by id.
-create function omni_kube._await(ids bigint[], timeout_ms int) returns jsonb
+-- Waits until every request in `ids` has finished.
+create function omni_kube._await(ids bigint[], timeout_ms int) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   -- The caller's lock_timeout must not cut a wait short: each wait lasts at most a second (below).
@@ -224,15 +247,19 @@ declare
   deadline constant timestamptz := clock_timestamp() + make_interval(secs => timeout_ms / 1000.0 + 5);
   -- (A single call, the usual case, skips the statements that sort and filter arrays.)
   pending bigint[] := case when cardinality(ids) = 1 then ids end;
-  states jsonb := '{}';
-  fresh jsonb;
+  -- Each step reads the states of this many pending requests at most, from the head: requests
+  -- finish about in queue order, so the rest are read when they come near it. (Reading all of a
+  -- large batch at every step made the wait quadratic.)
+  window_size constant int := 256;
+  unfinished jsonb;
   head bigint;
   head_state text;
+  checked int;
   backoff float8 := 0.0005;
   no_worker_since timestamptz;
 begin
   if pending is null then
-    pending := array(select distinct unnest(ids));
+    pending := array(select distinct id from unnest(ids) id order by id);
   end if;
   loop
     -- The worker holds each request's lock until the request's result is committed, so this
@@ -245,24 +272,29 @@ begin
     exception when lock_not_available then
       null;
     end;
-    fresh := omni_kube._request_states(pending);
-    states := states || fresh;
+    checked := least(cardinality(pending), window_size);
+    unfinished := omni_kube._unfinished(pending[1:checked]);
     if cardinality(pending) = 1 then
-      if not coalesce((fresh -> head::text ->> 'state') in ('queued', 'running'), false) then
+      if unfinished = '{}' then
         pending := '{}';
       end if;
     else
-      pending := array(select p from unnest(pending) p
-                        where (fresh -> p::text ->> 'state') in ('queued', 'running'));
+      pending := array(select p from unnest(pending[1:checked]) with ordinality as u(p, n)
+                        where unfinished ? p::text order by n)
+                 || pending[checked + 1:];
     end if;
     exit when cardinality(pending) = 0;
-    head_state := fresh -> head::text ->> 'state';
-    continue when head_state not in ('queued', 'running');
+    head_state := unfinished -> head::text ->> 'state';
+    if head_state is null then
+      -- Progress: the next wait starts with a short sleep again.
+      backoff := 0.0005;
+      continue;
+    end if;
 
     -- The head is unfinished though its lock was free: not yet covered by a worker's locks, or
     -- its worker is gone.
     if head_state = 'running'
-       and not omni_kube._worker_alive((fresh -> head::text ->> 'worker_id')::uuid) then
+       and not omni_kube._worker_alive((unfinished -> head::text ->> 'worker_id')::uuid) then
       perform omni_kube._abandon(array[head], 'cancelled',
         'the worker running this request stopped before it finished; it was not retried');
       continue;
@@ -287,7 +319,6 @@ begin
     perform pg_sleep(backoff);
     backoff := least(backoff * 2, 0.05);
   end loop;
-  return states;
 exception
   -- statement_timeout, pg_cancel_backend(): the worker stops the call, nothing is left running.
   when query_canceled then
@@ -408,7 +439,7 @@ begin
 
   perform omni_kube._await(ids, timeout_ms);
   -- Finished requests no longer change: read them once, now, with a fresh snapshot (responses can
-  -- be megabytes; the wait above carried only their states).
+  -- be megabytes; the wait above read only which were unfinished).
   if current_setting('transaction_isolation') = 'read committed' then
     return query
       select u.id, r.state::text, r.status, r.response, r.error
@@ -596,7 +627,7 @@ grant select on omni_kube.workers to omni_kube;
 -- Internal functions run only inside omni_kube._call (as the installing role) or in the worker.
 grant execute on function omni_kube._worker_alive(uuid) to omni_kube;
 revoke all on function omni_kube._loopback_connstr(),
-  omni_kube._request_states(bigint[]), omni_kube._abandon(bigint[], omni_kube.request_state, text),
+  omni_kube._unfinished(bigint[]), omni_kube._abandon(bigint[], omni_kube.request_state, text),
   omni_kube._await(bigint[], int) from public;
 
 -- A response body as jsonb: JSON when it parses, else a JSON string (pod logs, /healthz); NULL

@@ -136,6 +136,47 @@ Deno.test("omni_kube.api()", async (t) => {
     assert.equal(rows[3].response.reason, "AlreadyExists");
   });
 
+  await t.step("batch: 600 paths with repeats, each answered in input order", async () => {
+    // More paths than a wait reads at once (256), and each GET repeated: repeats share a request.
+    const names = ["default", "kube-system", "kube-public", "nope"];
+    const paths = Array.from({ length: 600 }, (_, i) => `/api/v1/namespaces/${names[i % 4]}`);
+    const rows = await sql`
+      select status, response -> 'metadata' ->> 'name' as name
+        from omni_kube.api(${paths}::text[])`;
+    assert.deepEqual(
+      rows.map((r) => [r.status, r.name]),
+      paths.map((_, i) => i % 4 === 3 ? [404, null] : [200, names[i % 4]]),
+    );
+    const [{ sent }] = await sql`
+      select count(*)::int as sent from omni_kube.request
+       where path = any(${paths}::text[])
+         and statement_started = (select max(statement_started) from omni_kube.request
+                                   where path = '/api/v1/namespaces/nope')`;
+    assert.equal(sent, 4);
+  });
+
+  await t.step("a retried enqueue inserts nothing and maps every input again", async () => {
+    // What the autonomous connection does after losing the answer to a commit: send it again.
+    const key = crypto.randomUUID();
+    const started = new Date().toISOString();
+    const enqueue = async (): Promise<number[]> => {
+      const [{ ids }] = await sql`
+        select omni_kube._insert_requests(${key}::uuid, current_user, session_user, -1,
+          ${started}::timestamptz, 'api', array['GET', 'POST', 'GET']::omni_kube.http_method[],
+          array['/api/v1/namespaces/default', ${CONFIGMAPS}, '/api/v1/namespaces/default'],
+          array[null, '{}', null]::jsonb[], false, null, null, 1000, true, null, null, null, null,
+          '\\x00'::bytea) as ids`;
+      return ids;
+    };
+    const first = await enqueue();
+    assert.equal(first.length, 3);
+    assert.equal(first[2], first[0], "the repeated GET shares the first one's request");
+    assert.deepEqual(await enqueue(), first);
+    const [{ rows }] = await sql`
+      select count(*)::int as rows from omni_kube.request where enqueue_key = ${key}::uuid`;
+    assert.equal(rows, 2);
+  });
+
   await t.step(
     "batch: mismatched arrays and bad paths are refused before anything runs",
     async () => {

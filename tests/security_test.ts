@@ -127,7 +127,7 @@ Deno.test("roles, injection and the owner's connection", async (t) => {
           asAlice`select * from omni_kube.request_credentials`,
           asAlice`select * from omni_kube.worker_pod_credentials`,
           asAlice`select * from omni_kube.instance_settings`,
-          asAlice`select omni_kube._request_states(array[1::bigint])`,
+          asAlice`select omni_kube._unfinished(array[1::bigint])`,
           asAlice`select omni_kube._await(array[1::bigint], 1000)`,
         ]
       ) {
