@@ -79,8 +79,7 @@ create table omni_kube.request (
   patch_type text check (patch_type in ('merge', 'json', 'strategic', 'apply')),
   server text,
   timeout_ms int not null,
-  -- Batch position, so that results come back in input order.
-  batch_id bigint,
+  -- Its place in the call that made it (a batch is its enqueue_key).
   position int,
   requested_by name not null,
   session_role name not null,

@@ -96,7 +96,6 @@ declare
   -- One per input; NULL for anything but an api() GET, which is never shared.
   digests bytea[];
   new_positions int[];
-  batch bigint;
   ids bigint[];
 begin
   digests := array(
@@ -121,25 +120,18 @@ begin
                    and r.requested_by = _insert_requests.requested_by))
        order by x.i);
     if cardinality(new_positions) > 0 then
-      -- The batch is named after its first request, so that one goes in alone.
-      insert into omni_kube.request (kind, method, path, body, stream, patch_type, server, timeout_ms,
-                                     position, requested_by, session_role, backend_pid, enqueue_key,
-                                     statement_started, digest)
-        values (kind, methods[new_positions[1]], paths[new_positions[1]], bodies[new_positions[1]],
-                stream, patch_type, server, timeout_ms, new_positions[1], requested_by, session_role,
-                backend_pid, enqueue_key, statement_started, digests[new_positions[1]])
-        returning id into batch;
-      update omni_kube.request set batch_id = batch where id = batch;
-      insert into omni_kube.request (kind, method, path, body, stream, patch_type, server, timeout_ms,
-                                     batch_id, position, requested_by, session_role, backend_pid,
-                                     enqueue_key, statement_started, digest)
-        select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, batch,
-               p, requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p]
-          from unnest(new_positions[2:]) p
-         order by p;
+      with inserted as (
+        insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
+                                       timeout_ms, position, requested_by, session_role,
+                                       backend_pid, enqueue_key, statement_started, digest)
+          select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, p,
+                 requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p]
+            from unnest(new_positions) p
+           order by p
+        returning id)
       insert into omni_kube.request_credentials
-        select r.id, use_worker_default, cacert, client_certificate, client_private_key, token
-          from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key;
+        select id, use_worker_default, cacert, client_certificate, client_private_key, token
+          from inserted;
       perform pg_notify('omni_kube_request', '');
     end if;
   end if;
@@ -337,8 +329,10 @@ create function omni_kube._call(
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   -- Its reads are by id: planned once per session, they must not be sequential scans chosen while
-  -- the table was small.
+  -- the table was small. (Generic plans: the read of the finished rows took a custom plan, so a
+  -- new plan per call, because a generic one cannot tell how many ids an array holds.)
   set enable_seqscan = off
+  set plan_cache_mode = force_generic_plan
   as $$
 declare
   timeout_ms int;
