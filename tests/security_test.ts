@@ -1,6 +1,7 @@
 /**
- * Security: credentials stay out of logs, errors, logged tables and the WAL; roles see only their
- * own requests; SQL injection is inert; non-superusers cannot reach the owner's connection.
+ * Security: credentials stay out of logs, errors, logged tables and the WAL, and so do Secrets
+ * read or written through api(); roles see only their own requests; SQL injection is inert;
+ * non-superusers cannot reach the owner's connection.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
