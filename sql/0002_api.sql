@@ -370,9 +370,14 @@ begin
       using errcode = '22023',
         hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
   end if;
-  if methods is null or bodies is null or cardinality(methods) <> cardinality(paths)
-     or cardinality(bodies) <> cardinality(paths) or array_position(methods, null) is not null then
+  if array_ndims(methods) > 1 or array_ndims(bodies) > 1
+     or methods is null or bodies is null or cardinality(methods) <> cardinality(paths)
+     or cardinality(bodies) <> cardinality(paths) then
     raise exception 'omni_kube: one method and one body (or NULL) per path' using errcode = '2202E';
+  end if;
+  -- (A test of its own, after the one above: array_position() raises on a multidimensional array.)
+  if array_position(methods, null) is not null then
+    raise exception 'omni_kube: one method per path, none of them NULL' using errcode = '2202E';
   end if;
   -- (Nested, so that api() calls run no statement for it.)
   if kind = 'watch' then
@@ -478,6 +483,10 @@ declare
 begin
   if paths is null then
     raise exception 'omni_kube: paths must not be NULL' using errcode = '22004';
+  end if;
+  if array_ndims(paths) > 1 then
+    raise exception 'omni_kube: paths must be a one-dimensional array, got % dimensions',
+      array_ndims(paths) using errcode = '2202E';
   end if;
   foreach p in array paths loop
     if p is null then

@@ -188,6 +188,17 @@ Deno.test("omni_kube.api()", async (t) => {
         sql`select * from omni_kube.api(array['/a'], bodies => array[null, null]::jsonb[])`,
         "2202E",
       );
+      await sqlError(
+        sql`select * from omni_kube.api(array[['/a', '/b'], ['/c', '/d']])`,
+        "2202E",
+        /one-dimensional/,
+      );
+      await sqlError(
+        sql`select * from omni_kube.api(array['/a', '/b'],
+              methods => array[['GET', 'GET']]::omni_kube.http_method[])`,
+        "2202E",
+        /one method and one body/,
+      );
       await sqlError(sql`select omni_kube.api('api/v1/namespaces')`, "22023");
       await sqlError(sql`select omni_kube.api(null::text)`, "22004");
       await sqlError(sql`select omni_kube.api(${"/api/v1/namespaces\r\nX: y"})`, "22023");
