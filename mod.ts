@@ -13,7 +13,15 @@
  * @module
  */
 export { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "./lib/worker.ts";
-export { bundledMigrations, migrate, pendingMigrations } from "./lib/migrate.ts";
+export {
+  bundledShim,
+  describeMigration,
+  IncompatibleDatabase,
+  migrate,
+  type MigrationReport,
+  pendingMigrations,
+} from "./lib/migrate.ts";
+export { RELEASE } from "./lib/version.ts";
 export { defaultCluster, kubeconfigCluster, podServiceAccount } from "./lib/credentials.ts";
 export {
   contentTypeFor,

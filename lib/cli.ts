@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { connect } from "./db.ts";
-import { migrate } from "./migrate.ts";
+import { describeMigration, IncompatibleDatabase, migrate } from "./migrate.ts";
 import { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "./worker.ts";
 import { logger } from "./observe.ts";
 import { statusReport } from "./status.ts";
@@ -144,16 +144,26 @@ export async function main(args: string[]): Promise<number> {
     }
     return 0;
   }
-  if (command === "migrate") {
-    const sql = connect(config.databaseUrl, { max: 1 });
-    try {
-      const applied = await migrate(sql);
-      logger.info("migrations applied", { migrations: applied });
-    } finally {
-      await sql.end();
-    }
-    return 0;
+  try {
+    return command === "migrate" ? await migrateCommand(config) : await serve(config);
+  } catch (error) {
+    if (!(error instanceof IncompatibleDatabase)) throw error;
+    console.error(`omni_kube: ${error.message}`);
+    return 1;
   }
+}
+
+async function migrateCommand(config: WorkerConfig): Promise<number> {
+  const sql = connect(config.databaseUrl, { max: 1, applicationName: "omni_kube_migrate" });
+  try {
+    console.log(describeMigration(await migrate(sql)));
+  } finally {
+    await sql.end();
+  }
+  return 0;
+}
+
+async function serve(config: WorkerConfig): Promise<number> {
   const worker = new Worker(config);
   await worker.start();
   if (worker.httpAddress) {

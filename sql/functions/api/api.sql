@@ -1,0 +1,69 @@
+-- Single call: the response body; a status of 400 or more raises.
+create or replace function omni_kube.api(
+  path text,
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token'),
+  method omni_kube.http_method default 'GET',
+  body jsonb default null,
+  stream boolean default false
+) returns jsonb
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  result record;
+begin
+  -- _call checks the path (and everything else).
+  select * into result from omni_kube._call(current_user, 'api', array[path], array[method],
+                                            array[body], stream, server, cacert, clientcert, token);
+  if result.state = 'done' and result.status < 400 then
+    return result.response;
+  end if;
+  perform omni_kube._raise_for(result.state, result.status, result.response, result.error,
+                               format('%s %s', method, path));
+  return null; -- not reached: _raise_for raises
+end
+$$;
+
+-- Batch: one row per path, in input order; the calls run in parallel.
+create or replace function omni_kube.api(
+  paths text[],
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token'),
+  methods omni_kube.http_method[] default null,
+  bodies jsonb[] default null,
+  stream boolean default false
+) returns table (response jsonb, status int2)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  perform omni_kube._check_paths(paths);
+  if cardinality(paths) = 0 then
+    return;
+  end if;
+  if methods is not null and cardinality(methods) <> cardinality(paths) then
+    raise exception 'omni_kube: % methods for % paths', cardinality(methods), cardinality(paths)
+      using errcode = '2202E', hint = 'Give one method per path, or none for GET everywhere.';
+  end if;
+  if bodies is not null and cardinality(bodies) <> cardinality(paths) then
+    raise exception 'omni_kube: % bodies for % paths', cardinality(bodies), cardinality(paths)
+      using errcode = '2202E', hint = 'Give one body (or NULL) per path, or none.';
+  end if;
+  return query
+    select case when c.state = 'done' then c.response
+                else omni_kube._transport_status(c.error) end,
+           case when c.state = 'done' then c.status else 0::int2 end
+      from omni_kube._call(current_user, 'api', paths,
+                           coalesce(methods, array_fill('GET'::omni_kube.http_method, array[cardinality(paths)])),
+                           coalesce(bodies, array_fill(null::jsonb, array[cardinality(paths)])),
+                           stream, server, cacert, clientcert, token) c;
+end
+$$;
+
+grant execute on function omni_kube.api(text, text, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean) to omni_kube;
+grant execute on function omni_kube.api(text[], text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;

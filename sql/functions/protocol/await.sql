@@ -1,0 +1,93 @@
+-- Waits until every request in `ids` has finished.
+create or replace function omni_kube._await(ids bigint[], timeout_ms int) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  -- The caller's lock_timeout must not cut a wait short: each wait lasts at most a second (below).
+  set lock_timeout = 1000
+  as $$
+declare
+  lock_class constant int4 := omni_kube._lock_class();
+  -- The worker bounds each call by timeout_ms; the margin covers queueing and write-back.
+  deadline constant timestamptz := clock_timestamp() + make_interval(secs => timeout_ms / 1000.0 + 5);
+  -- (A single call, the usual case, skips the statements that sort and filter arrays.)
+  pending bigint[] := case when cardinality(ids) = 1 then ids end;
+  -- Each step reads the states of this many pending requests at most, from the head: requests
+  -- finish about in queue order, so the rest are read when they come near it. (Reading all of a
+  -- large batch at every step made the wait quadratic.)
+  window_size constant int := 256;
+  unfinished jsonb;
+  head bigint;
+  head_state text;
+  checked int;
+  backoff float8 := 0.0005;
+  no_worker_since timestamptz;
+begin
+  if pending is null then
+    pending := array(select distinct id from unnest(ids) id order by id);
+  end if;
+  loop
+    -- The worker holds each request's lock until the request's result is committed, so this
+    -- returns when the head of the queue is done. Each wait lasts at most a second (lock_timeout),
+    -- so that a stuck worker, or anyone else holding the key, only delays the checks below.
+    head := pending[1];
+    begin
+      perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head));
+      perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head));
+    exception when lock_not_available then
+      null;
+    end;
+    checked := least(cardinality(pending), window_size);
+    unfinished := omni_kube._unfinished(pending[1:checked]);
+    if cardinality(pending) = 1 then
+      if unfinished = '{}' then
+        pending := '{}';
+      end if;
+    else
+      pending := array(select p from unnest(pending[1:checked]) with ordinality as u(p, n)
+                        where unfinished ? p::text order by n)
+                 || pending[checked + 1:];
+    end if;
+    exit when cardinality(pending) = 0;
+    head_state := unfinished -> head::text ->> 'state';
+    if head_state is null then
+      -- Progress: the next wait starts with a short sleep again.
+      backoff := 0.0005;
+      continue;
+    end if;
+
+    -- The head is unfinished though its lock was free: not yet covered by a worker's locks, or
+    -- its worker is gone.
+    if head_state = 'running'
+       and not omni_kube._worker_alive((unfinished -> head::text ->> 'worker_id')::uuid) then
+      perform omni_kube._abandon(array[head], 'cancelled',
+        'the worker running this request stopped before it finished; it was not retried');
+      continue;
+    end if;
+    if not omni_kube._worker_alive() then
+      no_worker_since := coalesce(no_worker_since, clock_timestamp());
+      if clock_timestamp() - no_worker_since > interval '3 seconds' then
+        perform omni_kube._abandon(pending, 'cancelled', 'no worker was alive to run it');
+        raise exception 'omni_kube: no worker is running'
+          using errcode = 'OKW01',
+            hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
+      end if;
+    else
+      no_worker_since := null;
+    end if;
+    if clock_timestamp() > deadline then
+      perform omni_kube._abandon(pending, 'cancelled', 'timed out waiting for a worker');
+      raise exception 'omni_kube: timed out after % ms waiting for the worker', timeout_ms
+        using errcode = 'OKT02',
+          hint = 'The worker may be overloaded; raise omni_kube.request_timeout or add workers.';
+    end if;
+    perform pg_sleep(backoff);
+    backoff := least(backoff * 2, 0.05);
+  end loop;
+exception
+  -- statement_timeout, pg_cancel_backend(): the worker stops the call, nothing is left running.
+  when query_canceled then
+    perform omni_kube._abandon(pending, 'cancelled', 'the caller cancelled the statement');
+    raise;
+end
+$$;
+revoke all on function omni_kube._await(bigint[], int) from public;

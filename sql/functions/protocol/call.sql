@@ -1,0 +1,142 @@
+-- Enqueues calls for the current role and waits for them. One row per input, in input order.
+create or replace function omni_kube._call(
+  requested_by name, kind text, paths text[], methods omni_kube.http_method[], bodies jsonb[],
+  stream boolean, server text, cacert text, clientcert omni_kube.client_certificate, token text,
+  -- Added to omni_kube.request_timeout: how long the call itself is meant to last (a watch).
+  duration_ms int default 0
+) returns table (id bigint, state text, status int2, response jsonb, error text)
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  -- Its reads are by id: planned once per session, they must not be sequential scans chosen while
+  -- the table was small. (Generic plans: the read of the finished rows took a custom plan, so a
+  -- new plan per call, because a generic one cannot tell how many ids an array holds.)
+  set enable_seqscan = off
+  set plan_cache_mode = force_generic_plan
+  as $$
+declare
+  timeout_ms int;
+  patch_type text := nullif(current_setting('omni_kube.patch_type', true), '');
+  -- (A composite IS NULL only when all its fields are: compare the fields.)
+  use_worker_default boolean := cacert is null and token is null
+    and (clientcert).certificate is null and (clientcert).private_key is null;
+  ids bigint[];
+  states jsonb;
+begin
+  -- _call can be called directly, so it checks everything itself. Requests are attributed to
+  -- requested_by (the caller's current_user, which may be the owner of a SECURITY DEFINER
+  -- function): it must be a role allowed to use the bridge. session_user is recorded too.
+  if requested_by is null or not pg_has_role(requested_by, 'omni_kube', 'USAGE') then
+    raise exception 'omni_kube: role % may not use omni_kube', requested_by
+      using errcode = '42501', hint = 'Grant it the omni_kube role.';
+  end if;
+  if kind is null or kind not in ('api', 'watch') then
+    raise exception 'omni_kube: unknown request kind %', kind using errcode = '22023';
+  end if;
+  if duration_ms is null or duration_ms < 0 or duration_ms > 3600 * 1000 then
+    raise exception 'omni_kube: duration % ms is out of range', duration_ms using errcode = '22023';
+  end if;
+  perform omni_kube._check_paths(paths);
+  -- Only https://host[:port]: credentials never travel in clear text, and a path or user part in
+  -- the server would change where the call goes.
+  if server is not null and server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
+                        and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
+    raise exception 'omni_kube: server "%" must be https://host[:port]', server
+      using errcode = '22023',
+        hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
+  end if;
+  if array_ndims(methods) > 1 or array_ndims(bodies) > 1
+     or methods is null or bodies is null or cardinality(methods) <> cardinality(paths)
+     or cardinality(bodies) <> cardinality(paths) then
+    raise exception 'omni_kube: one method and one body (or NULL) per path' using errcode = '2202E';
+  end if;
+  -- (A test of its own, after the one above: array_position() raises on a multidimensional array.)
+  if array_position(methods, null) is not null then
+    raise exception 'omni_kube: one method per path, none of them NULL' using errcode = '2202E';
+  end if;
+  -- (Nested, so that api() calls run no statement for it.)
+  if kind = 'watch' then
+    if exists (
+         select from unnest(bodies) b
+          where b is null or jsonb_typeof(b) <> 'object'
+             or b - 'resourceVersion' - 'timeoutSeconds' <> '{}'
+             or jsonb_typeof(b -> 'timeoutSeconds') is distinct from 'number'
+             or (b ->> 'timeoutSeconds')::numeric not between 1 and 3600
+             or jsonb_typeof(coalesce(b -> 'resourceVersion', '""')) <> 'string') then
+      raise exception 'omni_kube: malformed watch request' using errcode = '22023';
+    end if;
+  end if;
+
+  -- (The exception block, a subtransaction, only when there is a setting to parse.)
+  if nullif(current_setting('omni_kube.request_timeout', true), '') is null then
+    timeout_ms := 30000;
+  else
+    begin
+      timeout_ms := extract(epoch from current_setting('omni_kube.request_timeout')::interval) * 1000;
+    exception when others then
+      raise exception 'omni_kube.request_timeout is not an interval: %',
+        current_setting('omni_kube.request_timeout', true)
+        using errcode = '22023', hint = 'Use a value such as ''30s'' or ''500ms''.';
+    end;
+  end if;
+  if timeout_ms <= 0 then
+    raise exception 'omni_kube.request_timeout must be positive, got %',
+      current_setting('omni_kube.request_timeout', true) using errcode = '22023';
+  end if;
+  timeout_ms := timeout_ms + duration_ms;
+  if patch_type not in ('merge', 'json', 'strategic', 'apply') then
+    raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
+      using errcode = '22023';
+  end if;
+  if not omni_kube._worker_alive() then
+    raise exception 'omni_kube: no worker is running'
+      using errcode = 'OKW01',
+        hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
+  end if;
+  -- (Never quote credentials in a message.)
+  if token !~ '^[\x21-\x7e]+$' then
+    raise exception 'omni_kube: the token contains spaces, control or non-ASCII characters'
+      using errcode = '22023', hint = 'Pass the bearer token alone, without "Bearer " or a newline.';
+  end if;
+  if ((clientcert).certificate is null) <> ((clientcert).private_key is null) then
+    raise exception 'omni_kube: a client certificate needs both its certificate and its private key'
+      using errcode = '22023';
+  end if;
+
+  -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone must
+  -- not change how the other session reads it.
+  select array_agg(value::bigint order by ordinality) into ids
+    from jsonb_array_elements_text(omni_kube._autonomous(format(
+      'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L)',
+      gen_random_uuid(), requested_by, session_user, pg_backend_pid(),
+      to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+      kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
+      cacert, clientcert.certificate, clientcert.private_key, token,
+      sha256(convert_to(jsonb_build_array(use_worker_default, cacert, clientcert.certificate,
+                                          clientcert.private_key, token)::text, 'UTF8')))))
+    with ordinality;
+
+  perform omni_kube._await(ids, timeout_ms);
+  -- Finished requests no longer change: read them once, now, with a fresh snapshot (responses can
+  -- be megabytes; the wait above read only which were unfinished).
+  if current_setting('transaction_isolation') = 'read committed' then
+    return query
+      select u.id, r.state::text, r.status, r.response, r.error
+        from unnest(ids) with ordinality as u(id, n)
+        left join omni_kube.request r on r.id = u.id
+       order by u.n;
+    return;
+  end if;
+  states := omni_kube._autonomous(format(
+    $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state, 'status', status,
+                                                                'response', response, 'error', error)), '{}')
+         from omni_kube.request where id = any(%L::bigint[])$q$,
+    ids));
+  return query
+    select r.id, s ->> 'state', (s ->> 'status')::int2, s -> 'response', s ->> 'error'
+      from unnest(ids) with ordinality as r(id, n)
+      cross join lateral (select states -> r.id::text) as x(s)
+     order by r.n;
+end
+$$;
+revoke all on function omni_kube._call from public;
+grant execute on function omni_kube._call to omni_kube;

@@ -1,0 +1,52 @@
+-- Lists several collections at once: the pages of all of them are fetched in parallel (one batch
+-- api() call per round), and each object comes back with the index of its path. List items lack
+-- apiVersion and kind; they are filled in from the list, as kubectl does.
+create or replace function omni_kube._list_collections(paths text[], page_size int default 500)
+  returns table (path_index int, object jsonb)
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  pending_index int[] := array(select generate_series(1, cardinality(paths)));
+  pending_path text[];
+  next_index int[];
+  next_path text[];
+  page record;
+  continue_token text;
+begin
+  pending_path := array(select omni_kube._append_query(p, 'limit=' || page_size) from unnest(paths) p);
+  while cardinality(pending_path) > 0 loop
+    next_index := '{}';
+    next_path := '{}';
+    for page in select b.response, b.status, b.n from omni_kube.api(pending_path) with ordinality b(response, status, n) loop
+      if page.status = 0 then
+        perform omni_kube._raise_for('failed', page.status, null, page.response ->> 'message',
+                                     'GET ' || pending_path[page.n]);
+      elsif page.status >= 400 then
+        if page.status = 410 then
+          -- A list that outlives its continue token (etcd compacted it) cannot be resumed.
+          raise exception 'omni_kube: the listing of % expired before its last page', paths[pending_index[page.n]]
+            using errcode = 'OK410', detail = coalesce(page.response ->> 'message', ''),
+              hint = 'The collection changed faster than it was read; list it again.';
+        end if;
+        perform omni_kube._raise_for('done', page.status, page.response, null, 'GET ' || pending_path[page.n]);
+      end if;
+      return query
+        select pending_index[page.n],
+               case when item ? 'kind' then item
+                    else item || jsonb_build_object('apiVersion', page.response -> 'apiVersion',
+                                                    'kind', regexp_replace(page.response ->> 'kind', 'List$', ''))
+               end
+          from jsonb_array_elements(page.response -> 'items') item;
+      continue_token := nullif(page.response #>> '{metadata,continue}', '');
+      if continue_token is not null then
+        next_index := next_index || pending_index[page.n];
+        next_path := next_path || omni_kube._append_query(paths[pending_index[page.n]],
+                                    'limit=' || page_size, 'continue=' || omni_kube._url_encode(continue_token));
+      end if;
+    end loop;
+    pending_index := next_index;
+    pending_path := next_path;
+  end loop;
+end
+$$;
+grant execute on function omni_kube._list_collections(text[], int) to omni_kube;

@@ -1,0 +1,45 @@
+-- Creates the table (empty), its triggers and its functions; discovery already done.
+create or replace function omni_kube._create_resource_table(
+  schema name, table_name name, group_version text, resource text, kind text, namespaced boolean,
+  label_selector text, field_selector text, transactional boolean
+) returns regclass
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  qualified text := format('%I.%I', schema, table_name);
+  path text := omni_kube._list_path(group_version, resource, label_selector, field_selector, null);
+begin
+  execute format('create table %s (
+                    uid text unique,
+                    name text not null,
+                    namespace text,
+                    resource jsonb not null,
+                    %s
+                    unique nulls not distinct (name, namespace))',
+                 qualified,
+                 case when transactional
+                      then 'new boolean not null default false, committed boolean not null default true,'
+                      else '' end);
+  execute format('create trigger omni_kube_write before insert or update or delete on %s
+                    for each row execute function omni_kube._resource_table_write(%L, %L, %L, %L, %L, %L)',
+                 qualified, group_version, resource, kind, namespaced, transactional,
+                 omni_kube._default_namespace(field_selector));
+  if transactional then
+    execute format('create constraint trigger omni_kube_apply after insert or update or delete on %s
+                      deferrable initially deferred
+                      for each row execute function omni_kube._resource_table_apply()', qualified);
+  end if;
+  execute format($fn$
+    create function %I.%I() returns table (type text, object jsonb)
+      language sql volatile set search_path = pg_catalog, pg_temp
+      as $body$ select r.type, r.object
+                  from omni_kube._refresh_resource_tables(array[%L]::text[], array[%L]::text[]) r $body$
+    $fn$, schema, 'refresh_' || table_name, qualified, path);
+  execute format($fn$
+    create function %I.%I() returns text
+      language sql immutable set search_path = pg_catalog, pg_temp
+      as $body$ select %L::text $body$
+    $fn$, schema, table_name || '_resource_path', path);
+  return qualified::regclass;
+end
+$$;

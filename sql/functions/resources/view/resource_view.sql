@@ -1,0 +1,25 @@
+-- omni_kube.resource_view(view_name, group_version, resource, ...): a view of the objects of one
+-- resource, read live from the cluster on every query. INSERT creates objects (generateName works;
+-- RETURNING shows what the server created), UPDATE replaces them, DELETE deletes them.
+
+create or replace function omni_kube.resource_view(
+  view_name name,
+  group_version text,
+  resource text,
+  label_selector text default null,
+  field_selector text default null,
+  -- Evaluated in the caller's session, before this function's own search_path applies.
+  schema name default current_schema()
+) returns regclass
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  description record := omni_kube._describe_resource(group_version, resource);
+begin
+  return omni_kube._create_resource_view(omni_kube._target_schema(schema), view_name, group_version,
+                                         resource, description.kind, description.namespaced,
+                                         label_selector, field_selector);
+end
+$$;
+
+grant execute on function omni_kube.resource_view(name, text, text, text, text, name) to omni_kube;

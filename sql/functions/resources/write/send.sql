@@ -1,0 +1,12 @@
+-- Sends a write to the cluster at once: the object the server answered with (NULL for a delete).
+create or replace function omni_kube._send(request omni_kube.resource_request) returns jsonb
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if request.method = 'DELETE' then
+    perform omni_kube._delete_object(request.path);
+    return null;
+  end if;
+  return omni_kube.api(request.path, method => request.method, body => request.body);
+end
+$$;

@@ -1,0 +1,114 @@
+-- omni_kube.watch(): bounded watches through the same queue as api(). The worker lists first when
+-- no resource_version is given, collects events for `timeout` seconds and ends with a BOOKMARK
+-- carrying the version to resume from.
+
+-- Runs watches and returns (events, status) per input, in order. Shared by both forms.
+create or replace function omni_kube._watch(
+  group_versions text[], resources text[], resource_versions text[], timeout int,
+  namespaces text[], label_selectors text[], field_selectors text[],
+  server text, cacert text, clientcert omni_kube.client_certificate, token text
+) returns table (events jsonb[], status int2, state text, error text)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  n int := cardinality(group_versions);
+  paths text[];
+  bodies jsonb[];
+begin
+  if group_versions is null or resources is null then
+    raise exception 'omni_kube: group versions and resources must not be NULL' using errcode = '22004';
+  end if;
+  if timeout is null or timeout < 1 or timeout > 3600 then
+    raise exception 'omni_kube: watch timeout must be between 1 and 3600 seconds, got %', timeout
+      using errcode = '22023', hint = 'To watch longer, resume from the final BOOKMARK (see the README).';
+  end if;
+  if cardinality(resources) <> n
+     or cardinality(coalesce(resource_versions, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(namespaces, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(label_selectors, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(field_selectors, array_fill(null::text, array[n]))) <> n then
+    raise exception 'omni_kube: watch arrays differ in length (% group versions)', n
+      using errcode = '2202E', hint = 'Give every array one element per watch, or leave it NULL.';
+  end if;
+  if n = 0 then
+    return;
+  end if;
+  -- path_with (0007) is resolved when this runs, not when it is created.
+  select array_agg(omni_kube.path_with(
+                     omni_kube._collection_path(group_versions[i], resources[i], namespaces[i]),
+                     label_selectors[i], field_selectors[i]) order by i),
+         array_agg(jsonb_strip_nulls(jsonb_build_object(
+                     'resourceVersion', resource_versions[i], 'timeoutSeconds', timeout)) order by i)
+    into paths, bodies
+    from generate_series(1, n) i;
+  return query
+    select case when c.state = 'done' and jsonb_typeof(c.response) = 'array'
+                  then array(select jsonb_array_elements(c.response))
+                when c.state = 'done' then array_remove(array[c.response], null)
+                else array[omni_kube._transport_status(c.error)] end,
+           case when c.state = 'done' then c.status else 0::int2 end,
+           c.state, c.error
+      from omni_kube._call(current_user, 'watch', paths,
+                           array_fill('GET'::omni_kube.http_method, array[n]), bodies, false,
+                           server, cacert, clientcert, token, timeout * 1000) c;
+end
+$$;
+
+-- One watch. A status of 400 or more raises, except 410 (resourceVersion expired: relist).
+create or replace function omni_kube.watch(
+  group_version text,
+  resource text,
+  resource_version text default null,
+  timeout int default 1,
+  namespace text default null,
+  label_selector text default null,
+  field_selector text default null,
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token')
+) returns table (events jsonb[], status int2)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  result record;
+begin
+  select * into result from omni_kube._watch(
+    array[group_version], array[resource], array[resource_version], timeout, array[namespace],
+    array[label_selector], array[field_selector], server, cacert, clientcert, token);
+  if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
+    perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
+                                 format('watch of %s %s', group_version, resource));
+  end if;
+  events := result.events;
+  status := result.status;
+  return next;
+end
+$$;
+
+-- Several watches in parallel; one row per input, in input order; statuses are returned, not raised.
+create or replace function omni_kube.watch(
+  group_versions text[],
+  resources text[],
+  resource_versions text[] default null,
+  timeout int default 1,
+  namespaces text[] default null,
+  label_selectors text[] default null,
+  field_selectors text[] default null,
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token')
+) returns table (events jsonb[], status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select w.events, w.status
+      from omni_kube._watch(group_versions, resources, resource_versions, timeout, namespaces,
+                            label_selectors, field_selectors, server, cacert, clientcert, token) w
+  $$;
+
+grant execute on function omni_kube.watch(text, text, text, int, text, text, text, text, text, omni_kube.client_certificate, text) to omni_kube;
+grant execute on function omni_kube.watch(text[], text[], text[], int, text[], text[], text[], text, text, omni_kube.client_certificate, text) to omni_kube;
