@@ -39,7 +39,8 @@ Deno.test("function layer: the manifest lists every file under sql/functions exa
 
 Deno.test("function layer: no file refers to an object of a file after it", async () => {
   const shim = await bundledShim();
-  const code = (sql: string) => sql.replace(/--[^\n]*/g, "");
+  // (A drop of a retired signature names an object that no longer exists.)
+  const code = (sql: string) => sql.replace(/--[^\n]*/g, "").replace(/^drop [^;]*;/gm, "");
   const definedIn = new Map<string, number>();
   shim.functions.forEach((file, index) => {
     for (

@@ -1,18 +1,12 @@
--- Marks unfinished requests as cancelled or failed, autonomously, and tells the worker running them
--- to stop (NOTIFY omni_kube_cancel with the ids).
-create or replace function omni_kube._abandon(ids bigint[], new_state omni_kube.request_state, reason text)
-  returns void
+-- The caller gives up on the unfinished of `ids` (timeout, cancelled statement, no worker): they
+-- are cancelled through the autonomous connection, so that the cancellation commits whatever
+-- becomes of the caller's transaction.
+create or replace function omni_kube._abandon(ids bigint[], reason text) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  perform omni_kube._autonomous(format(
-    $q$with abandoned as (
-         update omni_kube.request set state = %L, error = %L, finished_at = clock_timestamp()
-          where id = any(%L::bigint[]) and state in ('queued', 'running') returning id),
-       forgotten as (delete from omni_kube.request_credentials where request_id in (select id from abandoned))
-       select to_jsonb(pg_notify('omni_kube_cancel', string_agg(id::text, ','))) from abandoned$q$,
-    new_state, reason, ids));
+  perform omni_kube._autonomous(format('select omni_kube._cancel_requests(%L, %L)', ids, reason));
 end
 $$;
-revoke all on function omni_kube._abandon(bigint[], omni_kube.request_state, text) from public;
+revoke all on function omni_kube._abandon(bigint[], text) from public;

@@ -59,14 +59,14 @@ begin
     -- its worker is gone.
     if head_state = 'running'
        and not omni_kube._worker_alive((unfinished -> head::text ->> 'worker_id')::uuid) then
-      perform omni_kube._abandon(array[head], 'cancelled',
-        'the worker running this request stopped before it finished; it was not retried');
+      perform omni_kube._autonomous(
+        format('select omni_kube._cancel_dead_worker_requests(%L)', array[head]));
       continue;
     end if;
     if not omni_kube._worker_alive() then
       no_worker_since := coalesce(no_worker_since, clock_timestamp());
       if clock_timestamp() - no_worker_since > interval '3 seconds' then
-        perform omni_kube._abandon(pending, 'cancelled', 'no worker was alive to run it');
+        perform omni_kube._abandon(pending, 'no worker was alive to run it');
         raise exception 'omni_kube: no worker is running'
           using errcode = 'OKW01',
             hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
@@ -75,7 +75,7 @@ begin
       no_worker_since := null;
     end if;
     if clock_timestamp() > deadline then
-      perform omni_kube._abandon(pending, 'cancelled', 'timed out waiting for a worker');
+      perform omni_kube._abandon(pending, 'timed out waiting for a worker');
       raise exception 'omni_kube: timed out after % ms waiting for the worker', timeout_ms
         using errcode = 'OKT02',
           hint = 'The worker may be overloaded; raise omni_kube.request_timeout or add workers.';
@@ -86,7 +86,7 @@ begin
 exception
   -- statement_timeout, pg_cancel_backend(): the worker stops the call, nothing is left running.
   when query_canceled then
-    perform omni_kube._abandon(pending, 'cancelled', 'the caller cancelled the statement');
+    perform omni_kube._abandon(pending, 'the caller cancelled the statement');
     raise;
 end
 $$;

@@ -29,10 +29,11 @@ begin
     raise exception 'omni_kube: role % may not use omni_kube', requested_by
       using errcode = '42501', hint = 'Grant it the omni_kube role.';
   end if;
-  if kind is null or kind not in ('api', 'watch') then
+  if kind is null or not omni_kube._protocol() -> 'kinds' ? kind then
     raise exception 'omni_kube: unknown request kind %', kind using errcode = '22023';
   end if;
-  if duration_ms is null or duration_ms < 0 or duration_ms > 3600 * 1000 then
+  if duration_ms is null or duration_ms < 0
+     or duration_ms > (omni_kube._protocol() ->> 'max_duration_seconds')::int * 1000 then
     raise exception 'omni_kube: duration % ms is out of range', duration_ms using errcode = '22023';
   end if;
   perform omni_kube._check_paths(paths);
@@ -60,7 +61,8 @@ begin
           where b is null or jsonb_typeof(b) <> 'object'
              or b - 'resourceVersion' - 'timeoutSeconds' <> '{}'
              or jsonb_typeof(b -> 'timeoutSeconds') is distinct from 'number'
-             or (b ->> 'timeoutSeconds')::numeric not between 1 and 3600
+             or (b ->> 'timeoutSeconds')::numeric
+                  not between 1 and (omni_kube._protocol() ->> 'max_duration_seconds')::numeric
              or jsonb_typeof(coalesce(b -> 'resourceVersion', '""')) <> 'string') then
       raise exception 'omni_kube: malformed watch request' using errcode = '22023';
     end if;
@@ -83,7 +85,7 @@ begin
       current_setting('omni_kube.request_timeout', true) using errcode = '22023';
   end if;
   timeout_ms := timeout_ms + duration_ms;
-  if patch_type not in ('merge', 'json', 'strategic', 'apply') then
+  if not omni_kube._protocol() -> 'patch_types' ? patch_type then
     raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
       using errcode = '22023';
   end if;

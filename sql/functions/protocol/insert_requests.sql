@@ -1,8 +1,9 @@
--- Runs in the autonomous connection: inserts the requests and their credentials and wakes the
--- worker. Identical GETs of one statement (same digest) share one request: the first one made, by
--- an earlier call or earlier in this batch. Set-based: a batch of a thousand is a few statements, not
--- a thousand. Idempotent through `enqueue_key`: a retry inserts nothing and maps every input again,
--- to its own row (by position) or to the request it shares. Returns the ids, one per input.
+-- Transition: -> queued. Runs in the autonomous connection: inserts the requests and their
+-- credentials and wakes the worker. Identical GETs of one statement (same digest) share one
+-- request: the first one made, by an earlier call or earlier in this batch. Set-based: a batch of
+-- a thousand is a few statements, not a thousand. Idempotent through `enqueue_key`: a retry
+-- inserts nothing and maps every input again, to its own row (by position) or to the request it
+-- shares. Returns the ids, one per input.
 create or replace function omni_kube._insert_requests(
   enqueue_key uuid, requested_by name, session_role name, backend_pid int,
   statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],

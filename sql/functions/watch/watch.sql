@@ -19,7 +19,8 @@ begin
   if group_versions is null or resources is null then
     raise exception 'omni_kube: group versions and resources must not be NULL' using errcode = '22004';
   end if;
-  if timeout is null or timeout < 1 or timeout > 3600 then
+  if timeout is null or timeout < 1
+     or timeout > (omni_kube._protocol() ->> 'max_duration_seconds')::int then
     raise exception 'omni_kube: watch timeout must be between 1 and 3600 seconds, got %', timeout
       using errcode = '22023', hint = 'To watch longer, resume from the final BOOKMARK (see the README).';
   end if;

@@ -1,0 +1,43 @@
+-- Transition: running -> done (an HTTP answer: its status and body) or failed (no answer: the
+-- error), for the requests of `ids` that `worker` is running; any other is left as it is (its
+-- caller cancelled it meanwhile). One element per request in each array. A body said to be JSON
+-- is cast to jsonb, which fails the whole statement if one is not JSON after all (or not storable
+-- as jsonb); `tolerant` stores such a body as a JSON string instead, at the price of a
+-- subtransaction per row. `stored` marks a response assembled in the row already (large bodies).
+-- Announces the finished ids on omni_kube_done, so that other workers release their window locks
+-- on them (a NOTIFY payload must stay under 8000 bytes: many say "*", sweep).
+create or replace function omni_kube._finish_requests(
+  worker uuid, ids bigint[], statuses int2[], bodies text[], is_json boolean[], stored boolean[],
+  errors text[], tolerant boolean default false
+) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  finished int;
+  finished_ids text;
+begin
+  with written as (
+    update omni_kube.request r
+       set state = case when x.error is null then 'done' else 'failed' end::omni_kube.request_state,
+           status = x.status,
+           response = case when x.stored then r.response
+                           when tolerant then omni_kube._response_jsonb(x.body, x.is_json)
+                           when x.body is null or x.body = '' then null
+                           when x.is_json then x.body::jsonb
+                           else to_jsonb(x.body) end,
+           error = x.error,
+           finished_at = clock_timestamp()
+      from unnest(ids, statuses, bodies, is_json, stored, errors)
+             as x(id, status, body, is_json, stored, error)
+     where r.id = x.id and r.state = 'running' and r.worker_id = worker
+    returning r.id
+  )
+  select count(*), string_agg(id::text, ',') into finished, finished_ids from written;
+  if finished > 0 then
+    perform pg_notify('omni_kube_done', case when finished <= 400 then finished_ids else '*' end);
+  end if;
+end
+$$;
+revoke all on function omni_kube._finish_requests(uuid, bigint[], int2[], text[], boolean[],
+  boolean[], text[], boolean) from public;

@@ -1,0 +1,29 @@
+-- Maintenance, run by every worker now and then (`worker` is the one running it): cancels the
+-- requests of workers that died while nobody waited for them (one that is only reconnecting has a
+-- recent heartbeat), deletes requests finished more than `retention_seconds` ago, workers silent
+-- for an hour and response pieces nobody will assemble. Returns the number of requests deleted.
+create or replace function omni_kube._purge_requests(worker uuid, retention_seconds int)
+  returns int
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  purged int;
+begin
+  perform omni_kube._cancel_dead_worker_requests(array(
+    select r.id from omni_kube.request r
+     where r.state = 'running' and r.worker_id <> worker
+       and not exists (select from omni_kube.workers w
+                        where w.id = r.worker_id and w.last_seen > now() - interval '30 seconds')));
+  delete from omni_kube.request where finished_at < now() - make_interval(secs => retention_seconds);
+  get diagnostics purged = row_count;
+  delete from omni_kube.workers w
+   where w.id <> worker and w.last_seen < now() - interval '1 hour';
+  -- Pieces of a body whose worker stopped, or whose caller gave up.
+  delete from omni_kube.response_piece p
+   where not exists (select from omni_kube.request r
+                      where r.id = p.request_id and r.state = 'running');
+  return purged;
+end
+$$;
+revoke all on function omni_kube._purge_requests(uuid, int) from public;
