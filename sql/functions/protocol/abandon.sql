@@ -10,3 +10,14 @@ begin
 end
 $$;
 revoke all on function omni_kube._abandon(bigint[], text) from public;
+
+-- The form release 0.1.0's _await calls: a caller that began waiting before an upgrade to this
+-- release still calls it when it gives up. It only ever passed 'cancelled'. To be retired once no
+-- supported release upgrades from 0.1.0.
+create or replace function omni_kube._abandon(ids bigint[], new_state omni_kube.request_state,
+                                              reason text)
+  returns void
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$ select omni_kube._abandon(ids, reason) $$;
+revoke all on function omni_kube._abandon(bigint[], omni_kube.request_state, text) from public;
