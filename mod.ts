@@ -22,18 +22,15 @@ export {
   pendingMigrations,
 } from "./lib/migrate.ts";
 export { RELEASE } from "./lib/version.ts";
-export { defaultCluster, kubeconfigCluster, podServiceAccount } from "./lib/credentials.ts";
+export { type WorkerMetrics } from "./lib/metrics.ts";
+export { type Logger } from "./lib/observe.ts";
 export {
-  contentTypeFor,
-  HTTP_METHODS,
-  type HttpMethod,
-  KubeHttp,
-  type KubeRequest,
-  type KubeTarget,
-  KubeTransportError,
-  normalizeServer,
-} from "./lib/kube/client.ts";
-export { splitLines } from "./lib/kube/ndjson.ts";
+  type DefaultCluster,
+  defaultCluster,
+  kubeconfigCluster,
+  podServiceAccount,
+} from "./lib/credentials.ts";
+export { type HttpMethod, type KubeTarget } from "./lib/kube/client.ts";
 
 if (import.meta.main) {
   const { main } = await import("./lib/cli.ts");

@@ -407,7 +407,10 @@ export async function watch(bed: Bed, sizes: Sizes): Promise<WatchResult> {
       namespace => ${namespace}, timeout => ${timeoutSeconds})`
     .then(([{ events }]) => ({ events: Number(events), returned: nowEpochMs() }));
   const directAsked = nowEpochMs();
-  const directWatch = watchOnce(bed.http, bed.kube, { path, timeoutSeconds }).then((result) => {
+  const directWatch = watchOnce((target, request) => bed.http.fetch(target, request), bed.kube, {
+    path,
+    timeoutSeconds,
+  }).then((result) => {
     // Parsed, as PostgreSQL parses the bridge's events into jsonb.
     for (const event of result.events) JSON.parse(event);
     return { events: result.events.length, returned: nowEpochMs() };

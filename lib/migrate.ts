@@ -25,10 +25,12 @@ const MIGRATION_LOCK = 7_301_975_422;
 
 /**
  * Release 0.1.0 recorded its schema files by name only, in `omni_kube.migrations`. Its tables
- * are exactly the baseline's: a database with all of these is adopted as having the baseline.
+ * are exactly the baseline's: a database with all of {@linkcode LEGACY_FILES} is adopted as
+ * having the baseline.
  */
-const LEGACY_RELEASE = "0.1.0";
-const LEGACY_FILES = [
+export const LEGACY_RELEASE = "0.1.0";
+/** The schema files release 0.1.0 recorded, by name. */
+export const LEGACY_FILES: readonly string[] = [
   "0001_queue.sql",
   "0002_api.sql",
   "0003_pod_credentials.sql",

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Sql } from "./db.ts";
-import { queueDepth, recentFailures, workerList } from "./queue.ts";
+import { queueDepth, recentFailures, workerList } from "./queue/inspect.ts";
 
 /** Left-aligned columns separated by two spaces, with a header row. */
 export function table(header: string[], rows: string[][]): string {

@@ -8,6 +8,7 @@ import {
   bundledShim,
   IncompatibleDatabase,
   type Installed,
+  LEGACY_FILES,
   migrate,
   parseManifest,
   pendingMigrations,
@@ -110,30 +111,6 @@ const EMPTY: Installed = {
   legacyQueueUnlogged: false,
   unrecordedTables: false,
 };
-const LEGACY_NAMES = [
-  "0001_queue.sql",
-  "0002_api.sql",
-  "0003_pod_credentials.sql",
-  "0004_watch.sql",
-  "0005_group_path.sql",
-  "0006_resources_path.sql",
-  "0007_path_with.sql",
-  "0008_watch_path.sql",
-  "0009_api_group_views.sql",
-  "0010_group_resources.sql",
-  "0011_resources.sql",
-  "0012_resources_metadata.sql",
-  "0013_resource_request.sql",
-  "0014_resource_view.sql",
-  "0015_resource_table.sql",
-  "0016_resource_views.sql",
-  "0017_resource_tables.sql",
-  "0018_omni_kube_role.sql",
-  "0019_yaml.sql",
-  "0020_load_kubeconfig.sql",
-  "0021_response_piece.sql",
-  "0022_request_unlogged.sql",
-];
 
 Deno.test("planMigration: an empty database gets everything", () => {
   const plan = planMigration(EMPTY, SHIM);
@@ -145,7 +122,7 @@ Deno.test("planMigration: an empty database gets everything", () => {
 
 Deno.test("planMigration: an install of 0.1.0 is adopted as the baseline", () => {
   const plan = planMigration(
-    { ...EMPTY, legacyFiles: LEGACY_NAMES, legacyQueueUnlogged: true },
+    { ...EMPTY, legacyFiles: [...LEGACY_FILES], legacyQueueUnlogged: true },
     SHIM,
   );
   assert.equal(plan.from, "0.1.0");
@@ -157,8 +134,8 @@ Deno.test("planMigration: an install of 0.1.0 is adopted as the baseline", () =>
 Deno.test("planMigration: an install older than 0.1.0 is refused, with what to do", () => {
   for (
     const installed of [
-      { ...EMPTY, legacyFiles: LEGACY_NAMES.slice(0, 21), legacyQueueUnlogged: false },
-      { ...EMPTY, legacyFiles: LEGACY_NAMES, legacyQueueUnlogged: false },
+      { ...EMPTY, legacyFiles: LEGACY_FILES.slice(0, 21), legacyQueueUnlogged: false },
+      { ...EMPTY, legacyFiles: [...LEGACY_FILES], legacyQueueUnlogged: false },
     ]
   ) {
     assert.throws(
@@ -273,7 +250,9 @@ Deno.test("migrate: migrators started together install once", async () => {
     [db.connect(), db.connect(), db.connect()].map((sql) => migrate(sql)),
   );
   // Each step ran once, whichever migrator got to it first.
-  const baselines = reports.flatMap((r) => r.applied).filter((name) => name === "0001_baseline.sql");
+  const baselines = reports.flatMap((r) => r.applied).filter((name) =>
+    name === "0001_baseline.sql"
+  );
   assert.equal(baselines.length, 1, JSON.stringify(reports));
   assert.equal(reports.filter((r) => r.functionsReplaced).length, 1, JSON.stringify(reports));
   const sql = db.connect();

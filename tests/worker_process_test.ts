@@ -24,8 +24,7 @@ async function waitForWorker(sql: postgres.Sql<Record<string, never>>) {
   for (let i = 0; i < 300; i++) {
     // The worker installs the shim first: until then the function does not exist.
     const [{ installed }] =
-      await sql`select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = 'omni_kube' and c.relname = 'workers') as installed`;
+      await sql`select to_regprocedure('omni_kube._worker_alive(uuid)') is not null as installed`;
     if (installed) {
       const [{ alive }] = await sql`select omni_kube._worker_alive() as alive`;
       if (alive) return;

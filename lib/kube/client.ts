@@ -47,6 +47,12 @@ export interface KubeRequest {
   signal?: AbortSignal;
 }
 
+/**
+ * Sends one call and returns the response with its body unread, as {@linkcode KubeHttp.fetch}
+ * does: what code that makes calls depends on, so that it can be tested without a server.
+ */
+export type KubeFetch = (target: KubeTarget, request: KubeRequest) => Promise<Response>;
+
 /** The call never got an HTTP response: refused, TLS, DNS, timeout, aborted. */
 export class KubeTransportError extends Error {
   constructor(readonly server: string, cause: unknown, detail: string) {

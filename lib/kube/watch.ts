@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { KubeHttp, KubeTarget } from "./client.ts";
+import type { KubeFetch, KubeTarget } from "./client.ts";
 import { splitLines } from "./ndjson.ts";
 
 /** What to watch. */
@@ -46,9 +46,12 @@ function resourceVersionOf(event: any): string | undefined {
   return typeof version === "string" && version !== "" ? version : undefined;
 }
 
-/** Runs one watch as described in the module doc. Transport failures throw (KubeTransportError). */
+/**
+ * Runs one watch as described in the module doc, making its calls with `fetch`. Transport
+ * failures throw (KubeTransportError).
+ */
 export async function watchOnce(
-  http: KubeHttp,
+  fetch: KubeFetch,
   target: KubeTarget,
   request: WatchRequest,
 ): Promise<WatchResult> {
@@ -57,7 +60,7 @@ export async function watchOnce(
   let apiVersion: string | undefined;
   if (!resourceVersion) {
     // resourceVersion "0" would allow a cached, older answer; an empty one reads the latest.
-    const list = await http.fetch(target, {
+    const list = await fetch(target, {
       method: "GET",
       path: withQuery(request.path, { limit: "1" }),
       signal: request.signal,
@@ -84,7 +87,7 @@ export async function watchOnce(
   if (resourceVersion) params.resourceVersion = resourceVersion;
   let response: Response;
   try {
-    response = await http.fetch(target, {
+    response = await fetch(target, {
       method: "GET",
       path: withQuery(request.path, params),
       signal,

@@ -1,0 +1,41 @@
+/**
+ * The per-request advisory locks, and the id sequence they are taken ahead of.
+ *
+ * Callers wait for a request by blocking on its advisory lock (`omni_kube._lock_key()`); the
+ * worker holds the locks of requests it will run, including ids not yet issued (a window ahead of
+ * the id sequence), and releases each one after the request's result is committed.
+ *
+ * @module
+ */
+import type { Sql } from "../db.ts";
+
+/** The lock statements of one worker, on its queue session (a lock belongs to the session). */
+export class LockStatements {
+  /** `session` is the worker's queue session. */
+  constructor(readonly session: Sql) {}
+
+  /** The id the next request will get. */
+  async nextRequestId(): Promise<number> {
+    const [row] = await this.session`
+      select case when is_called then last_value + 1 else last_value end as next
+        from omni_kube.request_id_seq`;
+    return Number(row.next);
+  }
+
+  /** Takes the locks of `ids` that nobody holds; returns the ids locked. */
+  async tryLock(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.session`
+      select id from unnest(${ids}::bigint[]) id
+       where pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(id))`;
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** Releases one hold of each lock in `ids`. */
+  async unlock(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.session`
+      select pg_advisory_unlock(omni_kube._lock_class(), omni_kube._lock_key(id))
+        from unnest(${ids}::bigint[]) id`;
+  }
+}

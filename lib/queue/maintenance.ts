@@ -1,0 +1,97 @@
+/**
+ * The worker's upkeep statements: registration and heartbeat, pod credentials, which held locks
+ * and running requests nobody needs any more, and the purge of what is finished.
+ *
+ * @module
+ */
+import type { Sql } from "../db.ts";
+
+/** Why a request whose caller went away is cancelled. */
+export const CALLER_GONE = "the caller is gone";
+
+/** The upkeep statements of one worker, on its queue session. */
+export class MaintenanceStatements {
+  /** `session` is the worker's queue session, which holds the worker lock `register` takes. */
+  constructor(readonly session: Sql, readonly workerId: string) {}
+
+  /**
+   * Records this worker and takes its worker lock, which callers look for in pg_locks to know it
+   * is alive. Safe to repeat on a new session after the old one was lost.
+   */
+  async register(host: string, pid: number): Promise<void> {
+    await this.session`
+      select pg_advisory_lock(omni_kube._worker_lock_class(), omni_kube._worker_lock_key(${this.workerId})),
+             pg_advisory_lock_shared(omni_kube._worker_lock_class(), 0)`;
+    await this.session`
+      insert into omni_kube.workers (id, host, pid, lock_backend_pid)
+      values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())
+      on conflict (id) do update
+        set lock_backend_pid = excluded.lock_backend_pid, last_seen = now()`;
+  }
+
+  /** Publishes the pod's service-account token and CA for `omni_kube.pod_credentials()`. */
+  async publishPodCredentials(token: string, cacert: string | undefined): Promise<void> {
+    await this.session`
+      insert into omni_kube.worker_pod_credentials (worker_id, token, cacert)
+      values (${this.workerId}, ${token}, ${cacert ?? null})
+      on conflict (worker_id) do update
+        set token = excluded.token, cacert = excluded.cacert, read_at = now()`;
+  }
+
+  /** Marks the worker alive now, on the backend that holds its locks. */
+  async heartbeat(): Promise<void> {
+    await this.session`
+      update omni_kube.workers set last_seen = now(), lock_backend_pid = pg_backend_pid()
+       where id = ${this.workerId}`;
+  }
+
+  /** Removes the worker's row: it stopped. */
+  async unregister(): Promise<void> {
+    await this.session`delete from omni_kube.workers where id = ${this.workerId}`;
+  }
+
+  /** Of `ids`, those issued but not waiting to run: finished, abandoned, purged or never used. */
+  async settled(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.session`
+      select k.id from unnest(${ids}::bigint[]) as k(id)
+       where k.id <= (select last_value from omni_kube.request_id_seq)
+         and not exists (select from omni_kube.request r
+                          where r.id = k.id and r.state in ('queued', 'running'))`;
+    return rows.map((r) => Number(r.id));
+  }
+
+  /**
+   * Of the running `ids`, those nobody waits for any more: cancelled by their caller, or whose
+   * caller's backend has moved on from the statement that made them (cancelled, disconnected).
+   * The latter are cancelled now (`omni_kube._cancel_requests`); all are returned, to be stopped.
+   */
+  async orphaned(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const [row] = await this.session`
+      with orphans as (
+        select r.id, r.state from omni_kube.request r
+         where r.id = any(${ids}::bigint[])
+           and (r.state <> 'running'
+                or not exists (select from pg_stat_activity a
+                                where a.pid = r.backend_pid and a.state = 'active'
+                                  -- a little slack: the two clocks are read at different moments
+                                  and a.query_start <= r.statement_started + interval '1 ms'))
+      )
+      select array(select id from orphans) as ids,
+             omni_kube._cancel_requests(array(select id from orphans where state = 'running'),
+                                        ${CALLER_GONE}) as cancelled`;
+    return row.ids.map(Number);
+  }
+
+  /**
+   * Cancels the requests of workers that died while nobody waited for them; deletes requests
+   * finished longer ago than `retentionSeconds`, workers silent for an hour and response pieces
+   * nobody will assemble (`omni_kube._purge_requests`). Returns the number of requests deleted.
+   */
+  async purge(retentionSeconds: number): Promise<number> {
+    const [row] = await this.session`
+      select omni_kube._purge_requests(${this.workerId}, ${retentionSeconds}) as purged`;
+    return row.purged;
+  }
+}

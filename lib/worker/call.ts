@@ -1,0 +1,189 @@
+/**
+ * Running a claimed request: turns a {@linkcode ClaimedRequest} into a {@linkcode RequestResult}
+ * through the Kubernetes client, and reports it in metrics and logs. Large bodies go to the
+ * database as they arrive (through `ResponsePieces`), so the worker never holds one whole.
+ *
+ * @module
+ */
+import type { ClaimedRequest } from "../queue/claim.ts";
+import type { RequestKind } from "../queue/protocol.ts";
+import type { RequestResult } from "../queue/results.ts";
+import type { ResponsePieces } from "../queue/pieces.ts";
+import { type KubeFetch, type KubeTarget, normalizeServer } from "../kube/client.ts";
+import { readResponseBody } from "../kube/body.ts";
+import { splitLines } from "../kube/ndjson.ts";
+import { watchOnce } from "../kube/watch.ts";
+import type { DefaultCluster } from "../credentials.ts";
+import { errorMessage, type Logger } from "../observe.ts";
+import { statusClass, type WorkerMetrics } from "../metrics.ts";
+
+/**
+ * A response body of this many bytes or more is copied into PostgreSQL as it arrives: the worker's
+ * memory stays flat however large a list is.
+ */
+const LARGE_RESPONSE_BYTES = 256 * 1024;
+
+/** A request being run: `abort` fails it; `finish` ends a watch early with what it has seen. */
+export interface Running {
+  kind: RequestKind;
+  abort: AbortController;
+  finish: AbortController;
+}
+
+/** What {@linkcode Caller} works with. */
+export interface CallerOptions {
+  /** Makes the HTTP calls (`KubeHttp.fetch`). */
+  fetch: KubeFetch;
+  /** Where large bodies go. */
+  pieces: Pick<ResponsePieces, "sink" | "assemble" | "discard">;
+  /** The worker's own cluster, if it has one (read at each call: its token rotates). */
+  defaults(): DefaultCluster | undefined;
+  log: Logger;
+  metrics?: WorkerMetrics;
+}
+
+/** Runs claimed requests against their API servers. */
+export class Caller {
+  readonly #options: CallerOptions;
+
+  /** Runs nothing until asked. */
+  constructor(options: CallerOptions) {
+    this.#options = options;
+  }
+
+  /** Runs `request`; never throws: a failure is a `failed` result. */
+  async run(request: ClaimedRequest, running: Running): Promise<RequestResult> {
+    const started = performance.now();
+    let result: RequestResult;
+    try {
+      result = request.kind === "watch"
+        ? await this.#watch(request, running)
+        : await this.#call(request, running.abort.signal);
+    } catch (error) {
+      result = {
+        id: request.id,
+        outcome: "failed",
+        error: errorMessage(error),
+      };
+    }
+    this.#observe(request, result, performance.now() - started);
+    return result;
+  }
+
+  /** Metrics and a log line for a finished request (never its credentials or body). */
+  #observe(request: ClaimedRequest, result: RequestResult, durationMs: number): void {
+    const { log, metrics } = this.#options;
+    const status = result.outcome === "failed" ? undefined : result.status;
+    metrics?.latency.observe(
+      { kind: request.kind, method: request.method },
+      durationMs / 1000,
+    );
+    metrics?.results.inc({ kind: request.kind, status_class: statusClass(status) });
+    const fields = {
+      request: request.id,
+      kind: request.kind,
+      method: request.method,
+      path: request.path,
+      status: status ?? null,
+      duration_ms: Math.round(durationMs * 10) / 10,
+    };
+    if (result.outcome === "failed") {
+      log.warn("call failed", { ...fields, error: result.error });
+    } else if (result.status >= 500) {
+      log.warn("call answered with a server error", fields);
+    } else {
+      log.debug("call finished", fields);
+    }
+  }
+
+  async #watch(request: ClaimedRequest, running: Running): Promise<RequestResult> {
+    const { resourceVersion, timeoutSeconds } = JSON.parse(request.body ?? "{}");
+    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600) {
+      throw new Error(`watch timeout ${timeoutSeconds} is not between 1 and 3600 seconds`);
+    }
+    const watched = await watchOnce(
+      this.#options.fetch,
+      targetFor(request, this.#options.defaults()),
+      {
+        path: request.path,
+        resourceVersion,
+        timeoutSeconds,
+        signal: running.abort.signal,
+        finish: running.finish.signal,
+      },
+    );
+    // A failed list or watch answers with one Status object, any other body as text.
+    const body = watched.events.length === 1 && watched.status >= 400
+      ? watched.events[0]
+      : `[${watched.events.join(",")}]`;
+    return { id: request.id, outcome: "response", status: watched.status, body, isJson: true };
+  }
+
+  async #call(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
+    const { fetch, pieces } = this.#options;
+    const target = targetFor(request, this.#options.defaults());
+    const callSignal = AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]);
+    const response = await fetch(target, {
+      method: request.method,
+      path: request.path,
+      body: request.body ?? undefined,
+      patchType: request.patchType ?? undefined,
+      signal: callSignal,
+    });
+    const contentType = response.headers.get("content-type") ?? "";
+    const isJson = /\bjson\b/i.test(contentType);
+    const { id } = request;
+    const status = response.status;
+    if (!response.body || request.method === "HEAD") {
+      return { id, outcome: "response", status, body: null, isJson };
+    }
+    if (request.stream && response.ok) {
+      const items: string[] = [];
+      for await (const line of splitLines(response.body)) items.push(line);
+      return { id, outcome: "response", status, body: `[${items.join(",")}]`, isJson };
+    }
+    const body = await readResponseBody(response, {
+      largeAt: LARGE_RESPONSE_BYTES,
+      openSink: () => pieces.sink(id, callSignal),
+    });
+    if (body !== null) return { id, outcome: "response", status, body, isJson };
+    try {
+      await pieces.assemble(id, isJson);
+    } catch (error) {
+      await pieces.discard(id).catch(() => {});
+      throw new Error(`the response could not be stored: ${errorMessage(error)}`);
+    }
+    return { id, outcome: "stored", status };
+  }
+}
+
+/**
+ * Server and credentials for a request. The worker's own (`defaults`) go only to its own server:
+ * its CA with any credentials, its token or client certificate only when the request asks for
+ * the worker's default credentials.
+ */
+export function targetFor(
+  request: ClaimedRequest,
+  defaults: DefaultCluster | undefined,
+): KubeTarget {
+  const server = request.server ?? defaults?.target.server;
+  if (!server) {
+    throw new Error(
+      "no server: name one (server parameter or the omni_kube.server setting), or give the " +
+        "worker a default cluster (run it in a pod, or set KUBECONFIG)",
+    );
+  }
+  const own = defaults !== undefined &&
+    normalizeServer(server) === normalizeServer(defaults.target.server);
+  const ownTarget = own ? defaults.target : undefined;
+  const clientCert = request.clientCertificate && request.clientPrivateKey
+    ? { certificate: request.clientCertificate, privateKey: request.clientPrivateKey }
+    : undefined;
+  return {
+    server,
+    caCert: request.cacert ?? ownTarget?.caCert,
+    ...(request.useWorkerDefault
+      ? { token: ownTarget?.token, clientCert: ownTarget?.clientCert }
+      : { token: request.token ?? undefined, clientCert }),
+  };
+}

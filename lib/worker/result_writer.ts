@@ -1,0 +1,103 @@
+/**
+ * Writing results back: batched, so that results finishing while a write is under way share the
+ * next statement, and each batch's locks are released right after it commits.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import type { RequestResult, ResultStatements } from "../queue/results.ts";
+import { errorMessage, type Logger } from "../observe.ts";
+import type { WorkerMetrics } from "../metrics.ts";
+
+/** What {@linkcode ResultWriter} works with. */
+export interface ResultWriterOptions {
+  /** The result statements, on the queue session. */
+  results: Pick<ResultStatements, "complete">;
+  /** Releases the locks on `ids` (their callers wake), on the same session. */
+  release(ids: number[]): Promise<void>;
+  log: Logger;
+  metrics?: WorkerMetrics;
+}
+
+/** Writes results in batches: results arriving during a write go in the next one. */
+export class ResultWriter {
+  readonly #options: ResultWriterOptions;
+  #pending: RequestResult[] = [];
+  #flushing: Promise<void> | undefined;
+
+  /** Writes nothing until given a result. */
+  constructor(options: ResultWriterOptions) {
+    this.#options = options;
+  }
+
+  /** Results waiting to be written (kept after a lost session, until the next flush). */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  /** Writes `result` with whatever else is pending; settles once it was written or kept. */
+  write(result: RequestResult): Promise<void> {
+    this.#pending.push(result);
+    return this.flush();
+  }
+
+  /** Writes the pending results, after the write under way if there is one. */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing.then(() => this.flush());
+    if (this.#pending.length === 0) return Promise.resolve();
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#flushing = (async () => {
+      try {
+        // Sent back to back on the queue session (postgres.js pipelines them): the unlock that wakes
+        // the callers runs right after the results commit, without waiting a round trip.
+        const started = performance.now();
+        await Promise.all([
+          this.#options.results.complete(batch),
+          this.#options.release(batch.map((r) => r.id)),
+        ]);
+        this.#options.metrics?.queueStatements.observe(
+          { statement: "complete" },
+          (performance.now() - started) / 1000,
+        );
+      } catch (error) {
+        await this.#completeAfterFailure(batch, error);
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  /**
+   * A batch of results could not be written. If the database refused one of them, write them one
+   * by one, recording a refused one as failed; if the session was lost, keep them for the next
+   * heartbeat, which reconnects and writes them then.
+   */
+  async #completeAfterFailure(batch: RequestResult[], error: unknown): Promise<void> {
+    const { results, log } = this.#options;
+    if (!(error instanceof postgres.PostgresError)) {
+      log.error("writing results failed; will retry", {
+        error: String(error),
+        count: batch.length,
+      });
+      this.#pending.unshift(...batch);
+      return;
+    }
+    for (const result of batch) {
+      try {
+        await results.complete([result], { tolerant: true });
+      } catch (refused) {
+        log.error("result refused by the database", {
+          request: result.id,
+          error: String(refused),
+        });
+        await results.complete([{
+          id: result.id,
+          outcome: "failed",
+          error: `the response could not be stored: ${errorMessage(refused)}`,
+        }]).catch(() => {});
+      }
+    }
+  }
+}

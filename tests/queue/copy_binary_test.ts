@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import {
+  COPY_BINARY_HEADER,
+  COPY_BINARY_TRAILER,
+  pieceHeader,
+} from "../../lib/queue/copy_binary.ts";
+
+/** Reads a binary COPY stream as PostgreSQL documents it; returns its tuples' fields. */
+function readCopy(bytes: Uint8Array): Uint8Array[][] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const signature = [..."PGCOPY\n"].map((c) => c.charCodeAt(0)).concat([0xff, 0x0d, 0x0a, 0x00]);
+  assert.deepEqual([...bytes.subarray(0, 11)], signature, "signature");
+  assert.equal(view.getInt32(11), 0, "flags: no OIDs");
+  const extension = view.getInt32(15);
+  let at = 19 + extension;
+  const tuples: Uint8Array[][] = [];
+  for (;;) {
+    const count = view.getInt16(at);
+    at += 2;
+    if (count === -1) break;
+    const fields: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const length = view.getInt32(at);
+      at += 4;
+      fields.push(bytes.subarray(at, at + length));
+      at += length;
+    }
+    tuples.push(fields);
+  }
+  assert.equal(at, bytes.length, "nothing after the trailer");
+  return tuples;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
+}
+
+Deno.test("COPY_BINARY_HEADER: signature, zero flags, no header extension", () => {
+  assert.deepEqual(
+    [...COPY_BINARY_HEADER],
+    [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
+  );
+});
+
+Deno.test("COPY_BINARY_TRAILER: a field count of -1", () => {
+  assert.equal(new DataView(COPY_BINARY_TRAILER.buffer).getInt16(0), -1);
+  assert.equal(COPY_BINARY_TRAILER.length, 2);
+});
+
+Deno.test("pieceHeader: three fields, bigint id and int seq, then the piece's length", () => {
+  const header = pieceHeader(2 ** 40 + 3, 7, 1234);
+  const view = new DataView(header.buffer);
+  assert.equal(header.length, 26);
+  assert.equal(view.getInt16(0), 3);
+  assert.equal(view.getInt32(2), 8);
+  assert.equal(view.getBigInt64(6), BigInt(2 ** 40 + 3));
+  assert.equal(view.getInt32(14), 4);
+  assert.equal(view.getInt32(18), 7);
+  assert.equal(view.getInt32(22), 1234);
+});
+
+Deno.test("a stream of header, tuples and trailer reads back as (request_id, seq, piece)", () => {
+  const pieces = [
+    new TextEncoder().encode('{"items":['),
+    new Uint8Array([0xe2, 0x82]),
+    new Uint8Array(),
+  ];
+  const bytes = concat(
+    COPY_BINARY_HEADER,
+    ...pieces.flatMap((piece, seq) => [pieceHeader(42, seq, piece.length), piece]),
+    COPY_BINARY_TRAILER,
+  );
+  const tuples = readCopy(bytes);
+  assert.equal(tuples.length, 3);
+  tuples.forEach(([id, seq, piece], i) => {
+    assert.equal(new DataView(id.buffer, id.byteOffset, 8).getBigInt64(0), 42n);
+    assert.equal(new DataView(seq.buffer, seq.byteOffset, 4).getInt32(0), i);
+    assert.deepEqual([...piece], [...pieces[i]]);
+  });
+});
