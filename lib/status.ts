@@ -4,6 +4,8 @@
  * @module
  */
 import type { Sql } from "./db.ts";
+import { REQUEST_STATES } from "./queue/protocol.ts";
+import { RELEASE } from "./version.ts";
 import { queueDepth, recentFailures, workerList } from "./queue/inspect.ts";
 
 /** Left-aligned columns separated by two spaces, with a header row. */
@@ -23,17 +25,22 @@ function clip(text: string, width: number): string {
   return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
 }
 
-/** The status report: queue depth by state, workers, the most recent failures. */
+/**
+ * The status report: the installed release, queue depth by state, workers, the most recent
+ * failures.
+ */
 export async function statusReport(sql: Sql, now = new Date()): Promise<string> {
-  const [depth, workers, failures] = await Promise.all([
+  const [depth, workers, failures, [{ version }]] = await Promise.all([
     queueDepth(sql),
     workerList(sql),
     recentFailures(sql, 10),
+    sql`select omni_kube.version() as version`,
   ]);
-  const states = ["queued", "running", "done", "failed", "cancelled"];
   return [
+    `Release: ${version} installed (this command: ${RELEASE})`,
+    "",
     "Queue",
-    table(["state", "requests"], states.map((s) => [s, String(depth[s] ?? 0)])),
+    table(["state", "requests"], REQUEST_STATES.map((s) => [s, String(depth[s] ?? 0)])),
     "",
     "Workers",
     workers.length === 0 ? "(none registered)" : table(

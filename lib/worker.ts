@@ -286,7 +286,6 @@ export class Worker {
   #run(request: ClaimedRequest): Promise<void> {
     if (request.locked) this.#window.hold(request.id);
     const running = {
-      kind: request.kind,
       abort: new AbortController(),
       finish: new AbortController(),
     };

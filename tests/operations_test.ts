@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startBridge } from "./bridge.ts";
 import { silentEndpoint } from "./testbed.ts";
+import { RELEASE } from "../lib/version.ts";
 
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 
@@ -32,7 +33,7 @@ Deno.test("worker endpoints: /healthz, /readyz, /metrics", async () => {
   assert.match(text, /^# TYPE omni_kube_database_reconnects_total counter$/m);
 });
 
-Deno.test("deno task status: queue depth, workers, recent failures", async () => {
+Deno.test("deno task status: release, queue depth, workers, recent failures", async () => {
   await using bridge = await startBridge("status");
   await bridge.sql`select status from omni_kube.api(array['/api/v1/namespaces/nope'])`;
   const output = await new Deno.Command(Deno.execPath(), {
@@ -43,6 +44,7 @@ Deno.test("deno task status: queue depth, workers, recent failures", async () =>
   }).output();
   const text = new TextDecoder().decode(output.stdout);
   assert.ok(output.success, new TextDecoder().decode(output.stderr));
+  assert.match(text, new RegExp(`^Release: ${RELEASE.replaceAll(".", "\\.")} installed`, "m"));
   assert.match(text, /^done\s+1$/m);
   assert.match(text, /^queued\s+0$/m);
   assert.match(text, new RegExp(`^${bridge.workers[0].id}\\s+\\S+\\s+\\d+\\s+yes\\s`, "m"));

@@ -6,7 +6,7 @@
  * @module
  */
 import type { ClaimedRequest } from "../queue/claim.ts";
-import type { RequestKind } from "../queue/protocol.ts";
+import { MAX_DURATION_SECONDS } from "../queue/protocol.ts";
 import type { RequestResult } from "../queue/results.ts";
 import type { ResponsePieces } from "../queue/pieces.ts";
 import { type KubeFetch, type KubeTarget, normalizeServer } from "../kube/client.ts";
@@ -25,7 +25,6 @@ const LARGE_RESPONSE_BYTES = 256 * 1024;
 
 /** A request being run: `abort` fails it; `finish` ends a watch early with what it has seen. */
 export interface Running {
-  kind: RequestKind;
   abort: AbortController;
   finish: AbortController;
 }
@@ -98,8 +97,13 @@ export class Caller {
 
   async #watch(request: ClaimedRequest, running: Running): Promise<RequestResult> {
     const { resourceVersion, timeoutSeconds } = JSON.parse(request.body ?? "{}");
-    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 3600) {
-      throw new Error(`watch timeout ${timeoutSeconds} is not between 1 and 3600 seconds`);
+    if (
+      !Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 ||
+      timeoutSeconds > MAX_DURATION_SECONDS
+    ) {
+      throw new Error(
+        `watch timeout ${timeoutSeconds} is not between 1 and ${MAX_DURATION_SECONDS} seconds`,
+      );
     }
     const watched = await watchOnce(
       this.#options.fetch,

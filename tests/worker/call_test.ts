@@ -99,8 +99,8 @@ function caller(reply: (request: KubeRequest) => Response | Promise<Response>) {
   return { runner, calls, stored, state, log };
 }
 
-function running(kind: Running["kind"] = "api"): Running {
-  return { kind, abort: new AbortController(), finish: new AbortController() };
+function running(): Running {
+  return { abort: new AbortController(), finish: new AbortController() };
 }
 
 /** A body as fetch gives it: a byte stream, in chunks, with no length announced. */
@@ -215,7 +215,7 @@ Deno.test("Caller.run: a watch with a timeout out of range fails without a call"
   const { runner, calls } = caller(() => json("{}"));
   const result = await runner.run(
     request({ kind: "watch", body: '{"timeoutSeconds":0}' }),
-    running("watch"),
+    running(),
   );
   assert.deepEqual(result, {
     id: 1,
@@ -228,7 +228,7 @@ Deno.test("Caller.run: a watch with a timeout out of range fails without a call"
 Deno.test("Caller.run: a watch's events as a JSON array; a failed list as its one Status", async () => {
   /** Runs a watch asked with `body` against a server answering `reply`. */
   const watch = (reply: Response, body: string) =>
-    caller(() => reply).runner.run(request({ kind: "watch", body }), running("watch"));
+    caller(() => reply).runner.run(request({ kind: "watch", body }), running());
   const added = '{"type":"ADDED","object":{"metadata":{"resourceVersion":"6"}}}';
   const bookmark = '{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"6"}}}';
   assert.deepEqual(
