@@ -8,6 +8,7 @@
 import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 import type { KubeTarget } from "../lib/kube/client.ts";
 import { watchOnce } from "../lib/kube/watch.ts";
+import { DEFAULT_CALL_LIMITS } from "../lib/worker/limits.ts";
 import { type Bed, readMemory, resetPeak, scrapeMetrics } from "./bed.ts";
 import {
   closedLoop,
@@ -410,6 +411,8 @@ export async function watch(bed: Bed, sizes: Sizes): Promise<WatchResult> {
   const directWatch = watchOnce((target, request) => bed.http.fetch(target, request), bed.kube, {
     path,
     timeoutSeconds,
+    maxBytes: DEFAULT_CALL_LIMITS.maxResponseBytes,
+    maxEvents: DEFAULT_CALL_LIMITS.maxWatchEvents,
   }).then((result) => {
     // Parsed, as PostgreSQL parses the bridge's events into jsonb.
     for (const event of result.events) JSON.parse(event);

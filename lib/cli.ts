@@ -30,9 +30,14 @@ Flags (environment variable in brackets):
   --shutdown-grace SEC  on SIGTERM, calls in flight get this long to finish [OMNI_KUBE_SHUTDOWN_GRACE] (default ${
   DEFAULT_WORKER_CONFIG.shutdownGraceMs / 1000
 })
+  --max-response-bytes N  bytes of a response, stream or watch one call keeps [OMNI_KUBE_MAX_RESPONSE_BYTES] (default ${DEFAULT_WORKER_CONFIG.maxResponseBytes})
+  --max-watch-events N  events one watch keeps [OMNI_KUBE_MAX_WATCH_EVENTS] (default ${DEFAULT_WORKER_CONFIG.maxWatchEvents})
+  --max-request-timeout SEC  longest omni_kube.request_timeout served [OMNI_KUBE_MAX_REQUEST_TIMEOUT] (default ${DEFAULT_WORKER_CONFIG.maxRequestTimeoutSeconds})
   --no-migrate          do not apply migrations at start
   --help                this text
 
+A call over a --max-* limit fails: its caller gets SQLSTATE OKL01 (response, stream, watch) or
+OKL02 (request timeout).
 The worker's own cluster (for calls naming no server or credentials) is the pod's service account
 inside a pod, else the current context of $KUBECONFIG (or ~/.kube/config).
 Log level: OMNI_KUBE_LOG_LEVEL=debug|info|warn|error (default info).`;
@@ -71,6 +76,9 @@ export function parseCommand(
       "http-port": { type: "string" },
       "http-host": { type: "string" },
       "shutdown-grace": { type: "string" },
+      "max-response-bytes": { type: "string" },
+      "max-watch-events": { type: "string" },
+      "max-request-timeout": { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -116,6 +124,21 @@ export function parseCommand(
         values["shutdown-grace"] ?? env("OMNI_KUBE_SHUTDOWN_GRACE"),
         DEFAULT_WORKER_CONFIG.shutdownGraceMs / 1000,
         0,
+      ),
+      maxResponseBytes: integer(
+        "--max-response-bytes",
+        values["max-response-bytes"] ?? env("OMNI_KUBE_MAX_RESPONSE_BYTES"),
+        DEFAULT_WORKER_CONFIG.maxResponseBytes,
+      ),
+      maxWatchEvents: integer(
+        "--max-watch-events",
+        values["max-watch-events"] ?? env("OMNI_KUBE_MAX_WATCH_EVENTS"),
+        DEFAULT_WORKER_CONFIG.maxWatchEvents,
+      ),
+      maxRequestTimeoutSeconds: integer(
+        "--max-request-timeout",
+        values["max-request-timeout"] ?? env("OMNI_KUBE_MAX_REQUEST_TIMEOUT"),
+        DEFAULT_WORKER_CONFIG.maxRequestTimeoutSeconds,
       ),
     },
   };

@@ -363,8 +363,10 @@ export function describeMigration(report: MigrationReport): string {
   const schema = report.applied.length ? `schema ${report.applied.join(", ")}` : "no schema change";
   const functions = report.functionsReplaced ? "functions re-created" : "functions unchanged";
   if (report.from === null) return `installed omni_kube ${report.to} (${schema}; ${functions})`;
-  if (report.from === report.to && !report.applied.length && !report.functionsReplaced) {
-    return `omni_kube ${report.to} is installed and up to date`;
+  if (report.from === report.to) {
+    return report.applied.length || report.functionsReplaced
+      ? `updated omni_kube ${report.to} in place (${schema}; ${functions})`
+      : `omni_kube ${report.to} is installed and up to date`;
   }
   return `upgraded omni_kube ${report.from} to ${report.to} (${schema}; ${functions})`;
 }

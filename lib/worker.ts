@@ -31,10 +31,14 @@ import { ClaimLoop } from "./worker/claim_loop.ts";
 import { LockWindow } from "./worker/lock_window.ts";
 import { ResultWriter } from "./worker/result_writer.ts";
 import { Caller, type Running } from "./worker/call.ts";
+import { type CallLimits, DEFAULT_CALL_LIMITS } from "./worker/limits.ts";
 import { Maintenance } from "./worker/maintenance.ts";
 
-/** Worker settings (see lib/cli.ts for their flags and environment variables). */
-export interface WorkerConfig {
+/**
+ * Worker settings (see lib/cli.ts for their flags and environment variables); the
+ * {@linkcode CallLimits} bound each call.
+ */
+export interface WorkerConfig extends CallLimits {
   /** The database the queue is in (a postgres:// URL). */
   databaseUrl: string;
   /** api() calls run at once; more wait in the queue. */
@@ -71,6 +75,7 @@ export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   migrate: true,
   httpHostname: "0.0.0.0",
   shutdownGraceMs: 10_000,
+  ...DEFAULT_CALL_LIMITS,
 };
 
 /** Large bodies copied at once; more wait (and are read no faster) until a session is free. */
@@ -99,6 +104,7 @@ export class Worker {
   #caller!: Caller;
   #writer: ResultWriter | undefined;
   #maintenance: Maintenance | undefined;
+  #upkeep: MaintenanceStatements | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopping = false;
   #unlisten: (() => Promise<void>) | undefined;
@@ -176,7 +182,8 @@ export class Worker {
     const done = await this.#sql.listen(DONE_CHANNEL, (payload) => this.#onDone(payload));
     const cancel = await this.#sql.listen(
       CANCEL_CHANNEL,
-      (payload) => this.#abort(idsOf(payload), "cancelled by the caller"),
+      // Anyone may send it: the check acts only on what the queue's rows say.
+      () => maintenance.stopOrphans(),
     );
     this.#unlisten = async () => {
       for (const listener of [requests, done, cancel]) await listener.unlisten();
@@ -245,6 +252,11 @@ export class Worker {
       defaults: () => this.#defaults,
       log,
       metrics,
+      limits: {
+        maxResponseBytes: config.maxResponseBytes,
+        maxWatchEvents: config.maxWatchEvents,
+        maxRequestTimeoutSeconds: config.maxRequestTimeoutSeconds,
+      },
     });
     this.#claimLoop = new ClaimLoop({
       claims: new ClaimStatements(session, this.id),
@@ -255,8 +267,9 @@ export class Worker {
       log,
       metrics,
     });
+    const upkeep = this.#upkeep = new MaintenanceStatements(session, this.id);
     const maintenance = this.#maintenance = new Maintenance({
-      statements: new MaintenanceStatements(session, this.id),
+      statements: upkeep,
       locks,
       window,
       writer,
@@ -317,9 +330,9 @@ export class Worker {
       this.#maintenance?.tick();
       return;
     }
-    this.#window.releaseFinished(idsOf(payload)).catch((error) =>
-      this.#log.error("unlock failed", { error: String(error) })
-    );
+    this.#window.releaseFinished(idsOf(payload), (ids) => this.#upkeep!.settled(ids)).catch((
+      error,
+    ) => this.#log.error("unlock failed", { error: String(error) }));
   }
 
   /**

@@ -2,6 +2,7 @@
  * omni_kube.api() end to end: SQL -> queue -> worker -> real kube-apiserver -> SQL.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { startBridge } from "./bridge.ts";
 import { sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 import { createCertificateAuthority } from "../testbed/pki.ts";
@@ -393,19 +394,37 @@ Deno.test("omni_kube.api()", async (t) => {
         assert.deepEqual(seenByAlice.map((r) => r.requested_by), [alice]);
         await sqlError(asAlice`select * from omni_kube.request`, "42501");
         await sqlError(asAlice`select * from omni_kube.request_credentials`, "42501");
-        // Requests are attributed only to roles allowed to use the bridge.
+        // Requests are attributed to the session's role, never to a role named by the caller, and
+        // only roles allowed to use the bridge may make them.
         const outsider = uniqueName("outsider").replace("-", "_");
-        await sql`create role ${sql(outsider)}`;
-        await sqlError(
-          asAlice`select * from omni_kube._call(${outsider}, 'api', array['/api'],
-                  array['GET']::omni_kube.http_method[], array[null]::jsonb[], false,
-                  null, null, null, null)`,
-          "42501",
-        );
+        await sql`create role ${sql(outsider)} login`;
+        await sql`grant ${sql(outsider)} to ${sql(alice)}`;
+        const direct = (as: typeof asAlice) =>
+          as`select * from omni_kube._call('api', array['/api'],
+               array['GET']::omni_kube.http_method[], array[null]::jsonb[], false,
+               null, null, null, null)`;
+        await direct(asAlice);
+        const [{ last }] = await sql`select requested_by as last from omni_kube.request
+                                      order by id desc limit 1`;
+        assert.equal(last, alice);
+        // As a role that alice may become (SET ROLE) but that may not use the bridge: refused.
+        const url = new URL(bridge.url);
+        url.username = alice;
+        const asOutsider = postgres(url.href, {
+          max: 1,
+          onnotice: () => {},
+          connection: { role: outsider },
+        });
+        try {
+          await sqlError(direct(asOutsider), "42501");
+        } finally {
+          await asOutsider.end();
+        }
+        await sql`drop owned by ${sql(outsider)}`;
         await sql`drop role ${sql(outsider)}`;
         // Called directly, _call checks paths too (the worker's token must not leave its server).
         await sqlError(
-          asAlice`select * from omni_kube._call(${alice}, 'api', array['.evil.example/steal'],
+          asAlice`select * from omni_kube._call('api', array['.evil.example/steal'],
                   array['GET']::omni_kube.http_method[], array[null]::jsonb[], false,
                   null, null, null, null)`,
           "22023",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_HTTP_PORT, parseCommand } from "../lib/cli.ts";
+import { DEFAULT_HTTP_PORT, parseCommand, USAGE } from "../lib/cli.ts";
 import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 
 const DB = "postgres://owner@db:5432/app";
@@ -20,6 +20,9 @@ Deno.test("parseCommand: defaults to start with the default config", () => {
       httpPort: DEFAULT_HTTP_PORT,
       httpHostname: "0.0.0.0",
       shutdownGraceMs: 10_000,
+      maxResponseBytes: 64 * 1024 * 1024,
+      maxWatchEvents: 100_000,
+      maxRequestTimeoutSeconds: 600,
     },
   });
   assert.equal(DEFAULT_HTTP_PORT, 8080);
@@ -41,6 +44,11 @@ Deno.test("parseCommand: flags set every option", () => {
     "127.0.0.1",
     "--shutdown-grace",
     "25",
+    "--max-response-bytes",
+    "1048576",
+    "--max-watch-events=500",
+    "--max-request-timeout",
+    "120",
   ], envOf({}));
   assert.equal(command, "migrate");
   assert.equal(config.databaseUrl, DB);
@@ -50,6 +58,9 @@ Deno.test("parseCommand: flags set every option", () => {
   assert.equal(config.httpPort, 0);
   assert.equal(config.httpHostname, "127.0.0.1");
   assert.equal(config.shutdownGraceMs, 25_000);
+  assert.equal(config.maxResponseBytes, 1048576);
+  assert.equal(config.maxWatchEvents, 500);
+  assert.equal(config.maxRequestTimeoutSeconds, 120);
 });
 
 Deno.test("parseCommand: environment variables set options, and flags override them", () => {
@@ -61,6 +72,9 @@ Deno.test("parseCommand: environment variables set options, and flags override t
     OMNI_KUBE_HTTP_PORT: "9187",
     OMNI_KUBE_HTTP_HOST: "::1",
     OMNI_KUBE_SHUTDOWN_GRACE: "0",
+    OMNI_KUBE_MAX_RESPONSE_BYTES: "2048",
+    OMNI_KUBE_MAX_WATCH_EVENTS: "10",
+    OMNI_KUBE_MAX_REQUEST_TIMEOUT: "30",
   });
   const { config } = parseCommand(["status"], env);
   assert.equal(config.databaseUrl, "postgres://from-env/db");
@@ -70,6 +84,9 @@ Deno.test("parseCommand: environment variables set options, and flags override t
   assert.equal(config.httpPort, 9187);
   assert.equal(config.httpHostname, "::1");
   assert.equal(config.shutdownGraceMs, 0);
+  assert.equal(config.maxResponseBytes, 2048);
+  assert.equal(config.maxWatchEvents, 10);
+  assert.equal(config.maxRequestTimeoutSeconds, 30);
 
   const overridden = parseCommand(["--database-url", DB, "--concurrency", "2"], env).config;
   assert.equal(overridden.databaseUrl, DB);
@@ -136,4 +153,21 @@ Deno.test("parseCommand: numbers are plain decimal integers", () => {
       /--concurrency must be an integer/,
     );
   }
+});
+
+Deno.test("parseCommand: the limits must be positive integers, and --help names them", () => {
+  const env = envOf({ DATABASE_URL: DB });
+  for (const flag of ["--max-response-bytes", "--max-watch-events", "--max-request-timeout"]) {
+    assert.throws(() => parseCommand([`${flag}=0`], env), {
+      message: `${flag} must be an integer of at least 1, got "0"`,
+    });
+    assert.match(USAGE, new RegExp(`${flag} `));
+  }
+  assert.throws(
+    () => parseCommand([], envOf({ DATABASE_URL: DB, OMNI_KUBE_MAX_RESPONSE_BYTES: "64M" })),
+    /--max-response-bytes must be an integer/,
+  );
+  assert.match(USAGE, /OMNI_KUBE_MAX_RESPONSE_BYTES\] \(default 67108864\)/);
+  assert.match(USAGE, /OMNI_KUBE_MAX_WATCH_EVENTS\] \(default 100000\)/);
+  assert.match(USAGE, /OMNI_KUBE_MAX_REQUEST_TIMEOUT\] \(default 600\)/);
 });

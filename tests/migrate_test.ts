@@ -40,8 +40,7 @@ Deno.test("function layer: the manifest lists every file under sql/functions exa
 
 Deno.test("function layer: no file refers to an object of a file after it", async () => {
   const shim = await bundledShim();
-  // (A drop of a retired signature names an object that no longer exists.)
-  const code = (sql: string) => sql.replace(/--[^\n]*/g, "").replace(/^drop [^;]*;/gm, "");
+  const code = (sql: string) => sql.replace(/--[^\n]*/g, "");
   const definedIn = new Map<string, number>();
   shim.functions.forEach((file, index) => {
     for (
@@ -55,6 +54,8 @@ Deno.test("function layer: no file refers to an object of a file after it", asyn
   });
   const forward: string[] = [];
   shim.functions.forEach((file, index) => {
+    // (retired.sql names what it drops: objects of earlier releases, or their earlier forms.)
+    if (file.path === "retired.sql") return;
     for (const [, name] of code(file.sql).matchAll(/omni_kube\.(\w+)/g)) {
       const at = definedIn.get(name);
       if (at !== undefined && at > index) {

@@ -11,9 +11,21 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { ResponseLimitExceeded, untilAborted } from "./limits.ts";
+
+/** Bounds on reading any body. */
+export interface BodyLimits {
+  /**
+   * The most bytes a body may have, counted as they arrive: one more fails the read with
+   * {@linkcode ResponseLimitExceeded} and cancels the body (and aborts a large body's sink).
+   */
+  maxBytes: number;
+  /** Stops the read at once: it fails with the signal's reason and the body is cancelled. */
+  signal?: AbortSignal;
+}
 
 /** How {@linkcode readBody} tells small from large, and where a large body goes. */
-export interface LargeBodyOptions {
+export interface LargeBodyOptions extends BodyLimits {
   /** A body of this many bytes or more is large; a large one goes to the sink in such pieces. */
   largeAt: number;
   /** Opens the sink of a large body; it receives every byte, in order, from the first. */
@@ -22,53 +34,79 @@ export interface LargeBodyOptions {
 
 /**
  * {@linkcode readBody} for a response; one whose length is announced and small is read whole by
- * `Response.text()`, which is quicker.
+ * `Response.text()`, which is quicker. One announced over the limit is not read at all.
  */
 export async function readResponseBody(
   response: Response,
   options: LargeBodyOptions,
 ): Promise<string | null> {
   const length = Number(response.headers.get("content-length") ?? NaN);
-  if (!response.body || length < options.largeAt) return await response.text();
+  if (length > options.maxBytes) {
+    const error = new ResponseLimitExceeded(options.maxBytes, "bytes");
+    await response.body?.cancel(error).catch(() => {});
+    throw error;
+  }
+  if (!response.body || length < options.largeAt) {
+    return await untilAborted(response.text(), options.signal);
+  }
   return await readBody(response.body, options);
+}
+
+/** A response's body as text, of at most `maxBytes` (a Status, a short list). */
+export async function readResponseText(response: Response, limits: BodyLimits): Promise<string> {
+  const text = await readResponseBody(response, {
+    ...limits,
+    largeAt: Infinity,
+    openSink: () => Promise.reject(new Error("unreachable: a text body has no sink")),
+  });
+  return text ?? "";
 }
 
 /** The first read's buffer: most bodies (single objects) fit. */
 const FIRST_READ_BYTES = 16 * 1024;
+/** The largest buffer of a read before the body is known to be large. */
+const HEAD_READ_BYTES = 256 * 1024;
 
 /**
  * A small body decoded as UTF-8 (invalid sequences replaced, as `Response.text()` does), or
  * `null` once a large body has gone to its sink and the sink has closed. The sink sets the pace:
  * the body is read no faster than the sink accepts it. A failure of either aborts the other.
+ * A body over `maxBytes` fails as soon as its extra byte arrives: a large one's sink is aborted,
+ * so that nothing it received is kept.
  */
 export async function readBody(
   body: ReadableStream<Uint8Array>,
-  { largeAt, openSink }: LargeBodyOptions,
+  { largeAt, openSink, maxBytes, signal }: LargeBodyOptions,
 ): Promise<string | null> {
-  const reader = body.getReader({ mode: "byob" });
+  const reader = byobReader(body);
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let size = 0;
+  const next = async (want: number) => {
+    // One byte over the limit is enough to know the body is too large.
+    const piece = await fill(reader, Math.min(want, maxBytes + 1 - size), signal);
+    size += piece.bytes.length;
+    if (size > maxBytes) throw new ResponseLimitExceeded(maxBytes, "bytes");
+    return piece;
+  };
   try {
     const head: Uint8Array[] = [];
-    let size = 0;
     while (size < largeAt) {
-      const { bytes, done } = await fill(
-        reader,
-        size === 0 ? Math.min(FIRST_READ_BYTES, largeAt) : largeAt,
+      const { bytes, done } = await next(
+        Math.min(size === 0 ? FIRST_READ_BYTES : HEAD_READ_BYTES, largeAt),
       );
       head.push(bytes);
-      size += bytes.length;
       if (done) return new TextDecoder().decode(Buffer.concat(head, size));
     }
-    writer = (await openSink()).getWriter();
+    writer = (await openSinkUnlessAborted(openSink, signal)).getWriter();
     const write = async (bytes: Uint8Array) => {
       // One piece is written while the next is read: wait only for the one before. A failed
       // write errors the sink, and `ready` or `close` reports it.
-      await writer!.ready;
+      await untilAborted(writer!.ready, signal);
       writer!.write(bytes).catch(() => {});
     };
     for (const bytes of head) await write(bytes);
     for (let done = false; !done;) {
-      const piece = await fill(reader, largeAt);
+      const piece = await next(largeAt);
       done = piece.done;
       if (piece.bytes.length > 0) await write(piece.bytes);
     }
@@ -81,16 +119,57 @@ export async function readBody(
   }
 }
 
+/**
+ * A reader into our own buffers. A body made in memory (`new Response(text)`) is not a byte
+ * stream, as fetch's are: it is read through one.
+ */
+function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch {
+    const chunks = body.getReader();
+    return new ReadableStream({
+      type: "bytes",
+      async pull(controller) {
+        const { done, value } = await chunks.read();
+        if (done) {
+          controller.close();
+          controller.byobRequest?.respond(0);
+        } else controller.enqueue(value);
+      },
+      cancel: (reason) => chunks.cancel(reason),
+    }).getReader({ mode: "byob" });
+  }
+}
+
+/** The sink, unless `signal` aborts first: then one opened later is aborted at once. */
+async function openSinkUnlessAborted(
+  openSink: () => Promise<WritableStream<Uint8Array>>,
+  signal: AbortSignal | undefined,
+): Promise<WritableStream<Uint8Array>> {
+  const opening = openSink();
+  try {
+    return await untilAborted(opening, signal);
+  } catch (error) {
+    opening.then((sink) => sink.abort(error)).catch(() => {});
+    throw error;
+  }
+}
+
 /** Reads into a new buffer of `size` bytes until it is full or the body ends. */
 async function fill(
   reader: ReadableStreamBYOBReader,
   size: number,
+  signal: AbortSignal | undefined,
 ): Promise<{ bytes: Uint8Array; done: boolean }> {
   let buffer = new ArrayBuffer(size);
   let filled = 0;
   while (filled < size) {
     // The read takes the buffer over and gives it back in `value`.
-    const { done, value } = await reader.read(new Uint8Array(buffer, filled));
+    const { done, value } = await untilAborted(
+      reader.read(new Uint8Array(buffer, filled)),
+      signal,
+    );
     if (value) {
       buffer = value.buffer as ArrayBuffer;
       filled += value.byteLength;

@@ -1,7 +1,12 @@
 /**
- * HTTP to Kubernetes API servers: one reusable `Deno.HttpClient` (connection pool, TLS settings,
+ * HTTP to Kubernetes API servers: reusable `Deno.HttpClient`s (connection pool, TLS settings,
  * HTTP/2 when the server offers it) per (server, CA, client certificate), the headers Kubernetes
  * expects, and transport failures turned into errors that name the server and the cause.
+ *
+ * Calls and watches never share a client: a client's HTTP/2 connection carries all its requests
+ * as streams, and hundreds of long watches on one connection made the calls beside them fail
+ * ("stream error received: unspecific protocol error"). Watches are spread over clients of their
+ * own, each carrying a bounded number at once.
  *
  * Knows nothing about PostgreSQL.
  *
@@ -45,7 +50,12 @@ export interface KubeRequest {
   /** For PATCH: which kind of patch `body` is; inferred from the body when absent. */
   patchType?: PatchType;
   signal?: AbortSignal;
+  /** A short `call` (the default), or a long-lived `watch`, which gets a connection apart. */
+  purpose?: RequestPurpose;
 }
+
+/** What a request is for, which decides the connection it goes on. */
+export type RequestPurpose = "call" | "watch";
 
 /**
  * Sends one call and returns the response with its body unread, as {@linkcode KubeHttp.fetch}
@@ -111,32 +121,114 @@ export function normalizeServer(server: string): string {
   return url.origin;
 }
 
+/** Concurrent watches one client (one HTTP/2 connection) carries at most, by default. */
+export const WATCHES_PER_CLIENT = 100;
+
+/** A client taken from a {@linkcode ClientSpread}, to be given back when its stream ends. */
+export interface ClientLease<C> {
+  /** The client to send the stream on. */
+  client: C;
+  /** Gives the stream's place back; later calls do nothing. */
+  release(): void;
+}
+
 /**
- * A pool of HTTP clients, one per (server, CA, client certificate), reused across calls so that
- * connections (and HTTP/2 sessions) stay open. Close it to release them.
+ * Long-lived streams spread over clients so that none carries more than `perClient` at once:
+ * a stream goes to the first client with room, else to a new one. A client left without streams
+ * is closed, except the first, which stays for the next.
+ */
+export class ClientSpread<C> {
+  readonly #clients: { client: C; streams: number }[] = [];
+
+  /** `create` makes a client when all are full; `close` closes one no longer needed. */
+  constructor(
+    readonly perClient: number,
+    readonly create: () => C,
+    readonly close: (client: C) => void,
+  ) {
+    if (!(perClient >= 1)) throw new RangeError(`perClient must be at least 1, got ${perClient}`);
+  }
+
+  /** Streams each client carries now, in the order the clients were made. */
+  get load(): number[] {
+    return this.#clients.map((c) => c.streams);
+  }
+
+  /** A client with room for one more stream. */
+  acquire(): ClientLease<C> {
+    let entry = this.#clients.find((c) => c.streams < this.perClient);
+    if (!entry) {
+      entry = { client: this.create(), streams: 0 };
+      this.#clients.push(entry);
+    }
+    entry.streams++;
+    const taken = entry;
+    let released = false;
+    return {
+      client: taken.client,
+      release: () => {
+        if (released) return;
+        released = true;
+        taken.streams--;
+        if (taken.streams === 0 && this.#clients[0] !== taken) {
+          this.#clients.splice(this.#clients.indexOf(taken), 1);
+          this.close(taken.client);
+        }
+      },
+    };
+  }
+
+  /** Closes every client. */
+  closeAll(): void {
+    for (const { client } of this.#clients.splice(0)) this.close(client);
+  }
+}
+
+/** How {@linkcode KubeHttp} pools its connections. */
+export interface KubeHttpOptions {
+  /** Concurrent watches per client (per HTTP/2 connection); default {@linkcode WATCHES_PER_CLIENT}. */
+  watchesPerClient?: number;
+}
+
+/**
+ * A pool of HTTP clients per (server, CA, client certificate), reused across calls so that
+ * connections (and HTTP/2 sessions) stay open: one for calls, and as many as its watches need
+ * (see the module doc). Close it to release them.
  */
 export class KubeHttp implements Disposable {
-  readonly #clients = new Map<string, Deno.HttpClient>();
+  readonly #calls = new Map<string, Deno.HttpClient>();
+  readonly #watches = new Map<string, ClientSpread<Deno.HttpClient>>();
+  readonly #watchesPerClient: number;
 
-  /** The client for `target`'s TLS settings, created on first use. */
+  /** Opens nothing until the first request. */
+  constructor(options: KubeHttpOptions = {}) {
+    this.#watchesPerClient = options.watchesPerClient ?? WATCHES_PER_CLIENT;
+  }
+
+  /** The calls' client for `target`'s TLS settings, created on first use. */
   clientFor(target: KubeTarget): Deno.HttpClient {
-    const key = JSON.stringify([
-      target.server,
-      target.caCert ?? "",
-      target.clientCert?.certificate ?? "",
-      target.clientCert?.privateKey ?? "",
-    ]);
-    let client = this.#clients.get(key);
+    const key = clientKey(target);
+    let client = this.#calls.get(key);
     if (!client) {
-      client = Deno.createHttpClient({
-        caCerts: target.caCert ? [target.caCert] : undefined,
-        ...(target.clientCert
-          ? { cert: target.clientCert.certificate, key: target.clientCert.privateKey }
-          : {}),
-      });
-      this.#clients.set(key, client);
+      client = createClient(target);
+      this.#calls.set(key, client);
     }
     return client;
+  }
+
+  /** A watch's client for `target`'s TLS settings: one with room for another watch. */
+  #watchClient(target: KubeTarget): ClientLease<Deno.HttpClient> {
+    const key = clientKey(target);
+    let spread = this.#watches.get(key);
+    if (!spread) {
+      spread = new ClientSpread(
+        this.#watchesPerClient,
+        () => createClient(target),
+        (client) => client.close(),
+      );
+      this.#watches.set(key, spread);
+    }
+    return spread.acquire();
   }
 
   /**
@@ -168,22 +260,28 @@ export class KubeHttp implements Disposable {
         `path "${request.path}" is not an absolute path on this server`,
       );
     }
-    let client: Deno.HttpClient;
+    let lease: ClientLease<Deno.HttpClient>;
     try {
-      client = this.clientFor({ ...target, server });
+      lease = request.purpose === "watch"
+        ? this.#watchClient({ ...target, server })
+        : { client: this.clientFor({ ...target, server }), release: () => {} };
     } catch (error) {
       throw new KubeTransportError(server, error, `invalid TLS settings: ${describeCause(error)}`);
     }
     try {
-      return await fetch(server + request.path, {
+      const response = await fetch(server + request.path, {
         method: request.method,
         headers,
         body: request.body,
-        client,
+        client: lease.client,
         signal: request.signal,
         redirect: "manual",
       });
+      return request.purpose === "watch"
+        ? onBodyEnd(response, lease.release, request.signal)
+        : response;
     } catch (error) {
+      lease.release();
       if (request.signal?.aborted) {
         const reason = request.signal.reason;
         const detail = reason instanceof Error && reason.name === "TimeoutError"
@@ -199,11 +297,73 @@ export class KubeHttp implements Disposable {
 
   /** Closes every pooled client. */
   close(): void {
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    for (const client of this.#calls.values()) client.close();
+    this.#calls.clear();
+    for (const spread of this.#watches.values()) spread.closeAll();
+    this.#watches.clear();
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+function clientKey(target: KubeTarget): string {
+  return JSON.stringify([
+    target.server,
+    target.caCert ?? "",
+    target.clientCert?.certificate ?? "",
+    target.clientCert?.privateKey ?? "",
+  ]);
+}
+
+function createClient(target: KubeTarget): Deno.HttpClient {
+  return Deno.createHttpClient({
+    caCerts: target.caCert ? [target.caCert] : undefined,
+    ...(target.clientCert
+      ? { cert: target.clientCert.certificate, key: target.clientCert.privateKey }
+      : {}),
+  });
+}
+
+/** Statuses whose responses have no body (and a new Response with one may not be made). */
+const NULL_BODY_STATUSES = [101, 103, 204, 205, 304];
+
+/**
+ * `response` with `end` called once its body is finished: read to its end, failed, cancelled,
+ * or its request aborted (which ends the body too). Without a body, at once.
+ */
+function onBodyEnd(response: Response, end: () => void, signal?: AbortSignal): Response {
+  if (!response.body || NULL_BODY_STATUSES.includes(response.status)) {
+    end();
+    return response;
+  }
+  signal?.addEventListener("abort", end, { once: true });
+  const reader = response.body.getReader();
+  // A byte stream, as fetch's own: readers may bring their own buffers.
+  const body = new ReadableStream({
+    type: "bytes",
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          end();
+          controller.close();
+          controller.byobRequest?.respond(0);
+        } else controller.enqueue(value);
+      } catch (error) {
+        end();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }

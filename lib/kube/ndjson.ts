@@ -2,21 +2,109 @@
  * Newline-delimited JSON from a byte stream: yields each non-empty line as text as soon as its
  * newline arrives, without parsing it (PostgreSQL parses it once, as jsonb).
  *
+ * Lines are split on bytes (a newline byte is never part of a multi-byte UTF-8 character), so
+ * the bytes a line holds are known exactly: a {@linkcode ByteBudget} is charged for every byte as
+ * it arrives, a line that never ends included, and the read fails once it is spent.
+ *
  * @module
  */
+import { type ByteBudget, untilAborted } from "./limits.ts";
 
-/** The lines of `body`, decoded as UTF-8, without their line endings; blank lines are skipped. */
-export async function* splitLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (line) yield line;
+/** How {@linkcode lines} reads. */
+export interface LineOptions {
+  /**
+   * Charged for every byte as it arrives; blank lines and line endings are given back at once,
+   * a yielded line stays charged until its consumer refunds it. Over budget, the read fails with
+   * `ResponseLimitExceeded`.
+   */
+  budget?: ByteBudget;
+  /** Ends the read at once, failing with the signal's reason; the body is cancelled. */
+  signal?: AbortSignal;
+}
+
+/** A line of a stream. */
+export interface Line {
+  /** Its text, trimmed. */
+  text: string;
+  /** The bytes it came in as, without its newline: what it holds of a budget. */
+  bytes: number;
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * The lines of `body`, decoded as UTF-8 (invalid sequences replaced), without their line
+ * endings; blank lines are skipped. The body is cancelled when the read stops early: on an
+ * abort, over budget, or when the consumer stops iterating.
+ */
+export async function* lines(
+  body: ReadableStream<Uint8Array>,
+  { budget, signal }: LineOptions = {},
+): AsyncGenerator<Line> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  // The start of a line whose newline has not arrived, in pieces as they came.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const take = (tail: Uint8Array): Line => {
+    const bytes = pendingBytes + tail.length;
+    const whole = pending.length === 0 ? tail : concat([...pending, tail], bytes);
+    pending = [];
+    pendingBytes = 0;
+    return { text: decoder.decode(whole).trim(), bytes };
+  };
+  let finished = false;
+  let failure: unknown;
+  try {
+    for (;;) {
+      const { done, value } = await untilAborted(reader.read(), signal);
+      if (done) break;
+      budget?.spend(value.length);
+      let start = 0;
+      for (let end = value.indexOf(NEWLINE); end >= 0; end = value.indexOf(NEWLINE, start)) {
+        const line = take(value.subarray(start, end));
+        start = end + 1;
+        if (line.text) {
+          budget?.refund(1); // its newline
+          yield line;
+        } else budget?.refund(1 + line.bytes);
+      }
+      if (start < value.length) {
+        // A copy of a part: the chunk's buffer would otherwise stay alive for its tail alone.
+        const tail = start === 0 ? value : value.slice(start);
+        pending.push(tail);
+        pendingBytes += tail.length;
+      }
     }
+    finished = true;
+    if (pendingBytes > 0) {
+      const line = take(new Uint8Array());
+      if (line.text) yield line;
+      else budget?.refund(line.bytes);
+    }
+  } catch (error) {
+    failure = error;
+    throw error;
+  } finally {
+    // Closes the HTTP stream (or the connection) the body comes from.
+    if (!finished) await reader.cancel(failure).catch(() => {});
   }
-  const rest = buffered.trim();
-  if (rest) yield rest;
+}
+
+/** The text of {@linkcode lines}: for a consumer that keeps every line it is given. */
+export async function* splitLines(
+  body: ReadableStream<Uint8Array>,
+  options: LineOptions = {},
+): AsyncGenerator<string> {
+  for await (const line of lines(body, options)) yield line.text;
+}
+
+function concat(pieces: Uint8Array[], size: number): Uint8Array {
+  const whole = new Uint8Array(size);
+  let at = 0;
+  for (const piece of pieces) {
+    whole.set(piece, at);
+    at += piece.length;
+  }
+  return whole;
 }

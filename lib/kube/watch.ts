@@ -9,7 +9,9 @@
  * @module
  */
 import type { KubeFetch, KubeTarget } from "./client.ts";
-import { splitLines } from "./ndjson.ts";
+import { readResponseText } from "./body.ts";
+import { ByteBudget, ResponseLimitExceeded } from "./limits.ts";
+import { lines } from "./ndjson.ts";
 
 /** What to watch. */
 export interface WatchRequest {
@@ -22,6 +24,15 @@ export interface WatchRequest {
   signal?: AbortSignal;
   /** Ends the watch early but normally, with the events seen so far and the resume bookmark. */
   finish?: AbortSignal;
+  /** Bounds the list that finds the current version, when there is one. */
+  listTimeoutMs?: number;
+  /**
+   * The most bytes of events (and of the line being read) kept at once, and of a list or error
+   * body; more fail the watch with `ResponseLimitExceeded`. Bookmarks are not kept.
+   */
+  maxBytes: number;
+  /** The most events kept; one more fails the watch with `ResponseLimitExceeded`. */
+  maxEvents: number;
 }
 
 /** What a watch saw. */
@@ -47,8 +58,10 @@ function resourceVersionOf(event: any): string | undefined {
 }
 
 /**
- * Runs one watch as described in the module doc, making its calls with `fetch`. Transport
- * failures throw (KubeTransportError).
+ * Runs one watch as described in the module doc, making its calls with `fetch` (the watch itself
+ * as a `watch`, so that it gets a connection apart from calls). Transport failures throw
+ * (KubeTransportError), and so does a watch over its limits (`ResponseLimitExceeded`): its
+ * stream is cancelled at once.
  */
 export async function watchOnce(
   fetch: KubeFetch,
@@ -60,12 +73,15 @@ export async function watchOnce(
   let apiVersion: string | undefined;
   if (!resourceVersion) {
     // resourceVersion "0" would allow a cached, older answer; an empty one reads the latest.
+    const listSignal = request.listTimeoutMs === undefined ? request.signal : AbortSignal.any(
+      [request.signal, AbortSignal.timeout(request.listTimeoutMs)].filter((s) => s !== undefined),
+    );
     const list = await fetch(target, {
       method: "GET",
       path: withQuery(request.path, { limit: "1" }),
-      signal: request.signal,
+      signal: listSignal,
     });
-    const body = await list.text();
+    const body = await readResponseText(list, { maxBytes: request.maxBytes, signal: listSignal });
     if (!list.ok) return { status: list.status, events: body ? [body] : [] };
     const parsed = JSON.parse(body);
     resourceVersion = parsed?.metadata?.resourceVersion;
@@ -91,6 +107,7 @@ export async function watchOnce(
       method: "GET",
       path: withQuery(request.path, params),
       signal,
+      purpose: "watch",
     });
   } catch (error) {
     if (!endedNormally()) throw error;
@@ -101,7 +118,7 @@ export async function watchOnce(
     };
   }
   if (!response.ok || !response.body) {
-    const body = await response.text();
+    const body = await readResponseText(response, { maxBytes: request.maxBytes, signal });
     return { status: response.status, events: body ? [body] : [], resourceVersion };
   }
 
@@ -109,12 +126,18 @@ export async function watchOnce(
   // The newest version is either the last bookmark's or the last event's, whichever came later.
   let bookmarkVersion: string | undefined;
   let bookmarkAfterEvents = -1;
+  // Events kept and the line being read share one budget; a bookmark read is given back.
+  const budget = new ByteBudget(request.maxBytes);
   try {
-    for await (const line of splitLines(response.body)) {
+    for await (const { text: line, bytes } of lines(response.body, { budget, signal })) {
       if (line.startsWith('{"type":"BOOKMARK"')) {
         bookmarkVersion = resourceVersionOf(JSON.parse(line)) ?? bookmarkVersion;
         bookmarkAfterEvents = events.length;
+        budget.refund(bytes);
         continue;
+      }
+      if (events.length >= request.maxEvents) {
+        throw new ResponseLimitExceeded(request.maxEvents, "events");
       }
       if (line.startsWith('{"type":"ERROR"')) {
         const status = JSON.parse(line)?.object?.code;
@@ -124,8 +147,8 @@ export async function watchOnce(
       events.push(line);
     }
   } catch (error) {
-    // Our backstop, or a finish, ending the watch is a normal end; an abort is not.
-    if (!endedNormally()) throw error;
+    // Our backstop, or a finish, ending the watch is a normal end; an abort or a limit is not.
+    if (error instanceof ResponseLimitExceeded || !endedNormally()) throw error;
   }
 
   if (bookmarkVersion && bookmarkAfterEvents === events.length) {

@@ -1,7 +1,8 @@
 /**
  * The per-request advisory locks, and the id sequence they are taken ahead of.
  *
- * Callers wait for a request by blocking on its advisory lock (`omni_kube._lock_key()`); the
+ * Callers wait for a request by blocking on its advisory lock (`omni_kube._lock_key()`, keyed by
+ * the install's salt); the
  * worker holds the locks of requests it will run, including ids not yet issued (a window ahead of
  * the id sequence), and releases each one after the request's result is committed.
  *
@@ -27,7 +28,8 @@ export class LockStatements {
     if (ids.length === 0) return [];
     const rows = await this.session`
       select id from unnest(${ids}::bigint[]) id
-       where pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(id))`;
+       where pg_try_advisory_lock(omni_kube._lock_class(),
+                                  omni_kube._lock_key(id, omni_kube._lock_salt()))`;
     return rows.map((r) => Number(r.id));
   }
 
@@ -35,7 +37,8 @@ export class LockStatements {
   async unlock(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     await this.session`
-      select pg_advisory_unlock(omni_kube._lock_class(), omni_kube._lock_key(id))
+      select pg_advisory_unlock(omni_kube._lock_class(),
+                                omni_kube._lock_key(id, omni_kube._lock_salt()))
         from unnest(${ids}::bigint[]) id`;
   }
 }

@@ -7,7 +7,7 @@
 import type { Sql } from "../db.ts";
 
 /** Why a request whose caller went away is cancelled. */
-export const CALLER_GONE = "the caller is gone";
+const CALLER_GONE = "the caller is gone";
 
 /** The upkeep statements of one worker, on its queue session. */
 export class MaintenanceStatements {
@@ -15,18 +15,25 @@ export class MaintenanceStatements {
   constructor(readonly session: Sql, readonly workerId: string) {}
 
   /**
-   * Records this worker and takes its worker lock, which callers look for in pg_locks to know it
-   * is alive. Safe to repeat on a new session after the old one was lost.
+   * Takes a worker lock on a key drawn at random (another, if someone holds that one) and records
+   * this worker with it: callers find the worker alive while the lock is held. Random, so that no
+   * one can hold the key before the worker does. Safe to repeat on a new session after the old one
+   * was lost.
    */
   async register(host: string, pid: number): Promise<void> {
-    await this.session`
-      select pg_advisory_lock(omni_kube._worker_lock_class(), omni_kube._worker_lock_key(${this.workerId})),
-             pg_advisory_lock_shared(omni_kube._worker_lock_class(), 0)`;
-    await this.session`
-      insert into omni_kube.workers (id, host, pid, lock_backend_pid)
-      values (${this.workerId}, ${host}, ${pid}, pg_backend_pid())
-      on conflict (id) do update
-        set lock_backend_pid = excluded.lock_backend_pid, last_seen = now()`;
+    for (;;) {
+      const key = crypto.getRandomValues(new Int32Array(1))[0];
+      const [{ locked }] = await this.session`
+        select pg_try_advisory_lock(omni_kube._worker_lock_class(), ${key}::int4) as locked`;
+      if (!locked) continue;
+      await this.session`
+        insert into omni_kube.workers (id, host, pid, lock_backend_pid, lock_key)
+        values (${this.workerId}, ${host}, ${pid}, pg_backend_pid(), ${key})
+        on conflict (id) do update
+          set lock_backend_pid = excluded.lock_backend_pid, lock_key = excluded.lock_key,
+              last_seen = now()`;
+      return;
+    }
   }
 
   /** Publishes the pod's service-account token and CA for `omni_kube.pod_credentials()`. */

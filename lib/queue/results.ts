@@ -16,7 +16,13 @@ const LARGE = 64 * 1024;
 export type RequestResult =
   | { id: number; outcome: "response"; status: number; body: string | null; isJson: boolean }
   | { id: number; outcome: "stored"; status: number }
-  | { id: number; outcome: "failed"; error: string };
+  | {
+    id: number;
+    outcome: "failed";
+    error: string;
+    /** The SQLSTATE its caller gets; absent: OKT01, the call got no HTTP answer. */
+    code?: string;
+  };
 
 /** The result statements of one worker, on its queue session. */
 export class ResultStatements {
@@ -51,10 +57,12 @@ export class ResultStatements {
     const isJson = results.map((r) => r.outcome === "response" && r.isJson ? "t" : "f");
     const stored = results.map((r) => r.outcome === "stored" ? "t" : "f");
     const errors = results.map((r) => r.outcome === "failed" ? r.error : null);
+    const codes = results.map((r) => r.outcome === "failed" ? r.code ?? null : null);
     await this.session`
       select omni_kube._finish_requests(${this.workerId}, ${ids}::bigint[], ${statuses}::int2[],
                                         ${bodies}::text[], ${isJson}::text[]::bool[],
-                                        ${stored}::text[]::bool[], ${errors}::text[], ${tolerant})`;
+                                        ${stored}::text[]::bool[], ${errors}::text[],
+                                        ${codes}::text[], ${tolerant})`;
   }
 
   /**
@@ -64,14 +72,13 @@ export class ResultStatements {
    */
   async #finishOne(result: RequestResult, tolerant: boolean): Promise<void> {
     const response = result.outcome === "response" ? result : undefined;
+    const failed = result.outcome === "failed" ? result : undefined;
     await this.session`
       select omni_kube._finish_requests(${this.workerId}, array[${result.id}::bigint],
                                         array[${response?.status ?? null}::int2],
                                         array[${response?.body ?? null}::text],
                                         array[${response?.isJson ?? false}::bool], array[false],
-                                        array[${
-      result.outcome === "failed" ? result.error : null
-    }::text],
-                                        ${tolerant})`;
+                                        array[${failed?.error ?? null}::text],
+                                        array[${failed?.code ?? null}::text], ${tolerant})`;
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Running a claimed request: turns a {@linkcode ClaimedRequest} into a {@linkcode RequestResult}
  * through the Kubernetes client, and reports it in metrics and logs. Large bodies go to the
- * database as they arrive (through `ResponsePieces`), so the worker never holds one whole.
+ * database as they arrive (through `ResponsePieces`), so the worker never holds one whole; what
+ * it does hold of a stream or a watch, and what goes to the database, is bounded by its
+ * {@linkcode CallLimits}.
  *
  * @module
  */
@@ -11,8 +13,16 @@ import type { RequestResult } from "../queue/results.ts";
 import type { ResponsePieces } from "../queue/pieces.ts";
 import { type KubeFetch, type KubeTarget, normalizeServer } from "../kube/client.ts";
 import { readResponseBody } from "../kube/body.ts";
+import { ByteBudget, ResponseLimitExceeded } from "../kube/limits.ts";
 import { splitLines } from "../kube/ndjson.ts";
 import { watchOnce } from "../kube/watch.ts";
+import {
+  CallLimitError,
+  type CallLimits,
+  checkRequestTimeout,
+  DEFAULT_CALL_LIMITS,
+  overLimit,
+} from "./limits.ts";
 import type { DefaultCluster } from "../credentials.ts";
 import { errorMessage, type Logger } from "../observe.ts";
 import { statusClass, type WorkerMetrics } from "../metrics.ts";
@@ -39,15 +49,19 @@ export interface CallerOptions {
   defaults(): DefaultCluster | undefined;
   log: Logger;
   metrics?: WorkerMetrics;
+  /** Bounds on each call; default {@linkcode DEFAULT_CALL_LIMITS}. */
+  limits?: CallLimits;
 }
 
 /** Runs claimed requests against their API servers. */
 export class Caller {
   readonly #options: CallerOptions;
+  readonly #limits: CallLimits;
 
   /** Runs nothing until asked. */
   constructor(options: CallerOptions) {
     this.#options = options;
+    this.#limits = options.limits ?? DEFAULT_CALL_LIMITS;
   }
 
   /** Runs `request`; never throws: a failure is a `failed` result. */
@@ -59,10 +73,14 @@ export class Caller {
         ? await this.#watch(request, running)
         : await this.#call(request, running.abort.signal);
     } catch (error) {
+      const limited = error instanceof ResponseLimitExceeded
+        ? overLimit(error, request.kind)
+        : error;
       result = {
         id: request.id,
         outcome: "failed",
-        error: errorMessage(error),
+        error: errorMessage(limited),
+        ...(limited instanceof CallLimitError ? { code: limited.code } : {}),
       };
     }
     this.#observe(request, result, performance.now() - started);
@@ -105,6 +123,7 @@ export class Caller {
         `watch timeout ${timeoutSeconds} is not between 1 and ${MAX_DURATION_SECONDS} seconds`,
       );
     }
+    checkRequestTimeout(request.timeoutMs, timeoutSeconds * 1000, this.#limits);
     const watched = await watchOnce(
       this.#options.fetch,
       targetFor(request, this.#options.defaults()),
@@ -114,6 +133,12 @@ export class Caller {
         timeoutSeconds,
         signal: running.abort.signal,
         finish: running.finish.signal,
+        // The request timeout: what timeoutMs holds beyond the watch's own duration.
+        listTimeoutMs: request.timeoutMs > timeoutSeconds * 1000
+          ? request.timeoutMs - timeoutSeconds * 1000
+          : undefined,
+        maxBytes: this.#limits.maxResponseBytes,
+        maxEvents: this.#limits.maxWatchEvents,
       },
     );
     // A failed list or watch answers with one Status object, any other body as text.
@@ -125,6 +150,8 @@ export class Caller {
 
   async #call(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
     const { fetch, pieces } = this.#options;
+    const { maxResponseBytes } = this.#limits;
+    checkRequestTimeout(request.timeoutMs, 0, this.#limits);
     const target = targetFor(request, this.#options.defaults());
     const callSignal = AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]);
     const response = await fetch(target, {
@@ -142,13 +169,19 @@ export class Caller {
       return { id, outcome: "response", status, body: null, isJson };
     }
     if (request.stream && response.ok) {
+      // Every line is kept: the budget bounds them all, and the line being read.
+      const budget = new ByteBudget(maxResponseBytes);
       const items: string[] = [];
-      for await (const line of splitLines(response.body)) items.push(line);
+      for await (const line of splitLines(response.body, { budget, signal: callSignal })) {
+        items.push(line);
+      }
       return { id, outcome: "response", status, body: `[${items.join(",")}]`, isJson };
     }
     const body = await readResponseBody(response, {
       largeAt: LARGE_RESPONSE_BYTES,
       openSink: () => pieces.sink(id, callSignal),
+      maxBytes: maxResponseBytes,
+      signal: callSignal,
     });
     if (body !== null) return { id, outcome: "response", status, body, isJson };
     try {

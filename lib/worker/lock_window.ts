@@ -93,11 +93,18 @@ export class LockWindow {
   }
 
   /**
-   * Requests `ids` finished (announced on DONE_CHANNEL, by any worker): releases the locks this
-   * worker holds on them, but not on those it runs itself, whose results release them.
+   * Requests `ids` were announced finished (on DONE_CHANNEL, by any worker, or by anyone at all:
+   * a member may NOTIFY it too): releases the locks this worker holds on those of them that
+   * `settled` (the queue) says are finished, but not on those it runs itself, whose results
+   * release them.
    */
-  async releaseFinished(ids: number[]): Promise<void> {
-    const finished = ids.filter((id) => this.#held.has(id) && !this.#isRunning(id));
+  async releaseFinished(
+    ids: number[],
+    settled: (ids: number[]) => Promise<number[]>,
+  ): Promise<void> {
+    const candidates = ids.filter((id) => this.#held.has(id) && !this.#isRunning(id));
+    if (candidates.length === 0) return;
+    const finished = await settled(candidates);
     if (finished.length > 0) await this.release(finished);
   }
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { CALLER_GONE, type MaintenanceStatements } from "../queue/maintenance.ts";
+import type { MaintenanceStatements } from "../queue/maintenance.ts";
 import type { LockStatements } from "../queue/locks.ts";
 import type { DefaultCluster } from "../credentials.ts";
 import type { Logger } from "../observe.ts";
@@ -16,6 +16,10 @@ import type { ResultWriter } from "./result_writer.ts";
 
 /** How often finished requests are purged at most (sooner when the retention is shorter). */
 const PURGE_INTERVAL_MS = 30_000;
+/** Why an orphan is stopped, for the log. */
+const ORPHANED = "cancelled, or its caller is gone";
+/** The least time between two checks for orphans asked for by notifications. */
+const ORPHAN_CHECK_SPACING_MS = 20;
 
 /** What {@linkcode Maintenance} works with. */
 export interface MaintenanceOptions {
@@ -62,6 +66,8 @@ export class Maintenance {
   #ticking = false;
   #lastPurge = 0;
   #lastHeartbeat = 0;
+  #orphanCheck: Promise<void> | undefined;
+  #orphanCheckAgain = false;
 
   /** Does nothing until registered. */
   constructor(options: MaintenanceOptions) {
@@ -106,6 +112,36 @@ export class Maintenance {
     await this.#options.statements.publishPodCredentials(pod.target.token!, pod.target.caCert);
   }
 
+  /**
+   * Stops the calls nobody waits for any more: cancelled, or whose caller is gone (the check each
+   * heartbeat makes, made now: a cancellation was announced). Calls while a check runs make one
+   * more after it, a little later, so that a flood of announcements costs a check every few ms.
+   */
+  stopOrphans(): Promise<void> {
+    if (this.#orphanCheck) {
+      this.#orphanCheckAgain = true;
+      return this.#orphanCheck;
+    }
+    this.#orphanCheck = (async () => {
+      do {
+        this.#orphanCheckAgain = false;
+        await this.#stopOrphansNow();
+        if (this.#orphanCheckAgain) {
+          await new Promise((resolve) => setTimeout(resolve, ORPHAN_CHECK_SPACING_MS));
+        }
+      } while (this.#orphanCheckAgain && !this.#options.stopping());
+    })().catch((error) => {
+      this.#options.log.error("checking for cancelled calls failed", { error: String(error) });
+    }).finally(() => this.#orphanCheck = undefined);
+    return this.#orphanCheck;
+  }
+
+  async #stopOrphansNow(): Promise<void> {
+    const running = this.#options.running();
+    if (running.length === 0) return;
+    this.#options.abort(await this.#options.statements.orphaned(running), ORPHANED);
+  }
+
   /** One heartbeat; skipped while the previous one runs. Failures are logged and retried. */
   async tick(): Promise<void> {
     const { statements, locks, window, writer, log, metrics } = this.#options;
@@ -121,7 +157,7 @@ export class Maintenance {
       this.#lastHeartbeat = Date.now();
       // Locks held for requests that another worker ran, or that were abandoned or never issued.
       await window.release(await statements.settled(window.held));
-      this.#options.abort(await statements.orphaned(this.#options.running()), CALLER_GONE);
+      await this.#stopOrphansNow();
       if (writer.pending > 0) await writer.flush();
       // Take over window locks that another worker held before it stopped.
       await window.takeOver(await locks.nextRequestId());

@@ -1,3 +1,22 @@
 -- Functions of earlier releases that this one no longer has, dropped by their signatures
--- (re-creating the rest never removes an object): `drop function if exists omni_kube.f(types);`.
--- None yet.
+-- (re-creating the rest never removes an object).
+
+-- _call took the role to attribute requests to; it now takes it from the session.
+drop function if exists omni_kube._call(name, text, text[], omni_kube.http_method[], jsonb[],
+  boolean, text, text, omni_kube.client_certificate, text, int);
+-- _raise_for and _transport_status take the failed request's error_code.
+drop function if exists omni_kube._raise_for(text, int2, jsonb, text, text);
+drop function if exists omni_kube._transport_status(text);
+
+-- _watch's rows gained error_code; a function's result columns cannot change in place.
+do $$
+begin
+  if exists (select from pg_catalog.pg_proc
+              where oid = pg_catalog.to_regprocedure('omni_kube._watch(text[], text[], text[], int,
+                            text[], text[], text[], text, text, omni_kube.client_certificate, text)')
+                and not 'error_code' = any(proargnames)) then
+    drop function omni_kube._watch(text[], text[], text[], int, text[], text[], text[], text, text,
+                                   omni_kube.client_certificate, text);
+  end if;
+end
+$$;

@@ -1,5 +1,16 @@
 import assert from "node:assert/strict";
-import { contentTypeFor, normalizeServer } from "../../lib/kube/client.ts";
+import {
+  ClientSpread,
+  contentTypeFor,
+  KubeHttp,
+  type KubeTarget,
+  normalizeServer,
+} from "../../lib/kube/client.ts";
+import { readResponseBody } from "../../lib/kube/body.ts";
+import { ByteBudget, ResponseLimitExceeded } from "../../lib/kube/limits.ts";
+import { splitLines } from "../../lib/kube/ndjson.ts";
+import { createCertificateAuthority, issueCertificate } from "../../testbed/pki.ts";
+import { promptly } from "./fakes.ts";
 
 Deno.test("contentTypeFor: PATCH is a merge patch for objects and a JSON patch for arrays", () => {
   assert.equal(contentTypeFor("PATCH", '{"data":{"a":"1"}}'), "application/merge-patch+json");
@@ -21,4 +32,212 @@ Deno.test("normalizeServer: rejects what would leak credentials or misroute call
   assert.throws(() => normalizeServer("kubernetes.default.svc"), /is not a URL/);
   assert.throws(() => normalizeServer("https://host/prefix"), /only https:\/\/host\[:port\]/);
   assert.throws(() => normalizeServer("https://user:pw@host"), /only https:\/\/host\[:port\]/);
+});
+
+// Choosing a client: watches apart from calls, at most so many on each. No server needed.
+
+/** A spread of numbered fake clients, recording which were closed. */
+function fakeSpread(perClient: number) {
+  let made = 0;
+  const closed: number[] = [];
+  const spread = new ClientSpread(perClient, () => made++, (client) => closed.push(client));
+  return { spread, closed };
+}
+
+Deno.test("ClientSpread: fills a client up to its limit, then opens another", () => {
+  const { spread } = fakeSpread(2);
+  const leases = Array.from({ length: 5 }, () => spread.acquire());
+  assert.deepEqual(leases.map((l) => l.client), [0, 0, 1, 1, 2]);
+  assert.deepEqual(spread.load, [2, 2, 1]);
+});
+
+Deno.test("ClientSpread: a place given back is taken again; an emptied client is closed, the first kept", () => {
+  const { spread, closed } = fakeSpread(2);
+  const [a, b, c, d, e] = Array.from({ length: 5 }, () => spread.acquire());
+  b.release();
+  b.release(); // twice is once
+  assert.deepEqual(spread.load, [1, 2, 1]);
+  assert.equal(spread.acquire().client, 0);
+  c.release();
+  d.release();
+  assert.deepEqual(closed, [1]);
+  assert.deepEqual(spread.load, [2, 1]);
+  assert.equal(spread.acquire().client, 2);
+  a.release();
+  e.release();
+  assert.deepEqual(closed, [1]); // client 0 still has one, client 2 has one
+  spread.closeAll();
+  assert.deepEqual(closed, [1, 0, 2]);
+  assert.deepEqual(spread.load, []);
+});
+
+Deno.test("ClientSpread: the first client stays when emptied, for the next stream", () => {
+  const { spread, closed } = fakeSpread(1);
+  const first = spread.acquire();
+  first.release();
+  assert.deepEqual(closed, []);
+  assert.equal(spread.acquire().client, 0);
+  assert.throws(() => new ClientSpread(0, () => 0, () => {}), RangeError);
+});
+
+// KubeHttp against local HTTPS servers (a certificate from the test bed's PKI), each sending a
+// body that never ends: a read stopped at its limit or by an abort must close what it read from.
+
+const LINE = new TextEncoder().encode(
+  JSON.stringify({ type: "ADDED", object: "x".repeat(1000) }) + "\n",
+);
+
+/** A CA and a serving certificate for 127.0.0.1. */
+async function serverCertificate() {
+  const ca = await createCertificateAuthority("omni_kube client test CA");
+  const leaf = await issueCertificate(ca, "127.0.0.1", {
+    kind: "server",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+  });
+  return { ca: ca.certificate, cert: leaf.certificate, key: leaf.privateKey };
+}
+
+/**
+ * Deno.serve over TLS (HTTP/2 when the client offers it). `/endless` sends NDJSON lines forever,
+ * `/quiet` one line and then nothing; both record when the client cancels. Any other path
+ * answers `{}`. Every answer records the client's port: one port, one connection.
+ */
+async function endlessServer() {
+  const { ca, cert, key } = await serverCertificate();
+  const cancelled: Promise<unknown>[] = [];
+  const ports = new Map<string, number>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, onListen: () => {} },
+    (request, info) => {
+      const url = new URL(request.url);
+      ports.set(url.pathname + url.search, info.remoteAddr.port);
+      if (url.pathname !== "/endless" && url.pathname !== "/quiet") return Response.json({});
+      const cancel = Promise.withResolvers<unknown>();
+      cancelled.push(cancel.promise);
+      let sent = 0;
+      return new Response(
+        new ReadableStream({
+          async pull(controller) {
+            if (url.pathname === "/quiet" && sent++ > 0) return await cancel.promise.then(() => {});
+            controller.enqueue(LINE.slice());
+          },
+          cancel: (reason) => cancel.resolve(reason),
+        }),
+        { headers: { "content-type": "application/json" } },
+      );
+    },
+  );
+  const target: KubeTarget = { server: `https://127.0.0.1:${server.addr.port}`, caCert: ca };
+  return { server, target, cancelled, ports };
+}
+
+Deno.test("KubeHttp: a body read to its limit is cancelled, and the server sees its stream closed", async () => {
+  const { server, target, cancelled } = await endlessServer();
+  using http = new KubeHttp();
+  for (const purpose of ["call", "watch"] as const) {
+    const response = await http.fetch(target, { method: "GET", path: "/endless", purpose });
+    await assert.rejects(
+      promptly(readResponseBody(response, {
+        largeAt: 1024 * 1024,
+        maxBytes: 200_000,
+        openSink: () => Promise.reject(new Error("no sink")),
+      })),
+      ResponseLimitExceeded,
+    );
+    await promptly(cancelled.at(-1)!);
+  }
+  await server.shutdown();
+});
+
+Deno.test("KubeHttp: an abort ends a stream read at once, and the server sees its stream closed", async () => {
+  const { server, target, cancelled } = await endlessServer();
+  using http = new KubeHttp();
+  for (const path of ["/endless", "/quiet"]) {
+    const abort = new AbortController();
+    const response = await http.fetch(target, {
+      method: "GET",
+      path,
+      signal: abort.signal,
+      purpose: "watch",
+    });
+    let seen = 0;
+    const read = (async () => {
+      for await (const _ of splitLines(response.body!, { signal: abort.signal })) {
+        if (++seen === 3 || path === "/quiet") abort.abort(new Error("caller gone"));
+      }
+    })();
+    await assert.rejects(promptly(read), /caller gone/);
+    await promptly(cancelled.at(-1)!);
+  }
+  await server.shutdown();
+});
+
+Deno.test("KubeHttp: calls and watches use separate connections; watches at most so many on one", async () => {
+  const { server, target, cancelled, ports } = await endlessServer();
+  using http = new KubeHttp({ watchesPerClient: 2 });
+  const watches = [];
+  for (let i = 0; i < 5; i++) {
+    watches.push(
+      await http.fetch(target, { method: "GET", path: `/quiet?w=${i}`, purpose: "watch" }),
+    );
+  }
+  await Promise.all([0, 1].map(async (i) => {
+    const response = await http.fetch(target, { method: "GET", path: `/call?c=${i}` });
+    await response.body?.cancel();
+  }));
+  const port = (key: string) => ports.get(key)!;
+  const watchPorts = [0, 1, 2, 3, 4].map((i) => port(`/quiet?w=${i}`));
+  // HTTP/2: streams share a connection up to the limit.
+  assert.equal(watchPorts[0], watchPorts[1]);
+  assert.equal(watchPorts[2], watchPorts[3]);
+  assert.equal(new Set(watchPorts).size, 3);
+  assert.equal(port("/call?c=0"), port("/call?c=1"));
+  assert.ok(!watchPorts.includes(port("/call?c=0")));
+  for (const watch of watches) await watch.body!.cancel();
+  await promptly(Promise.all(cancelled));
+  await server.shutdown();
+});
+
+Deno.test("KubeHttp over HTTP/1.1: a body stopped at its limit closes the connection", async () => {
+  const { ca, cert, key } = await serverCertificate();
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert,
+    key,
+    alpnProtocols: ["http/1.1"],
+  });
+  const encoder = new TextEncoder();
+  // Chunked transfer encoding, one line a chunk, until a write fails: the client hung up.
+  const chunk = new Uint8Array([
+    ...encoder.encode(LINE.length.toString(16) + "\r\n"),
+    ...LINE,
+    ...encoder.encode("\r\n"),
+  ]);
+  const served = (async () => {
+    const conn = await listener.accept();
+    try {
+      await conn.read(new Uint8Array(16 * 1024));
+      await conn.write(encoder.encode(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+      ));
+      for (;;) await conn.write(chunk);
+    } catch (error) {
+      return error;
+    } finally {
+      conn.close();
+    }
+  })();
+  using http = new KubeHttp();
+  const target = { server: `https://127.0.0.1:${listener.addr.port}`, caCert: ca };
+  const response = await http.fetch(target, { method: "GET", path: "/endless" });
+  const budget = new ByteBudget(100_000);
+  await assert.rejects(
+    promptly(Array.fromAsync(splitLines(response.body!, { budget }))),
+    ResponseLimitExceeded,
+  );
+  const ended = await promptly(served);
+  assert.ok(ended instanceof Error && /BrokenPipe|ConnectionReset/.test(ended.name), String(ended));
+  listener.close();
 });

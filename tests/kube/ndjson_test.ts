@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { splitLines } from "../../lib/kube/ndjson.ts";
+import { ByteBudget, ResponseLimitExceeded } from "../../lib/kube/limits.ts";
+import { lines, splitLines } from "../../lib/kube/ndjson.ts";
+import { endlessBody, promptly } from "./fakes.ts";
 
 /** A byte stream that delivers `chunks` one by one. */
 function streamOf(...chunks: (string | Uint8Array)[]): ReadableStream<Uint8Array> {
@@ -9,6 +11,13 @@ function streamOf(...chunks: (string | Uint8Array)[]): ReadableStream<Uint8Array
 
 async function collect(body: ReadableStream<Uint8Array>): Promise<string[]> {
   return await Array.fromAsync(splitLines(body));
+}
+
+async function collectWith(
+  body: ReadableStream<Uint8Array>,
+  budget: ByteBudget,
+): Promise<string[]> {
+  return await Array.fromAsync(splitLines(body, { budget }));
 }
 
 Deno.test("splitLines: joins lines split across chunks", async () => {
@@ -82,4 +91,85 @@ Deno.test("splitLines: yields a line before the rest of the stream arrives", asy
   assert.deepEqual(first, { value: "early", done: false });
   rest.resolve();
   assert.deepEqual(await Array.fromAsync(lines), ["late"]);
+});
+
+Deno.test("lines: each line with the bytes it came in as", async () => {
+  const bytes = new TextEncoder().encode("ab\r\n\n  \ncafé\n");
+  assert.deepEqual(await Array.fromAsync(lines(ReadableStream.from([bytes]))), [
+    { text: "ab", bytes: 3 },
+    { text: "café", bytes: 5 },
+  ]);
+});
+
+Deno.test("lines: the budget holds the lines yielded and the one being read, nothing else", async () => {
+  const budget = new ByteBudget(100);
+  const seen: number[] = [];
+  for await (
+    const line of lines(streamOf("\n\n1234\r\n", "\n  \n", "56789\n", "abc"), { budget })
+  ) {
+    seen.push(budget.used);
+    if (line.text === "56789") budget.refund(line.bytes); // dropped by its consumer
+  }
+  // "1234\r", then "56789" too (given back after), then "abc"; blank lines and newlines never.
+  assert.deepEqual(seen, [5, 10, 8]);
+});
+
+Deno.test("lines: a line that never ends fails at the budget, and the body is cancelled", async () => {
+  const endless = endlessBody("x".repeat(1000));
+  const read = Array.fromAsync(splitLines(endless.body, { budget: new ByteBudget(64 * 1024) }));
+  await assert.rejects(promptly(read), (error) => {
+    assert.ok(error instanceof ResponseLimitExceeded);
+    assert.equal(error.limit, 64 * 1024);
+    return true;
+  });
+  // Counted as the bytes arrived: no more than one chunk past the limit was read.
+  assert.ok(endless.pulled <= 64 * 1024 + 1000, `${endless.pulled} bytes read`);
+  assert.ok(endless.cancelled?.reason instanceof ResponseLimitExceeded);
+});
+
+Deno.test("lines: endless lines a consumer keeps fail at the budget", async () => {
+  const endless = endlessBody('{"a":1}\n');
+  const budget = new ByteBudget(1000);
+  let kept = 0;
+  await assert.rejects(
+    promptly((async () => {
+      for await (const _ of splitLines(endless.body, { budget })) kept++;
+    })()),
+    ResponseLimitExceeded,
+  );
+  // 7 bytes a line, held; each newline given back.
+  assert.equal(kept, Math.floor(1000 / 7));
+  assert.ok(endless.cancelled);
+});
+
+Deno.test("lines: blank lines cost nothing once split, however many", async () => {
+  // (A chunk is charged whole as it arrives: these come in chunks smaller than the budget.)
+  const blanks = Array.from({ length: 5000 }, (_, i) => i % 2 ? "\n\n" : " \r\n");
+  assert.deepEqual(await collectWith(streamOf(...blanks, "ok\n"), new ByteBudget(10)), ["ok"]);
+});
+
+Deno.test("lines: an abort ends a read at once, even from a body that ignores it", async () => {
+  const stalled = endlessBody('{"a":1}\n', { stallAfter: 3 });
+  const abort = new AbortController();
+  const seen: string[] = [];
+  const read = (async () => {
+    for await (const line of splitLines(stalled.body, { signal: abort.signal })) seen.push(line);
+  })();
+  setTimeout(() => abort.abort(new Error("caller gone")), 20);
+  await assert.rejects(promptly(read), { message: "caller gone" });
+  assert.equal(seen.length, 3);
+  assert.equal((stalled.cancelled?.reason as Error)?.message, "caller gone");
+  // An abort before the first read ends it too.
+  const again = endlessBody("x", { stallAfter: 0 });
+  await assert.rejects(
+    promptly(Array.fromAsync(splitLines(again.body, { signal: abort.signal }))),
+    /caller gone/,
+  );
+  assert.ok(again.cancelled);
+});
+
+Deno.test("lines: a consumer that stops early cancels the body", async () => {
+  const endless = endlessBody('{"a":1}\n');
+  for await (const _ of splitLines(endless.body)) break;
+  assert.ok(endless.cancelled);
 });

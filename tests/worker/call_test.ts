@@ -2,6 +2,13 @@ import assert from "node:assert/strict";
 import type { DefaultCluster } from "../../lib/credentials.ts";
 import type { KubeFetch, KubeRequest, KubeTarget } from "../../lib/kube/client.ts";
 import { Caller, type Running, targetFor } from "../../lib/worker/call.ts";
+import {
+  ABOVE_MAX_REQUEST_TIMEOUT,
+  type CallLimits,
+  DEFAULT_CALL_LIMITS,
+  OVER_RESPONSE_LIMIT,
+} from "../../lib/worker/limits.ts";
+import { type EndlessBody, endlessBody, promptly } from "../kube/fakes.ts";
 import { claimedRequest, recordingLog } from "./fakes.ts";
 
 const request = claimedRequest;
@@ -65,10 +72,21 @@ Deno.test("targetFor: no server and no default cluster is an error that says wha
   assert.throws(() => targetFor(request({ server: null }), undefined), /no server: name one/);
 });
 
-/** A caller whose fetch answers with `reply`, and whose large bodies go to a recording fake. */
-function caller(reply: (request: KubeRequest) => Response | Promise<Response>) {
+/**
+ * A caller whose fetch answers with `reply`, and whose large bodies go to a recording fake;
+ * `limits` change the default limits.
+ */
+function caller(
+  reply: (request: KubeRequest) => Response | Promise<Response>,
+  limits: Partial<CallLimits> = {},
+) {
   const calls: { target: KubeTarget; request: KubeRequest }[] = [];
-  const stored = { bytes: 0, assembled: [] as [number, boolean][], discarded: [] as number[] };
+  const stored = {
+    bytes: 0,
+    assembled: [] as [number, boolean][],
+    discarded: [] as number[],
+    aborted: undefined as unknown,
+  };
   const state = { assembleFails: false };
   const fetch: KubeFetch = async (target, request) => {
     calls.push({ target, request });
@@ -80,7 +98,10 @@ function caller(reply: (request: KubeRequest) => Response | Promise<Response>) {
     pieces: {
       sink: () =>
         Promise.resolve(
-          new WritableStream<Uint8Array>({ write: (chunk) => void (stored.bytes += chunk.length) }),
+          new WritableStream<Uint8Array>({
+            write: (chunk) => void (stored.bytes += chunk.length),
+            abort: (reason) => void (stored.aborted = reason),
+          }),
         ),
       assemble: (id, isJson) => {
         stored.assembled.push([id, isJson]);
@@ -95,6 +116,7 @@ function caller(reply: (request: KubeRequest) => Response | Promise<Response>) {
     },
     defaults: () => undefined,
     log,
+    limits: { ...DEFAULT_CALL_LIMITS, ...limits },
   });
   return { runner, calls, stored, state, log };
 }
@@ -240,4 +262,149 @@ Deno.test("Caller.run: a watch's events as a JSON array; a failed list as its on
     await watch(json(forbidden, 403), '{"timeoutSeconds":1}'),
     { id: 1, outcome: "response", status: 403, body: forbidden, isJson: true },
   );
+});
+
+// Limits: whatever a server sends, a call keeps at most so much, and stops at once when told.
+
+/** An answer whose body is `body`, JSON by its content type. */
+const endless = (body: EndlessBody) => () =>
+  new Response(body.body, { headers: { "content-type": "application/json" } });
+
+/** The result of a call over a byte limit of `limit`, as its caller is told. */
+const overBytes = (limit: number, what = "the response") => ({
+  id: 1,
+  outcome: "failed",
+  error: `${what} exceeded ${limit} bytes (--max-response-bytes); it was not kept`,
+  code: OVER_RESPONSE_LIMIT,
+});
+
+Deno.test("Caller.run: an endless stream fails at maxResponseBytes, and the body is cancelled", async () => {
+  const lines = endlessBody('{"kind":"Pod"}\n');
+  const { runner } = caller(endless(lines), { maxResponseBytes: 50_000 });
+  const result = await promptly(runner.run(request({ stream: true }), running()));
+  assert.deepEqual(result, overBytes(50_000));
+  assert.ok(lines.cancelled);
+  const line = endlessBody("x".repeat(1000)); // a line that never ends
+  const unended = await promptly(
+    caller(endless(line), { maxResponseBytes: 50_000 }).runner.run(
+      request({ stream: true }),
+      running(),
+    ),
+  );
+  assert.deepEqual(unended, overBytes(50_000));
+  assert.ok(line.pulled <= 51_000 && line.cancelled);
+});
+
+Deno.test("Caller.run: an endless body fails at maxResponseBytes, small or large", async () => {
+  const small = endlessBody("x".repeat(1000));
+  const smallRun = caller(endless(small), { maxResponseBytes: 100_000 });
+  assert.deepEqual(await promptly(smallRun.runner.run(request(), running())), overBytes(100_000));
+  assert.ok(small.cancelled);
+  assert.equal(smallRun.stored.bytes, 0);
+
+  // Past the large threshold the body goes to the database, and the copy is aborted: its pieces
+  // go with the COPY that failed.
+  const large = endlessBody("y".repeat(16 * 1024));
+  const largeRun = caller(endless(large), { maxResponseBytes: 1024 * 1024 });
+  assert.deepEqual(
+    await promptly(largeRun.runner.run(request(), running())),
+    overBytes(1024 * 1024),
+  );
+  assert.ok(large.cancelled);
+  assert.ok(largeRun.stored.bytes <= 1024 * 1024, `${largeRun.stored.bytes} bytes copied`);
+  assert.ok(largeRun.stored.aborted);
+  assert.deepEqual(largeRun.stored.assembled, []);
+});
+
+Deno.test("Caller.run: the default limit keeps a body of tens of MB", async () => {
+  const big = JSON.stringify({ items: "x".repeat(24 * 1024 * 1024) });
+  const { runner, stored } = caller(() => json(big));
+  assert.deepEqual(await runner.run(request({ id: 9 }), running()), {
+    id: 9,
+    outcome: "stored",
+    status: 200,
+  });
+  assert.equal(stored.bytes, big.length);
+});
+
+Deno.test("Caller.run: a watch over its events or bytes fails, and its stream is cancelled", async () => {
+  const event = '{"type":"ADDED","object":{"metadata":{"resourceVersion":"6"}}}\n';
+  const watch = request({ kind: "watch", body: '{"resourceVersion":"5","timeoutSeconds":60}' });
+  const events = endlessBody(event);
+  assert.deepEqual(
+    await promptly(caller(endless(events), { maxWatchEvents: 3 }).runner.run(watch, running())),
+    {
+      id: 1,
+      outcome: "failed",
+      error: "the watch exceeded 3 events (--max-watch-events); it was not kept",
+      code: OVER_RESPONSE_LIMIT,
+    },
+  );
+  assert.ok(events.cancelled);
+  const bytes = endlessBody(event);
+  assert.deepEqual(
+    await promptly(
+      caller(endless(bytes), { maxResponseBytes: 10_000 }).runner.run(watch, running()),
+    ),
+    overBytes(10_000, "the watch"),
+  );
+  assert.ok(bytes.cancelled);
+});
+
+Deno.test("Caller.run: a request timeout above the maximum fails at once, without a call", async () => {
+  const { runner, calls } = caller(() => json("{}"), { maxRequestTimeoutSeconds: 600 });
+  assert.deepEqual(await runner.run(request({ timeoutMs: 601_000 }), running()), {
+    id: 1,
+    outcome: "failed",
+    error: "omni_kube.request_timeout of 601 s is above the worker's maximum of 600 s " +
+      "(--max-request-timeout); the call was not made",
+    code: ABOVE_MAX_REQUEST_TIMEOUT,
+  });
+  // A watch's own duration is not part of its request timeout.
+  const watch = (timeoutMs: number) =>
+    request({ kind: "watch", timeoutMs, body: '{"resourceVersion":"5","timeoutSeconds":3600}' });
+  const tooLong = await runner.run(watch(3_600_000 + 600_500), running());
+  assert.equal(tooLong.outcome === "failed" && tooLong.code, ABOVE_MAX_REQUEST_TIMEOUT);
+  assert.match(tooLong.outcome === "failed" ? tooLong.error : "", /of 600\.5 s is above/);
+  assert.equal(calls.length, 0);
+  const allowed = await runner.run(watch(3_600_000 + 600_000), running());
+  assert.equal(allowed.outcome, "response");
+  assert.equal(calls.length, 1);
+});
+
+Deno.test("Caller.run: an abort stops a stalled read at once, in every mode", async () => {
+  const watchBody = '{"resourceVersion":"5","timeoutSeconds":60}';
+  const modes = {
+    plain: { fields: {}, chunk: "x".repeat(1000) },
+    large: { fields: {}, chunk: "x".repeat(300 * 1024) },
+    stream: { fields: { stream: true }, chunk: '{"a":1}\n' },
+    watch: { fields: { kind: "watch", body: watchBody }, chunk: '{"type":"ADDED"}\n' },
+  } as const;
+  for (const [mode, { fields, chunk }] of Object.entries(modes)) {
+    // The body sends a little and then nothing, and pays no attention to the call's signal.
+    const stalled = endlessBody(chunk, { stallAfter: 2 });
+    const { runner, stored } = caller(endless(stalled));
+    const run = running();
+    const result = runner.run(request(fields), run);
+    setTimeout(
+      () => run.abort.abort(new DOMException("cancelled by the caller", "AbortError")),
+      30,
+    );
+    assert.deepEqual(await promptly(result), {
+      id: 1,
+      outcome: "failed",
+      error: "cancelled by the caller",
+    }, mode);
+    assert.ok(stalled.cancelled, `${mode}: body cancelled`);
+    if (mode === "large") assert.ok(stored.aborted, "large: copy aborted");
+  }
+});
+
+Deno.test("Caller.run: the request timeout stops a stalled read", async () => {
+  const stalled = endlessBody('{"a":1}\n', { stallAfter: 1 });
+  const result = await promptly(
+    caller(endless(stalled)).runner.run(request({ stream: true, timeoutMs: 50 }), running()),
+  );
+  assert.equal(result.outcome, "failed");
+  assert.ok(stalled.cancelled);
 });

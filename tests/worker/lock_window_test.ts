@@ -70,16 +70,24 @@ Deno.test("LockWindow.takeOver: locks the window from `next` that this worker la
   assert.equal(locks.calls.tryLock.length, 3);
 });
 
-Deno.test("LockWindow.releaseFinished: only held ids of requests this worker does not run", async () => {
+Deno.test("LockWindow.releaseFinished: only held ids of requests this worker does not run, that the queue says are finished", async () => {
   const locks = fakeLocks();
   const running = new Set([3]);
-  const window = new LockWindow(locks, 4, (id) => running.has(id));
+  const window = new LockWindow(locks, 5, (id) => running.has(id));
   await window.open(1);
-  await window.releaseFinished([2, 3, 9]);
+  const asked: number[][] = [];
+  // The queue says 4 is still queued: a forged announcement releases nothing of it.
+  const settled = (ids: number[]) => {
+    asked.push(ids);
+    return Promise.resolve(ids.filter((id) => id !== 4));
+  };
+  await window.releaseFinished([2, 3, 4, 9], settled);
+  assert.deepEqual(asked, [[2, 4]]);
   assert.deepEqual(locks.calls.unlock, [[2]]);
-  assert.deepEqual(window.held, [1, 3, 4]);
-  // Nothing to release: no statement.
-  await window.releaseFinished([2, 9]);
+  assert.deepEqual(window.held, [1, 3, 4, 5]);
+  // Nothing held to release: no statement at all.
+  await window.releaseFinished([2, 9], settled);
+  assert.equal(asked.length, 1);
   assert.equal(locks.calls.unlock.length, 1);
 });
 

@@ -150,7 +150,7 @@ Deno.test("Maintenance.tick: heartbeat, settled locks released, orphans aborted,
     "purge 600",
   ]);
   assert.deepEqual(m.unlocked, [[10]]);
-  assert.deepEqual(m.aborted, [[[5], "the caller is gone"]]);
+  assert.deepEqual(m.aborted, [[[5], "cancelled, or its caller is gone"]]);
   // The window was taken over from the sequence's position.
   assert.deepEqual(m.window.held, [11, 12, 13]);
   assert.equal(m.published.length, 2); // at register, and with the purge

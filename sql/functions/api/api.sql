@@ -16,13 +16,13 @@ declare
   result record;
 begin
   -- _call checks the path (and everything else).
-  select * into result from omni_kube._call(current_user, 'api', array[path], array[method],
+  select * into result from omni_kube._call('api', array[path], array[method],
                                             array[body], stream, server, cacert, clientcert, token);
   if result.state = 'done' and result.status < 400 then
     return result.response;
   end if;
   perform omni_kube._raise_for(result.state, result.status, result.response, result.error,
-                               format('%s %s', method, path));
+                               format('%s %s', method, path), result.error_code);
   return null; -- not reached: _raise_for raises
 end
 $$;
@@ -56,9 +56,9 @@ begin
   end if;
   return query
     select case when c.state = 'done' then c.response
-                else omni_kube._transport_status(c.error) end,
+                else omni_kube._transport_status(c.error, c.error_code) end,
            case when c.state = 'done' then c.status else 0::int2 end
-      from omni_kube._call(current_user, 'api', paths,
+      from omni_kube._call('api', paths,
                            coalesce(methods, array_fill('GET'::omni_kube.http_method, array[cardinality(paths)])),
                            coalesce(bodies, array_fill(null::jsonb, array[cardinality(paths)])),
                            stream, server, cacert, clientcert, token) c;

@@ -1,7 +1,11 @@
--- The Kubernetes Status of a failed call, for the batch form's rows.
-create or replace function omni_kube._transport_status(error text) returns jsonb
+-- The Kubernetes Status of a failed call, for the batch forms' rows: the reason says why it got no
+-- answer (its error_code: a limit of the worker's, else a transport error).
+create or replace function omni_kube._transport_status(error text, error_code text) returns jsonb
   language sql immutable set search_path = pg_catalog, pg_temp
   as $$
     select jsonb_build_object('kind', 'Status', 'apiVersion', 'v1', 'status', 'Failure',
-                              'reason', 'TransportError', 'message', error, 'code', 0)
+                              'reason', case error_code when 'OKL01' then 'ResponseTooLarge'
+                                                        when 'OKL02' then 'TimeoutTooLong'
+                                                        else 'TransportError' end,
+                              'message', error, 'code', 0)
   $$;

@@ -2,11 +2,18 @@
 create or replace function omni_kube._await(ids bigint[], timeout_ms int) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
-  -- The caller's lock_timeout must not cut a wait short: each wait lasts at most a second (below).
-  set lock_timeout = 1000
+  -- The caller's lock_timeout must not cut a wait short: each wait lasts a slice (below).
+  set lock_timeout = 10
   as $$
 declare
   lock_class constant int4 := omni_kube._lock_class();
+  salt constant int4 := omni_kube._lock_salt();
+  -- How long one wait on a lock lasts, in ms: short at first, doubled up to a second while the
+  -- head stays unfinished. Anyone may hold or queue for a key (a member can read a held one in
+  -- pg_locks), and a wait behind them ends only with its slice: a short one first keeps that from
+  -- delaying a call that finished meanwhile, and a long one later keeps long calls cheap to wait
+  -- for.
+  slice_ms int := 10;
   -- The worker bounds each call by timeout_ms; the margin covers queueing and write-back.
   deadline constant timestamptz := clock_timestamp() + make_interval(secs => timeout_ms / 1000.0 + 5);
   -- (A single call, the usual case, skips the statements that sort and filter arrays.)
@@ -27,14 +34,17 @@ begin
   end if;
   loop
     -- The worker holds each request's lock until the request's result is committed, so this
-    -- returns when the head of the queue is done. Each wait lasts at most a second (lock_timeout),
-    -- so that a stuck worker, or anyone else holding the key, only delays the checks below.
+    -- returns when the head of the queue is done, or after its slice (lock_timeout), so that a
+    -- stuck worker, or anyone else holding the key, only delays the checks below.
     head := pending[1];
     begin
-      perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head));
-      perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head));
+      perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head, salt));
+      perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head, salt));
     exception when lock_not_available then
-      null;
+      if slice_ms < 1000 then
+        slice_ms := least(slice_ms * 2, 1000);
+        perform set_config('lock_timeout', slice_ms::text, true);
+      end if;
     end;
     checked := least(cardinality(pending), window_size);
     unfinished := omni_kube._unfinished(pending[1:checked]);
@@ -50,8 +60,12 @@ begin
     exit when cardinality(pending) = 0;
     head_state := unfinished -> head::text ->> 'state';
     if head_state is null then
-      -- Progress: the next wait starts with a short sleep again.
+      -- Progress: the next wait starts with a short sleep and a short slice again.
       backoff := 0.0005;
+      if slice_ms > 10 then
+        slice_ms := 10;
+        perform set_config('lock_timeout', '10', true);
+      end if;
       continue;
     end if;
 

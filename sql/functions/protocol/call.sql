@@ -1,10 +1,11 @@
--- Enqueues calls for the current role and waits for them. One row per input, in input order.
+-- Enqueues calls for the session's role and waits for them. One row per input, in input order.
 create or replace function omni_kube._call(
-  requested_by name, kind text, paths text[], methods omni_kube.http_method[], bodies jsonb[],
+  kind text, paths text[], methods omni_kube.http_method[], bodies jsonb[],
   stream boolean, server text, cacert text, clientcert omni_kube.client_certificate, token text,
   -- Added to omni_kube.request_timeout: how long the call itself is meant to last (a watch).
   duration_ms int default 0
-) returns table (id bigint, state text, status int2, response jsonb, error text)
+) returns table (id bigint, state text, status int2, response jsonb, error text,
+                error_code text)
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   -- Its reads are by id: planned once per session, they must not be sequential scans chosen while
@@ -14,6 +15,10 @@ create or replace function omni_kube._call(
   set plan_cache_mode = force_generic_plan
   as $$
 declare
+  -- Who asks: the session's role (SET ROLE's, else the login's), which a member cannot pretend to
+  -- be, since SET ROLE takes membership. Never a parameter: members may call _call directly.
+  requested_by constant name := case when current_setting('role') = 'none' then session_user
+                                     else current_setting('role') end;
   timeout_ms int;
   patch_type text := nullif(current_setting('omni_kube.patch_type', true), '');
   -- (A composite IS NULL only when all its fields are: compare the fields.)
@@ -22,10 +27,9 @@ declare
   ids bigint[];
   states jsonb;
 begin
-  -- _call can be called directly, so it checks everything itself. Requests are attributed to
-  -- requested_by (the caller's current_user, which may be the owner of a SECURITY DEFINER
-  -- function): it must be a role allowed to use the bridge. session_user is recorded too.
-  if requested_by is null or not pg_has_role(requested_by, 'omni_kube', 'USAGE') then
+  -- _call can be called directly, so it checks everything itself, starting with the role: it must
+  -- be allowed to use the bridge. (The session_role column keeps session_user.)
+  if not pg_has_role(requested_by, 'omni_kube', 'USAGE') then
     raise exception 'omni_kube: role % may not use omni_kube', requested_by
       using errcode = '42501', hint = 'Grant it the omni_kube role.';
   end if;
@@ -122,7 +126,7 @@ begin
   -- be megabytes; the wait above read only which were unfinished).
   if current_setting('transaction_isolation') = 'read committed' then
     return query
-      select u.id, r.state::text, r.status, r.response, r.error
+      select u.id, r.state::text, r.status, r.response, r.error, r.error_code
         from unnest(ids) with ordinality as u(id, n)
         left join omni_kube.request r on r.id = u.id
        order by u.n;
@@ -130,15 +134,19 @@ begin
   end if;
   states := omni_kube._autonomous(format(
     $q$select coalesce(jsonb_object_agg(id, jsonb_build_object('state', state, 'status', status,
-                                                                'response', response, 'error', error)), '{}')
+                                                                'response', response, 'error', error,
+                                                                'error_code', error_code)), '{}')
          from omni_kube.request where id = any(%L::bigint[])$q$,
     ids));
   return query
-    select r.id, s ->> 'state', (s ->> 'status')::int2, s -> 'response', s ->> 'error'
+    select r.id, s ->> 'state', (s ->> 'status')::int2, s -> 'response', s ->> 'error',
+           s ->> 'error_code'
       from unnest(ids) with ordinality as r(id, n)
       cross join lateral (select states -> r.id::text) as x(s)
      order by r.n;
 end
 $$;
-revoke all on function omni_kube._call from public;
-grant execute on function omni_kube._call to omni_kube;
+revoke all on function omni_kube._call(text, text[], omni_kube.http_method[], jsonb[], boolean,
+  text, text, omni_kube.client_certificate, text, int) from public;
+grant execute on function omni_kube._call(text, text[], omni_kube.http_method[], jsonb[], boolean,
+  text, text, omni_kube.client_certificate, text, int) to omni_kube;

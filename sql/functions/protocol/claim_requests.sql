@@ -11,6 +11,8 @@ create or replace function omni_kube._claim_requests(worker uuid, api_slots int,
   set search_path = pg_catalog, pg_temp
   as $$
 #variable_conflict use_column
+declare
+  salt constant int4 := omni_kube._lock_salt();
 begin
   return query
     with api as (
@@ -34,7 +36,7 @@ begin
            claimed.stream, claimed.patch_type, claimed.server, claimed.timeout_ms,
            coalesce(c.use_worker_default, false), c.cacert, c.client_certificate,
            c.client_private_key, c.token,
-           pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(claimed.id))
+           pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(claimed.id, salt))
       from claimed left join credentials c on c.request_id = claimed.id
      order by claimed.id;
 end

@@ -1,5 +1,5 @@
 -- Transition: running -> done (an HTTP answer: its status and body) or failed (no answer: the
--- error), for the requests of `ids` that `worker` is running; any other is left as it is (its
+-- error, and the SQLSTATE its caller gets, NULL for OKT01), for the requests of `ids` that `worker` is running; any other is left as it is (its
 -- caller cancelled it meanwhile). One element per request in each array. A body said to be JSON
 -- is cast to jsonb, which fails the whole statement if one is not JSON after all (or not storable
 -- as jsonb); `tolerant` stores such a body as a JSON string instead, at the price of a
@@ -8,7 +8,7 @@
 -- on them (a NOTIFY payload must stay under 8000 bytes: many say "*", sweep).
 create or replace function omni_kube._finish_requests(
   worker uuid, ids bigint[], statuses int2[], bodies text[], is_json boolean[], stored boolean[],
-  errors text[], tolerant boolean default false
+  errors text[], error_codes text[], tolerant boolean default false
 ) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -27,9 +27,10 @@ begin
                            when x.is_json then x.body::jsonb
                            else to_jsonb(x.body) end,
            error = x.error,
+           error_code = x.error_code,
            finished_at = clock_timestamp()
-      from unnest(ids, statuses, bodies, is_json, stored, errors)
-             as x(id, status, body, is_json, stored, error)
+      from unnest(ids, statuses, bodies, is_json, stored, errors, error_codes)
+             as x(id, status, body, is_json, stored, error, error_code)
      where r.id = x.id and r.state = 'running' and r.worker_id = worker
     returning r.id
   )
@@ -40,4 +41,4 @@ begin
 end
 $$;
 revoke all on function omni_kube._finish_requests(uuid, bigint[], int2[], text[], boolean[],
-  boolean[], text[], boolean) from public;
+  boolean[], text[], text[], boolean) from public;

@@ -1,27 +1,30 @@
--- Is a worker alive (any, or the one given)? Each worker's queue session holds its own lock
--- exclusively and a common one shared: trying to take one tells whether it is held, whatever the
--- caller's snapshot or isolation level, without scanning pg_locks. A lock taken by the try is
--- released at once.
+-- Is a worker alive (any, or the one given)? A living worker's queue session holds its worker
+-- lock (its random lock_key) exclusively and is a backend of this server. Both are read live,
+-- whatever the caller's snapshot: a member who holds that key after the worker died does not keep
+-- it alive, since the backend is gone. The workers table itself is read with the caller's
+-- snapshot; under REPEATABLE READ and SERIALIZABLE a worker registered since the transaction began
+-- is found through the autonomous connection.
 create or replace function omni_kube._worker_alive(worker uuid default null) returns boolean
-  language plpgsql volatile
+  language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  -- The table is tiny: read it whole, whatever its caller's settings (_call turns sequential scans
+  -- off, and the cost that gives one would have JIT compile this query on every call).
+  set enable_seqscan = on
+  set jit = off
   as $$
-declare
-  class constant int4 := omni_kube._worker_lock_class();
-  key constant int4 := coalesce(omni_kube._worker_lock_key(worker), 0);
 begin
-  if worker is null then
-    if pg_try_advisory_lock(class, 0) then
-      perform pg_advisory_unlock(class, 0);
-      return false;
-    end if;
-  elsif pg_try_advisory_lock_shared(class, key) then
-    perform pg_advisory_unlock_shared(class, key);
-    return false;
+  if exists (
+       select from omni_kube.workers w
+        where (worker is null or w.id = worker)
+          and omni_kube._worker_lock_held(coalesce(w.lock_key, omni_kube._worker_lock_key(w.id)))
+          and exists (select from pg_stat_get_activity(w.lock_backend_pid))) then
+    return true;
   end if;
-  return true;
+  if current_setting('transaction_isolation') <> 'read committed' then
+    return omni_kube._autonomous(
+      format('select to_jsonb(omni_kube._worker_alive(%L::uuid))', worker))::boolean;
+  end if;
+  return false;
 end
 $$;
-
--- Internal functions run only inside omni_kube._call (as the installing role) or in the worker.
 grant execute on function omni_kube._worker_alive(uuid) to omni_kube;

@@ -7,7 +7,7 @@ create or replace function omni_kube._watch(
   group_versions text[], resources text[], resource_versions text[], timeout int,
   namespaces text[], label_selectors text[], field_selectors text[],
   server text, cacert text, clientcert omni_kube.client_certificate, token text
-) returns table (events jsonb[], status int2, state text, error text)
+) returns table (events jsonb[], status int2, state text, error text, error_code text)
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
@@ -47,10 +47,10 @@ begin
     select case when c.state = 'done' and jsonb_typeof(c.response) = 'array'
                   then array(select jsonb_array_elements(c.response))
                 when c.state = 'done' then array_remove(array[c.response], null)
-                else array[omni_kube._transport_status(c.error)] end,
+                else array[omni_kube._transport_status(c.error, c.error_code)] end,
            case when c.state = 'done' then c.status else 0::int2 end,
-           c.state, c.error
-      from omni_kube._call(current_user, 'watch', paths,
+           c.state, c.error, c.error_code
+      from omni_kube._call('watch', paths,
                            array_fill('GET'::omni_kube.http_method, array[n]), bodies, false,
                            server, cacert, clientcert, token, timeout * 1000) c;
 end
@@ -81,7 +81,8 @@ begin
     array[label_selector], array[field_selector], server, cacert, clientcert, token);
   if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
     perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
-                                 format('watch of %s %s', group_version, resource));
+                                 format('watch of %s %s', group_version, resource),
+                                 result.error_code);
   end if;
   events := result.events;
   status := result.status;

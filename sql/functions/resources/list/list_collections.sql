@@ -19,8 +19,12 @@ begin
     next_path := '{}';
     for page in select b.response, b.status, b.n from omni_kube.api(pending_path) with ordinality b(response, status, n) loop
       if page.status = 0 then
+        -- (The Status of a failed call names a limit of the worker's by its reason.)
         perform omni_kube._raise_for('failed', page.status, null, page.response ->> 'message',
-                                     'GET ' || pending_path[page.n]);
+                                     'GET ' || pending_path[page.n],
+                                     case page.response ->> 'reason'
+                                       when 'ResponseTooLarge' then 'OKL01'
+                                       when 'TimeoutTooLong' then 'OKL02' end);
       elsif page.status >= 400 then
         if page.status = 410 then
           -- A list that outlives its continue token (etcd compacted it) cannot be resumed.
@@ -28,7 +32,8 @@ begin
             using errcode = 'OK410', detail = coalesce(page.response ->> 'message', ''),
               hint = 'The collection changed faster than it was read; list it again.';
         end if;
-        perform omni_kube._raise_for('done', page.status, page.response, null, 'GET ' || pending_path[page.n]);
+        perform omni_kube._raise_for('done', page.status, page.response, null,
+                                     'GET ' || pending_path[page.n], null);
       end if;
       return query
         select pending_index[page.n],
