@@ -24,6 +24,9 @@ Flags (environment variable in brackets):
   --database-url URL    PostgreSQL to serve [DATABASE_URL] (required)
   --concurrency N       calls run at once [OMNI_KUBE_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.concurrency})
   --watch-concurrency N  watches run at once, apart from calls [OMNI_KUBE_WATCH_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.watchConcurrency})
+  --role-concurrency N  calls of one role run at once [OMNI_KUBE_ROLE_CONCURRENCY] (default half of --concurrency)
+  --role-watch-concurrency N  watches of one role run at once [OMNI_KUBE_ROLE_WATCH_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.roleWatchConcurrency})
+  --role-queue-limit N  requests one role may have queued [OMNI_KUBE_ROLE_QUEUE_LIMIT] (default ${DEFAULT_WORKER_CONFIG.roleQueueLimit})
   --retention SECONDS   keep finished requests this long [OMNI_KUBE_RETENTION] (default ${DEFAULT_WORKER_CONFIG.retentionSeconds})
   --http-port N         port of /healthz, /readyz and /metrics [OMNI_KUBE_HTTP_PORT] (default ${DEFAULT_HTTP_PORT}; 0: any)
   --http-host ADDR      address to serve them on [OMNI_KUBE_HTTP_HOST] (default ${DEFAULT_WORKER_CONFIG.httpHostname})
@@ -37,7 +40,7 @@ Flags (environment variable in brackets):
   --help                this text
 
 A call over a --max-* limit fails: its caller gets SQLSTATE OKL01 (response, stream, watch) or
-OKL02 (request timeout).
+OKL02 (request timeout); an enqueue past --role-queue-limit fails with OKL03.
 The worker's own cluster (for calls naming no server or credentials) is the pod's service account
 inside a pod, else the current context of $KUBECONFIG (or ~/.kube/config).
 Log level: OMNI_KUBE_LOG_LEVEL=debug|info|warn|error (default info).`;
@@ -49,6 +52,16 @@ function integer(name: string, value: string | undefined, fallback: number, min 
     throw new Error(`${name} must be an integer of at least ${min}, got "${value}"`);
   }
   return n;
+}
+
+/** `{ [key]: n }` for a setting given as an integer of at least 1; `{}` when not given. */
+function optionalInteger<K extends string>(
+  key: K,
+  name: string,
+  value: string | undefined,
+): Partial<Record<K, number>> {
+  if (value === undefined || value === "") return {};
+  return { [key]: integer(name, value, 0) } as Partial<Record<K, number>>;
 }
 
 const COMMANDS = ["start", "migrate", "status", "help"] as const;
@@ -71,6 +84,9 @@ export function parseCommand(
       "database-url": { type: "string" },
       concurrency: { type: "string" },
       "watch-concurrency": { type: "string" },
+      "role-concurrency": { type: "string" },
+      "role-watch-concurrency": { type: "string" },
+      "role-queue-limit": { type: "string" },
       retention: { type: "string" },
       "no-migrate": { type: "boolean" },
       "http-port": { type: "string" },
@@ -104,6 +120,21 @@ export function parseCommand(
         "--watch-concurrency",
         values["watch-concurrency"] ?? env("OMNI_KUBE_WATCH_CONCURRENCY"),
         DEFAULT_WORKER_CONFIG.watchConcurrency,
+      ),
+      ...optionalInteger(
+        "roleConcurrency",
+        "--role-concurrency",
+        values["role-concurrency"] ?? env("OMNI_KUBE_ROLE_CONCURRENCY"),
+      ),
+      roleWatchConcurrency: integer(
+        "--role-watch-concurrency",
+        values["role-watch-concurrency"] ?? env("OMNI_KUBE_ROLE_WATCH_CONCURRENCY"),
+        DEFAULT_WORKER_CONFIG.roleWatchConcurrency,
+      ),
+      roleQueueLimit: integer(
+        "--role-queue-limit",
+        values["role-queue-limit"] ?? env("OMNI_KUBE_ROLE_QUEUE_LIMIT"),
+        DEFAULT_WORKER_CONFIG.roleQueueLimit,
       ),
       retentionSeconds: integer(
         "--retention",

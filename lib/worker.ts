@@ -15,6 +15,7 @@ import {
   idsOf,
   protocolMismatch,
   REQUEST_CHANNEL,
+  type RequestKind,
 } from "./queue/protocol.ts";
 import { type ClaimedRequest, ClaimStatements } from "./queue/claim.ts";
 import { LockStatements } from "./queue/locks.ts";
@@ -45,6 +46,12 @@ export interface WorkerConfig extends CallLimits {
   concurrency: number;
   /** Watches run at once, apart from api() calls. */
   watchConcurrency: number;
+  /** api() calls of one role run at once (default: half of `concurrency`; see {@linkcode roleLimits}). */
+  roleConcurrency?: number;
+  /** Watches of one role run at once. */
+  roleWatchConcurrency: number;
+  /** Requests one role may have queued; an enqueue past it fails with SQLSTATE OKL03. */
+  roleQueueLimit: number;
   /** Finished requests are kept this long for inspection. */
   retentionSeconds: number;
   /** Locks held ahead of the id sequence, so callers of new requests wake exactly. */
@@ -69,6 +76,8 @@ export interface WorkerConfig extends CallLimits {
 export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   concurrency: 128,
   watchConcurrency: 1024,
+  roleWatchConcurrency: 256,
+  roleQueueLimit: 100_000,
   retentionSeconds: 600,
   lockWindow: 256,
   heartbeatMs: 1000,
@@ -77,6 +86,19 @@ export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   shutdownGraceMs: 10_000,
   ...DEFAULT_CALL_LIMITS,
 };
+
+/**
+ * Requests of each kind one role runs at once: `roleConcurrency` (else half of `concurrency`, at
+ * least one) api() calls and `roleWatchConcurrency` watches.
+ */
+export function roleLimits(
+  config: Pick<WorkerConfig, "concurrency" | "roleConcurrency" | "roleWatchConcurrency">,
+): Record<RequestKind, number> {
+  return {
+    api: config.roleConcurrency ?? Math.max(1, Math.floor(config.concurrency / 2)),
+    watch: config.roleWatchConcurrency,
+  };
+}
 
 /** Large bodies copied at once; more wait (and are read no faster) until a session is free. */
 const COPY_SESSIONS = 4;
@@ -175,6 +197,7 @@ export class Worker {
     });
     const maintenance = this.#compose();
     await maintenance.register();
+    await this.#upkeep!.recordRoleQueueLimit(this.#config.roleQueueLimit);
     const requests = await this.#sql.listen(REQUEST_CHANNEL, () => this.wake(), () => {
       // (Re)connected: notifications sent while away are lost, so look for queued work.
       this.wake();
@@ -192,6 +215,8 @@ export class Worker {
     this.#log.info("worker started", {
       worker: this.id,
       concurrency: this.#config.concurrency,
+      role_limits: roleLimits(this.#config),
+      role_queue_limit: this.#config.roleQueueLimit,
     });
     this.wake();
   }
@@ -261,6 +286,7 @@ export class Worker {
     this.#claimLoop = new ClaimLoop({
       claims: new ClaimStatements(session, this.id),
       limits: { api: config.concurrency, watch: config.watchConcurrency },
+      roleLimits: roleLimits(config),
       run: (request) => this.#run(request),
       advance: (next) => window.advance(next),
       stopping: () => this.#stopping,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "../lib/worker.ts";
 import { createLogger } from "../lib/observe.ts";
@@ -18,9 +19,17 @@ export interface Bridge extends AsyncDisposable {
   workers: Worker[];
   /** Starts one more worker on the same database. */
   startWorker(overrides?: Partial<WorkerConfig>): Promise<Worker>;
+  /**
+   * Starts a worker as users run it (`deno run mod.ts start ARGS`, a process of its own, logging
+   * at `OMNI_KUBE_LOG_LEVEL` or `error` to this process's stderr); settles once it serves. The
+   * process is killed on dispose, if still running.
+   */
+  spawnWorker(args?: string[]): Promise<Deno.ChildProcess>;
   /** A connection to the database as `role` (created by the caller). */
   connectAs(role: string): postgres.Sql<Record<string, never>>;
 }
+
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 
 /** Creates a database named after `prefix` and starts a worker on it. */
 export async function startBridge(
@@ -50,6 +59,32 @@ export async function startBridge(
     return worker;
   };
   await startWorker(workerOverrides);
+  const processes: Deno.ChildProcess[] = [];
+  const spawnWorker = async (args: string[] = []) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MOD, "start", ...args],
+      env: {
+        DATABASE_URL: url.href,
+        KUBECONFIG: env.KUBECONFIG,
+        OMNI_KUBE_LOG_LEVEL: Deno.env.get("OMNI_KUBE_LOG_LEVEL") ?? "error",
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    processes.push(child);
+    let exited = false;
+    child.status.then(() => exited = true);
+    for (let i = 0; i < 300 && !exited; i++) {
+      // The worker registers with its process id once the shim is installed.
+      const [{ alive }] = await sql`
+        select coalesce(bool_or(omni_kube._worker_alive(id)), false) as alive
+          from omni_kube.workers where pid = ${child.pid}`;
+      if (alive) return child;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(exited ? "the worker process exited at start" : "no worker within 30 s");
+  };
   const connections: postgres.Sql<Record<string, never>>[] = [];
   return {
     sql,
@@ -57,6 +92,7 @@ export async function startBridge(
     database,
     workers,
     startWorker,
+    spawnWorker,
     connectAs(role: string) {
       const as = new URL(url.href);
       as.username = role;
@@ -66,6 +102,12 @@ export async function startBridge(
     },
     async [Symbol.asyncDispose]() {
       for (const worker of workers) await worker.stop();
+      for (const child of processes) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* it had exited */ }
+        await child.status;
+      }
       for (const connection of connections) await connection.end();
       await sql.end();
       const admin = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_HTTP_PORT, parseCommand, USAGE } from "../lib/cli.ts";
-import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
+import { DEFAULT_WORKER_CONFIG, roleLimits } from "../lib/worker.ts";
 
 const DB = "postgres://owner@db:5432/app";
 
@@ -15,6 +15,8 @@ Deno.test("parseCommand: defaults to start with the default config", () => {
       databaseUrl: DB,
       concurrency: 128,
       watchConcurrency: 1024,
+      roleWatchConcurrency: 256,
+      roleQueueLimit: 100_000,
       retentionSeconds: 600,
       migrate: true,
       httpPort: DEFAULT_HTTP_PORT,
@@ -36,6 +38,11 @@ Deno.test("parseCommand: flags set every option", () => {
     "--concurrency",
     "64",
     "--watch-concurrency=256",
+    "--role-concurrency",
+    "16",
+    "--role-watch-concurrency=32",
+    "--role-queue-limit",
+    "500",
     "--retention",
     "3600",
     "--http-port",
@@ -54,6 +61,9 @@ Deno.test("parseCommand: flags set every option", () => {
   assert.equal(config.databaseUrl, DB);
   assert.equal(config.concurrency, 64);
   assert.equal(config.watchConcurrency, 256);
+  assert.equal(config.roleConcurrency, 16);
+  assert.equal(config.roleWatchConcurrency, 32);
+  assert.equal(config.roleQueueLimit, 500);
   assert.equal(config.retentionSeconds, 3600);
   assert.equal(config.httpPort, 0);
   assert.equal(config.httpHostname, "127.0.0.1");
@@ -68,6 +78,9 @@ Deno.test("parseCommand: environment variables set options, and flags override t
     DATABASE_URL: "postgres://from-env/db",
     OMNI_KUBE_CONCURRENCY: "8",
     OMNI_KUBE_WATCH_CONCURRENCY: "16",
+    OMNI_KUBE_ROLE_CONCURRENCY: "3",
+    OMNI_KUBE_ROLE_WATCH_CONCURRENCY: "4",
+    OMNI_KUBE_ROLE_QUEUE_LIMIT: "50",
     OMNI_KUBE_RETENTION: "60",
     OMNI_KUBE_HTTP_PORT: "9187",
     OMNI_KUBE_HTTP_HOST: "::1",
@@ -80,6 +93,9 @@ Deno.test("parseCommand: environment variables set options, and flags override t
   assert.equal(config.databaseUrl, "postgres://from-env/db");
   assert.equal(config.concurrency, 8);
   assert.equal(config.watchConcurrency, 16);
+  assert.equal(config.roleConcurrency, 3);
+  assert.equal(config.roleWatchConcurrency, 4);
+  assert.equal(config.roleQueueLimit, 50);
   assert.equal(config.retentionSeconds, 60);
   assert.equal(config.httpPort, 9187);
   assert.equal(config.httpHostname, "::1");
@@ -105,6 +121,16 @@ Deno.test("parseCommand: a bad --concurrency is an error naming the flag", () =>
     () => parseCommand([], envOf({ DATABASE_URL: DB, OMNI_KUBE_CONCURRENCY: "x" })),
     /^Error: --concurrency must be an integer/,
   );
+});
+
+Deno.test("parseCommand: a role's call share is half of --concurrency unless set", () => {
+  const env = envOf({ DATABASE_URL: DB });
+  const limits = (args: string[]) => roleLimits(parseCommand(args, env).config);
+  assert.equal(parseCommand([], env).config.roleConcurrency, undefined);
+  assert.deepEqual(limits([]), { api: 64, watch: 256 });
+  assert.deepEqual(limits(["--concurrency=10"]), { api: 5, watch: 256 });
+  assert.deepEqual(limits(["--concurrency=1"]), { api: 1, watch: 256 });
+  assert.deepEqual(limits(["--concurrency=10", "--role-concurrency=10"]), { api: 10, watch: 256 });
 });
 
 Deno.test("parseCommand: a bad --retention is an error naming the flag", () => {
@@ -155,9 +181,18 @@ Deno.test("parseCommand: numbers are plain decimal integers", () => {
   }
 });
 
-Deno.test("parseCommand: the limits must be positive integers, and --help names them", () => {
+Deno.test("parseCommand: the limits and shares must be positive integers; --help names them", () => {
   const env = envOf({ DATABASE_URL: DB });
-  for (const flag of ["--max-response-bytes", "--max-watch-events", "--max-request-timeout"]) {
+  for (
+    const flag of [
+      "--max-response-bytes",
+      "--max-watch-events",
+      "--max-request-timeout",
+      "--role-concurrency",
+      "--role-watch-concurrency",
+      "--role-queue-limit",
+    ]
+  ) {
     assert.throws(() => parseCommand([`${flag}=0`], env), {
       message: `${flag} must be an integer of at least 1, got "0"`,
     });
@@ -170,4 +205,7 @@ Deno.test("parseCommand: the limits must be positive integers, and --help names 
   assert.match(USAGE, /OMNI_KUBE_MAX_RESPONSE_BYTES\] \(default 67108864\)/);
   assert.match(USAGE, /OMNI_KUBE_MAX_WATCH_EVENTS\] \(default 100000\)/);
   assert.match(USAGE, /OMNI_KUBE_MAX_REQUEST_TIMEOUT\] \(default 600\)/);
+  assert.match(USAGE, /OMNI_KUBE_ROLE_CONCURRENCY\] \(default half of --concurrency\)/);
+  assert.match(USAGE, /OMNI_KUBE_ROLE_WATCH_CONCURRENCY\] \(default 256\)/);
+  assert.match(USAGE, /OMNI_KUBE_ROLE_QUEUE_LIMIT\] \(default 100000\)/);
 });

@@ -10,6 +10,8 @@ import type { HttpMethod, PatchType, RequestKind } from "./protocol.ts";
 export interface ClaimedRequest {
   id: number;
   kind: RequestKind;
+  /** The role that made it (`requested_by`): the one whose share of the slots it takes. */
+  requestedBy: string;
   method: HttpMethod;
   path: string;
   /** JSON text, or null. */
@@ -27,22 +29,43 @@ export interface ClaimedRequest {
   locked: boolean;
 }
 
+/** How much one claim may take, in total and of each role. */
+export interface ClaimRooms {
+  /** Free slots of each kind. */
+  slots: Record<RequestKind, number>;
+  /** What a role the worker runs no request of may take of each kind. */
+  roleSlots: Record<RequestKind, number>;
+  /** The roles the worker runs requests of, and what each may still take of each kind. */
+  busy: { roles: string[]; api: number[]; watch: number[] };
+}
+
+/** What `rooms` lets a claim take of `role`'s requests of `kind`. */
+export function roomOf(rooms: ClaimRooms, kind: RequestKind, role: string): number {
+  const busy = rooms.busy.roles.indexOf(role);
+  return busy >= 0 ? rooms.busy[kind][busy] : rooms.roleSlots[kind];
+}
+
 /** The claim statement of one worker, on its queue session. */
 export class ClaimStatements {
   /** `session` is the worker's queue session, which also holds its locks. */
   constructor(readonly session: Sql, readonly workerId: string) {}
 
   /**
-   * Claims up to `limits[kind]` queued requests of each kind (oldest first, skipping rows other
-   * workers are claiming), marks them running, deletes their credentials and takes their locks,
-   * in one statement (`omni_kube._claim_requests`). The result is ordered by id.
+   * Claims up to `rooms.slots[kind]` queued requests of each kind, role by role (the oldest of
+   * each role first, then the second of each, ...) within each role's room, skipping rows other
+   * workers are claiming; marks them running, deletes their credentials and takes their locks, in
+   * one statement (`omni_kube._claim_requests`). The result is ordered by id.
    */
-  async claim(limits: Record<RequestKind, number>): Promise<ClaimedRequest[]> {
+  async claim(rooms: ClaimRooms): Promise<ClaimedRequest[]> {
+    const { slots, roleSlots, busy } = rooms;
     const rows = await this.session`
-      select * from omni_kube._claim_requests(${this.workerId}, ${limits.api}, ${limits.watch})`;
+      select * from omni_kube._claim_requests(${this.workerId}, ${slots.api}, ${slots.watch},
+        ${roleSlots.api}, ${roleSlots.watch}, ${busy.roles}::name[], ${busy.api}::int[],
+        ${busy.watch}::int[])`;
     return rows.map((r) => ({
       id: Number(r.id),
       kind: r.kind,
+      requestedBy: r.requested_by,
       method: r.method,
       path: r.path,
       body: r.body,

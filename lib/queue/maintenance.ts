@@ -36,6 +36,17 @@ export class MaintenanceStatements {
     }
   }
 
+  /**
+   * Records the most requests one role may have queued, which `omni_kube._insert_requests`
+   * enforces when requests are enqueued. One value for the database: the last worker to start
+   * sets it.
+   */
+  async recordRoleQueueLimit(limit: number): Promise<void> {
+    await this.session`
+      insert into omni_kube.instance_settings (name, value) values ('role_queue_limit', ${limit})
+      on conflict (name) do update set value = excluded.value`;
+  }
+
   /** Publishes the pod's service-account token and CA for `omni_kube.pod_credentials()`. */
   async publishPodCredentials(token: string, cacert: string | undefined): Promise<void> {
     await this.session`

@@ -5,19 +5,31 @@
  *
  * @module
  */
-import type { ClaimedRequest, ClaimStatements } from "../queue/claim.ts";
+import {
+  type ClaimedRequest,
+  type ClaimRooms,
+  type ClaimStatements,
+  roomOf,
+} from "../queue/claim.ts";
 import { REQUEST_KINDS, type RequestKind } from "../queue/protocol.ts";
 import type { Logger } from "../observe.ts";
 import type { WorkerMetrics } from "../metrics.ts";
 
-/** Slots per kind of request: how many may run at once, and how many do. */
+/**
+ * Slots per kind of request: how many may run at once, in all and of one role, and how many do.
+ * A role's share keeps one member's load from taking every slot.
+ */
 export class Slots {
   readonly #limits: Record<RequestKind, number>;
+  readonly #roleLimits: Record<RequestKind, number>;
   readonly #running: Record<RequestKind, number> = { api: 0, watch: 0 };
+  /** Requests running of each role that runs any. */
+  readonly #byRole = new Map<string, Record<RequestKind, number>>();
 
-  /** `limits[kind]` requests of each kind may run at once. */
-  constructor(limits: Record<RequestKind, number>) {
+  /** `limits[kind]` requests of each kind may run at once, `roleLimits[kind]` of one role. */
+  constructor(limits: Record<RequestKind, number>, roleLimits: Record<RequestKind, number>) {
     this.#limits = limits;
+    this.#roleLimits = roleLimits;
   }
 
   /** Free slots of `kind`. */
@@ -25,19 +37,57 @@ export class Slots {
     return this.#limits[kind] - this.#running[kind];
   }
 
-  /** Takes a slot of `kind` for a request that starts. */
-  take(kind: RequestKind): void {
+  /** Free slots of `kind` for `role` (its share, less what it runs), free slots aside. */
+  roleRoom(kind: RequestKind, role: string): number {
+    return this.#roleLimits[kind] - (this.#byRole.get(role)?.[kind] ?? 0);
+  }
+
+  /** What a claim may take: free slots, and each role's room (see {@linkcode ClaimRooms}). */
+  claimRooms(): ClaimRooms {
+    const busy: ClaimRooms["busy"] = { roles: [], api: [], watch: [] };
+    for (const role of this.#byRole.keys()) {
+      busy.roles.push(role);
+      for (const kind of REQUEST_KINDS) busy[kind].push(Math.max(this.roleRoom(kind, role), 0));
+    }
+    return {
+      slots: { api: Math.max(this.room("api"), 0), watch: Math.max(this.room("watch"), 0) },
+      roleSlots: this.#roleLimits,
+      busy,
+    };
+  }
+
+  /** Takes a slot of `kind` for a request of `role` that starts. */
+  take(kind: RequestKind, role: string): void {
     this.#running[kind]++;
+    let running = this.#byRole.get(role);
+    if (!running) this.#byRole.set(role, running = { api: 0, watch: 0 });
+    running[kind]++;
   }
 
   /**
-   * Frees a slot of `kind`. True when it is now the only free one: the kind was full, so a claim
-   * may have stopped for want of it.
+   * Frees a slot of `kind` taken for `role`. True when it is now the only free one of the kind or
+   * of the role's share: that was full, so a claim may have stopped for want of it.
    */
-  free(kind: RequestKind): boolean {
+  free(kind: RequestKind, role: string): boolean {
     this.#running[kind]--;
-    return this.room(kind) === 1;
+    const running = this.#byRole.get(role)!;
+    running[kind]--;
+    if (running.api === 0 && running.watch === 0) this.#byRole.delete(role);
+    return this.room(kind) === 1 || this.roleRoom(kind, role) === 1;
   }
+}
+
+/** The kinds and roles of which a claim took all the room `rooms` gave. */
+function filledRoles(rooms: ClaimRooms, claimed: ClaimedRequest[]): [RequestKind, string][] {
+  const filled: [RequestKind, string][] = [];
+  for (const kind of REQUEST_KINDS) {
+    const taken = new Map<string, number>();
+    for (const r of claimed) {
+      if (r.kind === kind) taken.set(r.requestedBy, (taken.get(r.requestedBy) ?? 0) + 1);
+    }
+    for (const [role, n] of taken) if (n === roomOf(rooms, kind, role)) filled.push([kind, role]);
+  }
+  return filled;
 }
 
 /** What {@linkcode ClaimLoop} works with. */
@@ -46,6 +96,8 @@ export interface ClaimLoopOptions {
   claims: Pick<ClaimStatements, "claim">;
   /** Requests of each kind run at once; more stay queued. */
   limits: Record<RequestKind, number>;
+  /** Requests of each kind one role runs at once; more of its requests stay queued. */
+  roleLimits: Record<RequestKind, number>;
   /** Runs a claimed request; settles when it has finished, which frees its slot. */
   run(request: ClaimedRequest): Promise<void>;
   /** After a claim that took requests, with the id after the last one: the lock window follows. */
@@ -67,7 +119,7 @@ export class ClaimLoop {
   /** Claims nothing until woken. */
   constructor(options: ClaimLoopOptions) {
     this.#options = options;
-    this.slots = new Slots(options.limits);
+    this.slots = new Slots(options.limits, options.roleLimits);
   }
 
   /** Settles when no claim is under way. */
@@ -93,13 +145,10 @@ export class ClaimLoop {
       this.#wakeAgain = false;
       while (!stopping()) {
         // Watches have slots of their own: long watches never hold up api() calls.
-        const rooms = { api: this.slots.room("api"), watch: this.slots.room("watch") };
-        if (rooms.api <= 0 && rooms.watch <= 0) break; // a finishing call wakes us again
+        const rooms = this.slots.claimRooms();
+        if (rooms.slots.api === 0 && rooms.slots.watch === 0) break; // a finishing call wakes us again
         const claimStarted = performance.now();
-        const claimed = await claims.claim({
-          api: Math.max(rooms.api, 0),
-          watch: Math.max(rooms.watch, 0),
-        });
+        const claimed = await claims.claim(rooms);
         metrics?.queueStatements.observe(
           { statement: "claim" },
           (performance.now() - claimStarted) / 1000,
@@ -107,9 +156,13 @@ export class ClaimLoop {
         for (const request of claimed) this.#start(request);
         if (claimed.length === 0) break;
         await this.#options.advance(claimed[claimed.length - 1].id + 1);
-        // A full slot count claimed means more may be waiting: claim again.
+        // A full slot count claimed means more may be waiting: claim again. So does a role that
+        // took all its room, if calls of it finished during the claim (no wake came for those).
         const full = REQUEST_KINDS.some((kind) =>
-          rooms[kind] > 0 && claimed.filter((r) => r.kind === kind).length === rooms[kind]
+          rooms.slots[kind] > 0 &&
+          claimed.filter((r) => r.kind === kind).length === rooms.slots[kind]
+        ) || filledRoles(rooms, claimed).some(([kind, role]) =>
+          this.slots.roleRoom(kind, role) > 0
         );
         if (!full) break;
       }
@@ -117,9 +170,9 @@ export class ClaimLoop {
   }
 
   #start(request: ClaimedRequest): void {
-    this.slots.take(request.kind);
+    this.slots.take(request.kind, request.requestedBy);
     this.#options.run(request).finally(() => {
-      if (this.slots.free(request.kind) || this.#wakeAgain) this.wake();
+      if (this.slots.free(request.kind, request.requestedBy) || this.#wakeAgain) this.wake();
     });
   }
 }

@@ -9,7 +9,7 @@ import {
 import { readResponseBody } from "../../lib/kube/body.ts";
 import { ByteBudget, ResponseLimitExceeded } from "../../lib/kube/limits.ts";
 import { splitLines } from "../../lib/kube/ndjson.ts";
-import { createCertificateAuthority, issueCertificate } from "../../testbed/pki.ts";
+import { serverCertificate } from "../hostile.ts";
 import { promptly } from "./fakes.ts";
 
 Deno.test("contentTypeFor: PATCH is a merge patch for objects and a JSON patch for arrays", () => {
@@ -86,17 +86,6 @@ Deno.test("ClientSpread: the first client stays when emptied, for the next strea
 const LINE = new TextEncoder().encode(
   JSON.stringify({ type: "ADDED", object: "x".repeat(1000) }) + "\n",
 );
-
-/** A CA and a serving certificate for 127.0.0.1. */
-async function serverCertificate() {
-  const ca = await createCertificateAuthority("omni_kube client test CA");
-  const leaf = await issueCertificate(ca, "127.0.0.1", {
-    kind: "server",
-    dnsNames: ["localhost"],
-    ipAddresses: ["127.0.0.1"],
-  });
-  return { ca: ca.certificate, cert: leaf.certificate, key: leaf.privateKey };
-}
 
 /**
  * Deno.serve over TLS (HTTP/2 when the client offers it). `/endless` sends NDJSON lines forever,

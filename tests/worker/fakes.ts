@@ -13,11 +13,14 @@ export function recordingLog(): Logger & { lines: string[] } {
   return { lines, debug: write, info: write, warn: write, error: write };
 }
 
-/** A claimed GET of `/api/v1/namespaces` (request 1, with its lock), changed by `fields`. */
+/**
+ * A claimed GET of `/api/v1/namespaces` (request 1 of alice, with its lock), changed by `fields`.
+ */
 export function claimedRequest(fields: Partial<ClaimedRequest> = {}): ClaimedRequest {
   return {
     id: 1,
     kind: "api",
+    requestedBy: "alice",
     method: "GET",
     path: "/api/v1/namespaces",
     body: null,

@@ -3,7 +3,8 @@
 -- request: the first one made, by an earlier call or earlier in this batch. Set-based: a batch of
 -- a thousand is a few statements, not a thousand. Idempotent through `enqueue_key`: a retry
 -- inserts nothing and maps every input again, to its own row (by position) or to the request it
--- shares. Returns the ids, one per input.
+-- shares. Returns the ids, one per input. Refuses (OKL03, nothing inserted) what would take the
+-- role's queued requests past the workers' --role-queue-limit (instance setting role_queue_limit).
 create or replace function omni_kube._insert_requests(
   enqueue_key uuid, requested_by name, session_role name, backend_pid int,
   statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],
@@ -24,6 +25,8 @@ declare
   digests bytea[];
   new_positions int[];
   ids bigint[];
+  queue_limit int;
+  queued int;
 begin
   digests := array(
     select case when methods[i] = 'GET' and kind = 'api' then
@@ -47,6 +50,30 @@ begin
                    and r.requested_by = _insert_requests.requested_by))
        order by x.i);
     if cardinality(new_positions) > 0 then
+      queue_limit := (select s.value::int from omni_kube.instance_settings s
+                       where s.name = 'role_queue_limit');
+      if queue_limit is not null then
+        -- A large batch counts and inserts under its role's lock, so that two of them cannot
+        -- pass the limit together; small ones go past it by at most their own size. The count
+        -- reads the role's entries of request_queued_by_role, and stops at the limit.
+        if cardinality(new_positions) >= 100 then
+          perform pg_advisory_xact_lock(omni_kube._role_lock_class(),
+            omni_kube._role_lock_key(_insert_requests.requested_by, omni_kube._lock_salt()));
+        end if;
+        select count(*) into queued from (
+          select from omni_kube.request r
+           where r.state = 'queued' and r.kind in ('api', 'watch')
+             and r.requested_by = _insert_requests.requested_by
+           limit queue_limit) q;
+        if queued + cardinality(new_positions) > queue_limit then
+          raise exception 'omni_kube: role % has % requests queued; % more would pass its limit of %',
+            _insert_requests.requested_by,
+            queued || case when queued >= queue_limit then ' or more' else '' end,
+            cardinality(new_positions), queue_limit
+            using errcode = 'OKL03', detail = 'Nothing was enqueued.',
+              hint = 'Wait for queued requests to finish, or send fewer at once. The limit is the worker setting --role-queue-limit (OMNI_KUBE_ROLE_QUEUE_LIMIT).';
+        end if;
+      end if;
       with inserted as (
         insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
                                        timeout_ms, position, requested_by, session_role,

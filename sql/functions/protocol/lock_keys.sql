@@ -27,6 +27,19 @@ create or replace function omni_kube._lock_salt() returns int4
   as $$ select value::int4 from omni_kube.instance_settings where name = 'lock_salt' $$;
 revoke all on function omni_kube._lock_salt() from public;
 
+-- The lock a role's large enqueue holds while it counts and inserts (omni_kube._insert_requests),
+-- keyed by a hash of the role keyed by the lock_salt, so that no member can hold another's.
+create or replace function omni_kube._role_lock_class() returns int4
+  language sql immutable parallel safe
+  as 'select 1869442403'; -- 'omkc'
+
+create or replace function omni_kube._role_lock_key(role name, salt int4) returns int4
+  language sql immutable parallel safe
+  as $$ select (pg_catalog.hashtextextended(role::pg_catalog.text, salt)
+                  operator(pg_catalog.&) 2147483647)::pg_catalog.int4 $$;
+revoke all on function omni_kube._role_lock_class() from public;
+revoke all on function omni_kube._role_lock_key(name, int4) from public;
+
 -- Whether someone holds the worker lock `key` exclusively, as a living worker's queue session
 -- does: a shared try fails then. A lock the try takes is released at once.
 create or replace function omni_kube._worker_lock_held(key int4) returns boolean

@@ -13,6 +13,11 @@ create or replace function omni_kube._worker_alive(worker uuid default null) ret
   set jit = off
   as $$
 begin
+  -- The backends are read live too: pg_stat_get_activity() answers from a copy of the backend
+  -- table made once per transaction, in which a worker that died during a call's wait (one
+  -- statement) stayed alive while a member held its key. (This also discards the caller's copy of
+  -- the cumulative statistics; its next read of them takes a new one.)
+  perform pg_stat_clear_snapshot();
   if exists (
        select from omni_kube.workers w
         where (worker is null or w.id = worker)
