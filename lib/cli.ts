@@ -106,70 +106,58 @@ export function parseCommand(
   if (!databaseUrl && command !== "help") {
     throw new Error("no database: set DATABASE_URL or pass --database-url (see --help)");
   }
+  /** The integer flag `--name`, else the environment variable `variable`, else `fallback`. */
+  const count = (name: string, variable: string, fallback: number, min = 1) => {
+    const flag = (values as Record<string, string | boolean | undefined>)[name];
+    return integer(`--${name}`, typeof flag === "string" ? flag : env(variable), fallback, min);
+  };
+  const defaults = DEFAULT_WORKER_CONFIG;
   return {
     command,
     config: {
-      ...DEFAULT_WORKER_CONFIG,
+      ...defaults,
       databaseUrl,
-      concurrency: integer(
-        "--concurrency",
-        values.concurrency ?? env("OMNI_KUBE_CONCURRENCY"),
-        DEFAULT_WORKER_CONFIG.concurrency,
-      ),
-      watchConcurrency: integer(
-        "--watch-concurrency",
-        values["watch-concurrency"] ?? env("OMNI_KUBE_WATCH_CONCURRENCY"),
-        DEFAULT_WORKER_CONFIG.watchConcurrency,
+      concurrency: count("concurrency", "OMNI_KUBE_CONCURRENCY", defaults.concurrency),
+      watchConcurrency: count(
+        "watch-concurrency",
+        "OMNI_KUBE_WATCH_CONCURRENCY",
+        defaults.watchConcurrency,
       ),
       ...optionalInteger(
         "roleConcurrency",
         "--role-concurrency",
         values["role-concurrency"] ?? env("OMNI_KUBE_ROLE_CONCURRENCY"),
       ),
-      roleWatchConcurrency: integer(
-        "--role-watch-concurrency",
-        values["role-watch-concurrency"] ?? env("OMNI_KUBE_ROLE_WATCH_CONCURRENCY"),
-        DEFAULT_WORKER_CONFIG.roleWatchConcurrency,
+      roleWatchConcurrency: count(
+        "role-watch-concurrency",
+        "OMNI_KUBE_ROLE_WATCH_CONCURRENCY",
+        defaults.roleWatchConcurrency,
       ),
-      roleQueueLimit: integer(
-        "--role-queue-limit",
-        values["role-queue-limit"] ?? env("OMNI_KUBE_ROLE_QUEUE_LIMIT"),
-        DEFAULT_WORKER_CONFIG.roleQueueLimit,
+      roleQueueLimit: count(
+        "role-queue-limit",
+        "OMNI_KUBE_ROLE_QUEUE_LIMIT",
+        defaults.roleQueueLimit,
       ),
-      retentionSeconds: integer(
-        "--retention",
-        values.retention ?? env("OMNI_KUBE_RETENTION"),
-        DEFAULT_WORKER_CONFIG.retentionSeconds,
-      ),
+      retentionSeconds: count("retention", "OMNI_KUBE_RETENTION", defaults.retentionSeconds),
       migrate: !values["no-migrate"],
-      httpPort: integer(
-        "--http-port",
-        values["http-port"] ?? env("OMNI_KUBE_HTTP_PORT"),
-        DEFAULT_HTTP_PORT,
-        0,
+      httpPort: count("http-port", "OMNI_KUBE_HTTP_PORT", DEFAULT_HTTP_PORT, 0),
+      httpHostname: values["http-host"] ?? env("OMNI_KUBE_HTTP_HOST") ?? defaults.httpHostname,
+      shutdownGraceMs: 1000 *
+        count("shutdown-grace", "OMNI_KUBE_SHUTDOWN_GRACE", defaults.shutdownGraceMs / 1000, 0),
+      maxResponseBytes: count(
+        "max-response-bytes",
+        "OMNI_KUBE_MAX_RESPONSE_BYTES",
+        defaults.maxResponseBytes,
       ),
-      httpHostname: values["http-host"] ?? env("OMNI_KUBE_HTTP_HOST") ??
-        DEFAULT_WORKER_CONFIG.httpHostname,
-      shutdownGraceMs: 1000 * integer(
-        "--shutdown-grace",
-        values["shutdown-grace"] ?? env("OMNI_KUBE_SHUTDOWN_GRACE"),
-        DEFAULT_WORKER_CONFIG.shutdownGraceMs / 1000,
-        0,
+      maxWatchEvents: count(
+        "max-watch-events",
+        "OMNI_KUBE_MAX_WATCH_EVENTS",
+        defaults.maxWatchEvents,
       ),
-      maxResponseBytes: integer(
-        "--max-response-bytes",
-        values["max-response-bytes"] ?? env("OMNI_KUBE_MAX_RESPONSE_BYTES"),
-        DEFAULT_WORKER_CONFIG.maxResponseBytes,
-      ),
-      maxWatchEvents: integer(
-        "--max-watch-events",
-        values["max-watch-events"] ?? env("OMNI_KUBE_MAX_WATCH_EVENTS"),
-        DEFAULT_WORKER_CONFIG.maxWatchEvents,
-      ),
-      maxRequestTimeoutSeconds: integer(
-        "--max-request-timeout",
-        values["max-request-timeout"] ?? env("OMNI_KUBE_MAX_REQUEST_TIMEOUT"),
-        DEFAULT_WORKER_CONFIG.maxRequestTimeoutSeconds,
+      maxRequestTimeoutSeconds: count(
+        "max-request-timeout",
+        "OMNI_KUBE_MAX_REQUEST_TIMEOUT",
+        defaults.maxRequestTimeoutSeconds,
       ),
     },
   };
