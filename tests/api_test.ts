@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { startBridge } from "./bridge.ts";
-import { sqlError, testbedEnv, uniqueName } from "./testbed.ts";
+import { dropRoles, sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 import { createCertificateAuthority } from "../testbed/pki.ts";
 
 const CONFIGMAPS = "/api/v1/namespaces/default/configmaps";
@@ -420,8 +420,7 @@ Deno.test("omni_kube.api()", async (t) => {
         } finally {
           await asOutsider.end();
         }
-        await sql`drop owned by ${sql(outsider)}`;
-        await sql`drop role ${sql(outsider)}`;
+        await dropRoles(sql, outsider);
         // Called directly, _call checks paths too (the worker's token must not leave its server).
         await sqlError(
           asAlice`select * from omni_kube._call('api', array['.evil.example/steal'],
@@ -440,10 +439,7 @@ Deno.test("omni_kube.api()", async (t) => {
         await asAlice.end();
         await asBob.end();
       } finally {
-        for (const role of [alice, bob]) {
-          await sql`drop owned by ${sql(role)}`;
-          await sql`drop role ${sql(role)}`;
-        }
+        await dropRoles(sql, alice, bob);
       }
     },
   );

@@ -53,6 +53,13 @@ interface Query {
   parameters: (keyof CatalogScope)[];
 }
 
+/** Joins a catalog row to its relation `column` and keeps it if that is in one of the schemas ($1). */
+function inSchemas(column: string): string {
+  return `join pg_catalog.pg_class c on c.oid = ${column}
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = any($1)`;
+}
+
 const QUERIES: Record<string, Query> = {
   schemas: {
     text: `
@@ -140,9 +147,7 @@ const QUERIES: Record<string, Query> = {
                      case when i.indisreplident then 'replica identity' end,
                      case when not i.indisvalid then 'invalid' end) as detail
       from pg_catalog.pg_index i
-      join pg_catalog.pg_class c on c.oid = i.indexrelid
-      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = any($1)`,
+      ${inSchemas("i.indexrelid")}`,
     parameters: ["schemas"],
   },
   constraints: {
@@ -191,9 +196,7 @@ const QUERIES: Record<string, Query> = {
              tg.tgrelid::pg_catalog.regclass::text as key,
            pg_catalog.pg_get_triggerdef(tg.oid) || E'\\nenabled: ' || tg.tgenabled::text as detail
       from pg_catalog.pg_trigger tg
-      join pg_catalog.pg_class c on c.oid = tg.tgrelid
-      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = any($1) and not tg.tgisinternal`,
+      ${inSchemas("tg.tgrelid")} and not tg.tgisinternal`,
     parameters: ["schemas"],
   },
   eventTriggers: {
@@ -214,9 +217,7 @@ const QUERIES: Record<string, Query> = {
              r.ev_class::pg_catalog.regclass::text as key,
            pg_catalog.pg_get_ruledef(r.oid) as detail
       from pg_catalog.pg_rewrite r
-      join pg_catalog.pg_class c on c.oid = r.ev_class
-      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = any($1) and r.rulename <> '_RETURN'`,
+      ${inSchemas("r.ev_class")} and r.rulename <> '_RETURN'`,
     parameters: ["schemas"],
   },
   policies: {
@@ -232,9 +233,7 @@ const QUERIES: Record<string, Query> = {
              'using: ' || pg_catalog.pg_get_expr(pol.polqual, pol.polrelid),
              'with check: ' || pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid)) as detail
       from pg_catalog.pg_policy pol
-      join pg_catalog.pg_class c on c.oid = pol.polrelid
-      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = any($1)`,
+      ${inSchemas("pol.polrelid")}`,
     parameters: ["schemas"],
   },
   comments: {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { silentEndpoint, sqlError, uniqueName } from "./testbed.ts";
+import { dropRoles, silentEndpoint, sqlError, uniqueName } from "./testbed.ts";
 import { startEndpoint } from "../bench/endpoint.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -277,9 +277,6 @@ Deno.test("fair shares between members", async (t) => {
   } finally {
     await a.end();
     await b.end();
-    for (const name of [nameA, nameB]) {
-      await sql`drop owned by ${sql(name)}`;
-      await sql`drop role ${sql(name)}`;
-    }
+    await dropRoles(sql, nameA, nameB);
   }
 });

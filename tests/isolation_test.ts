@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { type Bridge, startBridge } from "./bridge.ts";
-import { sqlError, uniqueName } from "./testbed.ts";
+import { dropRoles, sqlError, uniqueName } from "./testbed.ts";
 import { type EndlessResponse, type HostileEndpoint, hostileEndpoint } from "./hostile.ts";
 import { promptly } from "./kube/fakes.ts";
 
@@ -61,10 +61,7 @@ async function members(bridge: Bridge) {
     connect,
     async [Symbol.asyncDispose]() {
       for (const connection of connections) await connection.end({ timeout: 1 });
-      for (const name of names) {
-        await sql`drop owned by ${sql(name)}`;
-        await sql`drop role ${sql(name)}`;
-      }
+      await dropRoles(sql, ...names);
     },
   };
 }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startBridge } from "./bridge.ts";
-import { testbedEnv, uniqueName } from "./testbed.ts";
+import { dropRoles, testbedEnv, uniqueName } from "./testbed.ts";
 import { DEFAULT_WORKER_CONFIG, Worker } from "../lib/worker.ts";
 import { createLogger } from "../lib/observe.ts";
 import type { Sql } from "../lib/db.ts";
@@ -253,9 +253,6 @@ Deno.test("roles, injection and the owner's connection", async (t) => {
   } finally {
     await asAlice.end();
     await asBob.end();
-    for (const role of [alice, bob]) {
-      await sql`drop owned by ${sql(role)}`;
-      await sql`drop role ${sql(role)}`;
-    }
+    await dropRoles(sql, alice, bob);
   }
 });

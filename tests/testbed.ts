@@ -42,6 +42,14 @@ export function connectSuperuser(options: postgres.Options<Record<string, never>
   return postgres(testbedEnv().DATABASE_URL, { max: 4, onnotice: () => {}, ...options });
 }
 
+/** Drops `roles` and everything they own in the database `sql` is connected to. */
+export async function dropRoles(sql: postgres.Sql<Record<string, never>>, ...roles: string[]) {
+  for (const role of roles) {
+    await sql`drop owned by ${sql(role)}`;
+    await sql`drop role ${sql(role)}`;
+  }
+}
+
 /** A name no other test uses: objects in a bare API server linger (no controllers collect them). */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;

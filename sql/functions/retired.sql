@@ -7,8 +7,6 @@ drop function if exists omni_kube._call(name, text, text[], omni_kube.http_metho
 -- _raise_for and _transport_status take the failed request's error_code.
 drop function if exists omni_kube._raise_for(text, int2, jsonb, text, text);
 drop function if exists omni_kube._transport_status(text);
--- _claim_requests takes each role's room and returns requested_by.
-drop function if exists omni_kube._claim_requests(uuid, int, int);
 
 -- _watch's rows gained error_code; a function's result columns cannot change in place.
 do $$
