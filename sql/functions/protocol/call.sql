@@ -93,7 +93,7 @@ begin
     raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
       using errcode = '22023';
   end if;
-  if not omni_kube._worker_alive() then
+  if not omni_kube._worker_locked() then
     raise exception 'omni_kube: no worker is running'
       using errcode = 'OKW01',
         hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';

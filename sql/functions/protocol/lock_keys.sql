@@ -21,10 +21,11 @@ create or replace function omni_kube._lock_key(request_id bigint, salt int4) ret
                   operator(pg_catalog.&) 2147483647)::pg_catalog.int4 $$;
 
 -- The salt of the request lock keys; only the shim's owner may read it.
+-- (No SET clause, and only qualified names: inlined into the statements of every call.)
 create or replace function omni_kube._lock_salt() returns int4
   language sql stable
-  set search_path = pg_catalog, pg_temp
-  as $$ select value::int4 from omni_kube.instance_settings where name = 'lock_salt' $$;
+  as $$ select s.value::pg_catalog.int4 from omni_kube.instance_settings s
+         where s.name operator(pg_catalog.=) 'lock_salt' $$;
 revoke all on function omni_kube._lock_salt() from public;
 
 -- The lock a role's large enqueue holds while it counts and inserts (omni_kube._insert_requests),

@@ -33,3 +33,24 @@ begin
 end
 $$;
 grant execute on function omni_kube._worker_alive(uuid) to omni_kube;
+
+-- Whether some registered worker's lock is held: what _call asks before each enqueue, so only the
+-- lock is tried, not the backend behind it (reading those costs a copy of the server's backend
+-- table). A member holding a dead worker's key can fool it; the caller's wait then asks
+-- _worker_alive and fails within seconds, as when the last worker stops during a wait. A worker
+-- the caller's snapshot cannot see yet is asked for as _worker_alive does.
+create or replace function omni_kube._worker_locked() returns boolean
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  set enable_seqscan = on
+  set jit = off
+  as $$
+begin
+  return exists (select from omni_kube.workers w
+                  where omni_kube._worker_lock_held(coalesce(w.lock_key,
+                                                             omni_kube._worker_lock_key(w.id))))
+         or (current_setting('transaction_isolation') <> 'read committed'
+             and omni_kube._worker_alive());
+end
+$$;
+revoke all on function omni_kube._worker_locked() from public;
