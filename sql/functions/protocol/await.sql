@@ -1,4 +1,4 @@
--- Waits until every request in `ids` has finished.
+-- Waits until every request in `ids` has finished. (A cancelled statement is _call's to handle.)
 create or replace function omni_kube._await(ids bigint[], timeout_ms int) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -28,6 +28,12 @@ declare
   checked int;
   backoff float8 := 0.0005;
   no_worker_since timestamptz;
+  -- Whether the last wait ended with its slice, the key held all along (else it was free).
+  waited_out boolean;
+  -- Since when the head has been the head: once that is a while, liveness is read thoroughly.
+  head_since timestamptz := clock_timestamp();
+  thorough boolean;
+  head_worker uuid;
 begin
   if pending is null then
     pending := array(select distinct id from unnest(ids) id order by id);
@@ -37,10 +43,12 @@ begin
     -- returns when the head of the queue is done, or after its slice (lock_timeout), so that a
     -- stuck worker, or anyone else holding the key, only delays the checks below.
     head := pending[1];
+    waited_out := false;
     begin
       perform pg_advisory_lock_shared(lock_class, omni_kube._lock_key(head, salt));
       perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head, salt));
     exception when lock_not_available then
+      waited_out := true;
       if slice_ms < 1000 then
         slice_ms := least(slice_ms * 2, 1000);
         perform set_config('lock_timeout', slice_ms::text, true);
@@ -62,31 +70,12 @@ begin
     if head_state is null then
       -- Progress: the next wait starts with a short sleep and a short slice again.
       backoff := 0.0005;
+      head_since := clock_timestamp();
       if slice_ms > 10 then
         slice_ms := 10;
         perform set_config('lock_timeout', '10', true);
       end if;
       continue;
-    end if;
-
-    -- The head is unfinished though its lock was free: not yet covered by a worker's locks, or
-    -- its worker is gone.
-    if head_state = 'running'
-       and not omni_kube._worker_alive((unfinished -> head::text ->> 'worker_id')::uuid) then
-      perform omni_kube._autonomous(
-        format('select omni_kube._cancel_dead_worker_requests(%L)', array[head]));
-      continue;
-    end if;
-    if not omni_kube._worker_alive() then
-      no_worker_since := coalesce(no_worker_since, clock_timestamp());
-      if clock_timestamp() - no_worker_since > interval '3 seconds' then
-        perform omni_kube._abandon(pending, 'no worker was alive to run it');
-        raise exception 'omni_kube: no worker is running'
-          using errcode = 'OKW01',
-            hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
-      end if;
-    else
-      no_worker_since := null;
     end if;
     if clock_timestamp() > deadline then
       perform omni_kube._abandon(pending, 'timed out waiting for a worker');
@@ -94,14 +83,38 @@ begin
         using errcode = 'OKT02',
           hint = 'The worker may be overloaded; raise omni_kube.request_timeout or add workers.';
     end if;
+    -- Liveness is read from the workers' locks; after a second on this head, from their backends
+    -- too (a member may hold a dead worker's key).
+    thorough := clock_timestamp() - head_since > interval '1 second';
+
+    if head_state = 'running' then
+      head_worker := (unfinished -> head::text ->> 'worker_id')::uuid;
+      if omni_kube._worker_locked(head_worker)
+         and (not thorough or omni_kube._worker_alive(head_worker)) then
+        -- Its worker runs it: wait on its lock again, at once if the key was held all along.
+        if waited_out then
+          continue;
+        end if;
+      else
+        perform omni_kube._autonomous(
+          format('select omni_kube._cancel_dead_worker_requests(%L)', array[head]));
+        continue;
+      end if;
+    -- Queued: not yet covered by a worker's locks, or no worker is left to take it.
+    elsif omni_kube._worker_locked() and (not thorough or omni_kube._worker_alive()) then
+      no_worker_since := null;
+    else
+      no_worker_since := coalesce(no_worker_since, clock_timestamp());
+      if clock_timestamp() - no_worker_since > interval '3 seconds' then
+        perform omni_kube._abandon(pending, 'no worker was alive to run it');
+        raise exception 'omni_kube: no worker is running'
+          using errcode = 'OKW01',
+            hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
+      end if;
+    end if;
     perform pg_sleep(backoff);
     backoff := least(backoff * 2, 0.05);
   end loop;
-exception
-  -- statement_timeout, pg_cancel_backend(): the worker stops the call, nothing is left running.
-  when query_canceled then
-    perform omni_kube._abandon(pending, 'the caller cancelled the statement');
-    raise;
 end
 $$;
 revoke all on function omni_kube._await(bigint[], int) from public;

@@ -26,6 +26,8 @@ declare
     and (clientcert).certificate is null and (clientcert).private_key is null;
   ids bigint[];
   states jsonb;
+  -- Names this call's requests, for a cancellation that comes before their ids are known.
+  enqueue_key constant uuid := gen_random_uuid();
 begin
   -- _call can be called directly, so it checks everything itself, starting with the role: it must
   -- be allowed to use the bridge. (The session_role column keeps session_user.)
@@ -108,20 +110,31 @@ begin
       using errcode = '22023';
   end if;
 
-  -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone must
-  -- not change how the other session reads it.
-  select array_agg(value::bigint order by ordinality) into ids
-    from jsonb_array_elements_text(omni_kube._autonomous(format(
-      'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L)',
-      gen_random_uuid(), requested_by, session_user, pg_backend_pid(),
-      to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-      kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
-      cacert, clientcert.certificate, clientcert.private_key, token,
-      sha256(convert_to(jsonb_build_array(use_worker_default, cacert, clientcert.certificate,
-                                          clientcert.private_key, token)::text, 'UTF8')))))
-    with ordinality;
-
-  perform omni_kube._await(ids, timeout_ms);
+  begin
+    -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone
+    -- must not change how the other session reads it.
+    select array_agg(value::bigint order by ordinality) into ids
+      from jsonb_array_elements_text(omni_kube._autonomous(format(
+        'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L)',
+        enqueue_key, requested_by, session_user, pg_backend_pid(),
+        to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+        kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
+        cacert, clientcert.certificate, clientcert.private_key, token,
+        sha256(convert_to(jsonb_build_array(use_worker_default, cacert, clientcert.certificate,
+                                            clientcert.private_key, token)::text, 'UTF8')))))
+      with ordinality;
+    perform omni_kube._await(ids, timeout_ms);
+  exception
+    -- statement_timeout, pg_cancel_backend(), at any moment after the requests were sent: every
+    -- one of them still unfinished is cancelled (queued ones are never sent; the worker stops the
+    -- running ones), found by the enqueue's key.
+    when query_canceled then
+      perform omni_kube._autonomous(format(
+        $q$select omni_kube._cancel_requests(
+             array(select id from omni_kube.request where enqueue_key = %L), %L)$q$,
+        enqueue_key, 'the caller cancelled the statement'));
+      raise;
+  end;
   -- Finished requests no longer change: read them once, now, with a fresh snapshot (responses can
   -- be megabytes; the wait above read only which were unfinished).
   if current_setting('transaction_isolation') = 'read committed' then

@@ -19,7 +19,60 @@ create or replace function omni_kube._claim_requests(
 #variable_conflict use_column
 declare
   salt constant int4 := omni_kube._lock_salt();
+  -- The last role, by name, with queued requests of each kind (read from the newest end of the
+  -- index, where entries of rows claimed already are few). When that is one role and no other
+  -- has any queued, the usual case, there is nothing to share: the short statement below.
+  api_role name := (select r.requested_by from omni_kube.request r
+                     where r.state = 'queued' and r.kind = 'api'
+                     order by r.requested_by desc, r.id desc limit 1);
+  watch_role name := (select r.requested_by from omni_kube.request r
+                       where r.state = 'queued' and r.kind = 'watch'
+                       order by r.requested_by desc, r.id desc limit 1);
+  only_role name := coalesce(api_role, watch_role);
+  room_api int;
+  room_watch int;
 begin
+  if only_role is null then
+    return;
+  end if;
+  if coalesce(api_role = watch_role, true)
+     and not exists (select from omni_kube.request r
+                      where r.state = 'queued' and r.kind in ('api', 'watch')
+                        and r.requested_by < only_role) then
+    room_api := least(api_slots, coalesce(busy_api_room[array_position(busy_roles, only_role)],
+                                          role_api_slots));
+    room_watch := least(watch_slots,
+                        coalesce(busy_watch_room[array_position(busy_roles, only_role)],
+                                 role_watch_slots));
+    return query
+      with api as (
+        select r.id from omni_kube.request r
+         where r.state = 'queued' and r.kind = 'api' and r.requested_by = only_role
+         order by r.id limit greatest(room_api, 0) for update skip locked
+      ), watch as (
+        select r.id from omni_kube.request r
+         where r.state = 'queued' and r.kind = 'watch' and r.requested_by = only_role
+         order by r.id limit greatest(room_watch, 0) for update skip locked
+      ), claimed as (
+        update omni_kube.request r
+           set state = 'running', worker_id = worker, claimed_at = clock_timestamp()
+         where r.id in (select id from api union all select id from watch)
+        returning r.id, r.kind, r.requested_by, r.method, r.path, r.body, r.stream, r.patch_type,
+                  r.server, r.timeout_ms
+      ), credentials as (
+        delete from omni_kube.request_credentials c using claimed
+         where c.request_id = claimed.id
+        returning c.*
+      )
+      select claimed.id, claimed.kind, claimed.requested_by, claimed.method::text, claimed.path,
+             claimed.body::text, claimed.stream, claimed.patch_type, claimed.server,
+             claimed.timeout_ms, coalesce(c.use_worker_default, false), c.cacert,
+             c.client_certificate, c.client_private_key, c.token,
+             pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(claimed.id, salt))
+        from claimed left join credentials c on c.request_id = claimed.id
+       order by claimed.id;
+    return;
+  end if;
   return query
     with recursive kinds(kind, slots, role_slots, busy_room) as (
       values ('api', api_slots, role_api_slots, busy_api_room),

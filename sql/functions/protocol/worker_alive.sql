@@ -34,12 +34,12 @@ end
 $$;
 grant execute on function omni_kube._worker_alive(uuid) to omni_kube;
 
--- Whether some registered worker's lock is held: what _call asks before each enqueue, so only the
--- lock is tried, not the backend behind it (reading those costs a copy of the server's backend
--- table). A member holding a dead worker's key can fool it; the caller's wait then asks
--- _worker_alive and fails within seconds, as when the last worker stops during a wait. A worker
--- the caller's snapshot cannot see yet is asked for as _worker_alive does.
-create or replace function omni_kube._worker_locked() returns boolean
+-- Whether a registered worker's lock is held (any worker's, or the one given's): what callers ask
+-- before each enqueue and while they wait, so only the lock is tried, not the backend behind it
+-- (reading those costs a copy of the server's backend table). A member holding a dead worker's
+-- key can fool it; callers ask _worker_alive too once a wait has lasted a while. A worker the
+-- caller's snapshot cannot see yet is asked for as _worker_alive does.
+create or replace function omni_kube._worker_locked(worker uuid default null) returns boolean
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   set enable_seqscan = on
@@ -47,10 +47,11 @@ create or replace function omni_kube._worker_locked() returns boolean
   as $$
 begin
   return exists (select from omni_kube.workers w
-                  where omni_kube._worker_lock_held(coalesce(w.lock_key,
+                  where (worker is null or w.id = worker)
+                    and omni_kube._worker_lock_held(coalesce(w.lock_key,
                                                              omni_kube._worker_lock_key(w.id))))
          or (current_setting('transaction_isolation') <> 'read committed'
-             and omni_kube._worker_alive());
+             and omni_kube._worker_alive(worker));
 end
 $$;
-revoke all on function omni_kube._worker_locked() from public;
+revoke all on function omni_kube._worker_locked(uuid) from public;
