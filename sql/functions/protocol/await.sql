@@ -49,6 +49,12 @@ begin
       perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head, salt));
     exception when lock_not_available then
       waited_out := true;
+      -- A statement_timeout that falls due with a slice is reported as the slice's lock timeout,
+      -- and then never again: report it as PostgreSQL would have.
+      if current_setting('statement_timeout') <> '0' and clock_timestamp()
+           >= statement_timestamp() + current_setting('statement_timeout')::interval then
+        raise exception 'canceling statement due to statement timeout' using errcode = '57014';
+      end if;
       if slice_ms < 1000 then
         slice_ms := least(slice_ms * 2, 1000);
         perform set_config('lock_timeout', slice_ms::text, true);
