@@ -277,11 +277,7 @@ export class Worker {
       defaults: () => this.#defaults,
       log,
       metrics,
-      limits: {
-        maxResponseBytes: config.maxResponseBytes,
-        maxWatchEvents: config.maxWatchEvents,
-        maxRequestTimeoutSeconds: config.maxRequestTimeoutSeconds,
-      },
+      limits: config,
     });
     this.#claimLoop = new ClaimLoop({
       claims: new ClaimStatements(session, this.id),
