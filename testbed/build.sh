@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
-# Builds the test bed's kube-apiserver and etcd from the Go module proxy and caches them outside the
-# repository, keyed by version, so only the first run pays for the build (15-30 minutes on 2 cores).
+# Builds the test bed's Kubernetes from the Go module proxy and caches it outside the repository,
+# keyed by version, so only the first run pays for the build (about TIME on 2 cores):
+# kube-apiserver, kube-controller-manager and kube-scheduler from one k8s.io/kubernetes module, with
+# the version ldflags Kubernetes' own build sets (hack/lib/version.sh), so /version tells the truth;
+# etcd at the version that Kubernetes release recommends; KWOK to simulate nodes and pods.
 #
-#   testbed/build.sh            build what is missing, then print the two binary paths
-#   KUBE_VERSION, ETCD_VERSION  override the pinned versions
+#   testbed/build.sh            build what is missing, then print NAME=path lines, one per binary
+#   KUBE_VERSION                Kubernetes release (default 1.37.2; 1.34.x is the oldest we claim)
+#   ETCD_VERSION                override the etcd that KUBE_VERSION recommends
+#   KWOK_VERSION                KWOK release (default 0.8.0)
 #   OMNI_KUBE_CACHE             cache directory (default: $XDG_CACHE_HOME/omni_kube or ~/.cache/omni_kube)
 set -euo pipefail
 
-KUBE_VERSION="${KUBE_VERSION:-1.33.13}"
-ETCD_VERSION="${ETCD_VERSION:-3.5.21}"
+KUBE_VERSION="${KUBE_VERSION:-1.37.2}"
+KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 CACHE="${OMNI_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/omni_kube}"
-KUBE_BIN="$CACHE/kube-apiserver-v$KUBE_VERSION/kube-apiserver"
-ETCD_BIN="$CACHE/etcd-v$ETCD_VERSION/etcd"
+KUBE_DIR="$CACHE/kubernetes-v$KUBE_VERSION"
+KUBE_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler)
+KWOK_BIN="$CACHE/kwok-v$KWOK_VERSION/kwok"
 
 log() { printf '[testbed build] %s\n' "$*" >&2; }
 
-GO_FALLBACK_VERSION="1.24.13"
+# Kubernetes 1.37 and KWOK 0.8 need Go >= 1.26.
+GO_MIN="1.26"
+GO_FALLBACK_VERSION="1.26.8"
 
-# kube-apiserver 1.33 needs Go >= 1.24. A Go >= 1.21 switches toolchains by itself (GOTOOLCHAIN);
+# A Go >= 1.21 switches toolchains by itself (GOTOOLCHAIN);
 # with no Go at all, fetch the official toolchain from the Go module proxy (golang.org/toolchain).
 require_go() {
   if command -v go >/dev/null; then
     local have
     have="$(go env GOVERSION | sed 's/^go//')"
-    if [ "$(printf '%s\n1.24\n' "$have" | sort -V | head -1)" != "1.24" ]; then
+    if [ "$(printf '%s\n%s\n' "$have" "$GO_MIN" | sort -V | head -1)" != "$GO_MIN" ]; then
       export GOTOOLCHAIN="go$GO_FALLBACK_VERSION"
-      log "Go $have is older than 1.24: using toolchain $GOTOOLCHAIN from the module proxy"
+      log "Go $have is older than $GO_MIN: using toolchain $GOTOOLCHAIN from the module proxy"
     fi
     return
   fi
@@ -52,49 +60,80 @@ progress() {
     END { printf "[testbed build] %s: %d packages compiled in total\n", what, n > "/dev/stderr" }'
 }
 
-# Builds into a temporary directory and renames at the end, so an interrupted build never leaves a
-# half-written binary in the cache.
-build_kube_apiserver() {
-  local work out
+# Moves a finished build into the cache in one rename, so an interrupted build never leaves a
+# half-written binary there.
+install_dir() {
+  local from="$1" to="$2"
+  mkdir -p "$(dirname "$to")"
+  rm -rf "$to.tmp" && mv "$from" "$to.tmp" && mv "$to.tmp" "$to"
+}
+
+# Where `go mod download` put a module, and its go.mod file.
+module_field() { go mod download -json "$1" | sed -n "s/^\s*\"$2\": \"\(.*\)\",\$/\1/p"; }
+
+# The etcd version that this Kubernetes release names in build/dependencies.yaml.
+recommended_etcd() {
+  local dir
+  dir="$(module_field "k8s.io/kubernetes@v$KUBE_VERSION" Dir)"
+  awk '/name: "etcd"/ { getline; sub(/^ *version: */, ""); print; exit }' "$dir/build/dependencies.yaml"
+}
+
+# The -X flags of hack/lib/version.sh. The module proxy does not carry the git commit, so gitCommit
+# and gitTreeState keep their defaults; the build date is the release's tag time, for a reproducible
+# binary.
+kube_version_ldflags() {
+  local minor="${KUBE_VERSION#1.}" date
+  minor="${minor%%.*}"
+  date="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\s*"Time": "\(.*\)",$/\1/p')"
+  date="${date%%.*}"; date="${date%Z}Z"
+  local flags=() key value
+  for pair in "gitVersion=v$KUBE_VERSION" "gitMajor=1" "gitMinor=$minor" "buildDate=$date"; do
+    key="${pair%%=*}" value="${pair#*=}"
+    flags+=("-X k8s.io/client-go/pkg/version.$key=$value" "-X k8s.io/component-base/version.$key=$value")
+  done
+  echo "-s -w ${flags[*]}"
+}
+
+build_kubernetes() {
+  local work
   work="$(mktemp -d)"
-  out="$(dirname "$KUBE_BIN")"
-  log "building kube-apiserver v$KUBE_VERSION (first run only; cached in $out)"
+  log "building ${KUBE_COMPONENTS[*]} v$KUBE_VERSION (first run only; cached in $KUBE_DIR)"
   cd "$work"
-  go mod init omni_kube.local/kube-apiserver-build >/dev/null 2>&1
-  go mod edit -go=1.24.0
+  go mod init omni_kube.local/kubernetes-build >/dev/null 2>&1
+  go mod edit -go="$GO_MIN.0"
   go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION"
   # k8s.io/kubernetes requires its staging modules as v0.0.0 and replaces them with local paths, which
   # do not apply to a dependent module: point each at its published v0.x release instead.
   local gomod staging=()
-  gomod="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+  gomod="$(module_field "k8s.io/kubernetes@v$KUBE_VERSION" GoMod)"
   mapfile -t staging < <(sed -n 's/^\s*\(k8s\.io\/[^ ]*\) v0\.0\.0$/\1/p' "$gomod" | sort -u)
   local minor="${KUBE_VERSION#1.}"
   for module in "${staging[@]}"; do
     go mod edit -replace="$module=$module@v0.$minor"
   done
   log "resolving ${#staging[@]} staging modules and downloading dependencies"
-  cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\n'
+    for component in "${KUBE_COMPONENTS[@]}"; do printf 'import _ "k8s.io/kubernetes/cmd/%s"\n' "$component"; done
+  } >tools.go
   go mod tidy >/dev/null 2>&1 || go mod tidy
-  mkdir -p "$out"
-  CGO_ENABLED=0 go build -v -trimpath -ldflags="-s -w" -o "$work/kube-apiserver" \
-    k8s.io/kubernetes/cmd/kube-apiserver 2>&1 | progress kube-apiserver
-  [ -x "$work/kube-apiserver" ] || { log "kube-apiserver build failed"; exit 1; }
-  mv "$work/kube-apiserver" "$KUBE_BIN.tmp" && mv "$KUBE_BIN.tmp" "$KUBE_BIN"
+  mkdir -p "$work/bin"
+  local packages=()
+  for component in "${KUBE_COMPONENTS[@]}"; do packages+=("k8s.io/kubernetes/cmd/$component"); done
+  CGO_ENABLED=0 go build -v -trimpath -ldflags="$(kube_version_ldflags)" -o "$work/bin/" \
+    "${packages[@]}" 2>&1 | progress kubernetes
+  for component in "${KUBE_COMPONENTS[@]}"; do
+    [ -x "$work/bin/$component" ] || { log "$component build failed"; exit 1; }
+  done
+  install_dir "$work/bin" "$KUBE_DIR"
   cd / && rm -rf "$work"
-  log "kube-apiserver ready: $KUBE_BIN"
+  log "kubernetes ready: $KUBE_DIR"
 }
 
 build_etcd() {
-  local work out
+  local work
   work="$(mktemp -d)"
-  out="$(dirname "$ETCD_BIN")"
-  log "building etcd v$ETCD_VERSION (first run only; cached in $out)"
+  log "building etcd v$ETCD_VERSION (first run only; cached in $(dirname "$ETCD_BIN"))"
   cd "$work"
   go mod init omni_kube.local/etcd-build >/dev/null 2>&1
   # etcd's server module cannot be 'go install'ed (its go.mod has replace directives): a wrapper main does.
@@ -111,14 +150,46 @@ func main() { etcdmain.Main(os.Args) }
 GO
   go mod edit -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   go mod tidy >/dev/null 2>&1 || go mod tidy
-  mkdir -p "$out"
-  CGO_ENABLED=0 go build -v -trimpath -ldflags="-s -w" -o "$work/etcd" . 2>&1 | progress etcd
-  [ -x "$work/etcd" ] || { log "etcd build failed"; exit 1; }
-  mv "$work/etcd" "$ETCD_BIN.tmp" && mv "$ETCD_BIN.tmp" "$ETCD_BIN"
+  mkdir -p "$work/bin"
+  CGO_ENABLED=0 go build -v -trimpath -ldflags="-s -w" -o "$work/bin/etcd" . 2>&1 | progress etcd
+  [ -x "$work/bin/etcd" ] || { log "etcd build failed"; exit 1; }
+  install_dir "$work/bin" "$(dirname "$ETCD_BIN")"
   cd / && rm -rf "$work"
   log "etcd ready: $ETCD_BIN"
 }
 
+build_kwok() {
+  local work
+  work="$(mktemp -d)"
+  log "building kwok v$KWOK_VERSION (first run only; cached in $(dirname "$KWOK_BIN"))"
+  mkdir -p "$work/bin"
+  # The flags of KWOK's own release build (hack/releases.sh).
+  GOBIN="$work/bin" CGO_ENABLED=0 go install -v -trimpath \
+    -ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" 2>&1 | progress kwok
+  [ -x "$work/bin/kwok" ] || { log "kwok build failed"; exit 1; }
+  install_dir "$work/bin" "$(dirname "$KWOK_BIN")"
+  rm -rf "$work"
+  log "kwok ready: $KWOK_BIN"
+}
+
+kube_ready() {
+  for component in "${KUBE_COMPONENTS[@]}"; do [ -x "$KUBE_DIR/$component" ] || return 1; done
+}
+
+if [ -z "${ETCD_VERSION:-}" ]; then
+  if [ -r "$KUBE_DIR/etcd-version" ]; then
+    ETCD_VERSION="$(cat "$KUBE_DIR/etcd-version")"
+  else
+    require_go
+    ETCD_VERSION="$(recommended_etcd)"
+  fi
+fi
+ETCD_BIN="$CACHE/etcd-v$ETCD_VERSION/etcd"
+
 if [ ! -x "$ETCD_BIN" ]; then require_go; (build_etcd); fi
-if [ ! -x "$KUBE_BIN" ]; then require_go; (build_kube_apiserver); fi
-printf 'KUBE_APISERVER_BIN=%s\nETCD_BIN=%s\n' "$KUBE_BIN" "$ETCD_BIN"
+if ! kube_ready; then require_go; (build_kubernetes); fi
+[ -r "$KUBE_DIR/etcd-version" ] || { require_go; recommended_etcd; } >"$KUBE_DIR/etcd-version"
+if [ ! -x "$KWOK_BIN" ]; then require_go; (build_kwok); fi
+printf 'KUBE_VERSION=%s\nKUBE_APISERVER_BIN=%s\nKUBE_CONTROLLER_MANAGER_BIN=%s\nKUBE_SCHEDULER_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\n' \
+  "$KUBE_VERSION" "$KUBE_DIR/kube-apiserver" "$KUBE_DIR/kube-controller-manager" "$KUBE_DIR/kube-scheduler" "$ETCD_BIN" "$KWOK_BIN"

@@ -1,19 +1,23 @@
 /**
- * A real etcd and kube-apiserver on 127.0.0.1, on free ports, with TLS from a CA made for the run,
- * token and client-certificate authentication, RBAC and service-account signing keys: the same
- * shape as controller-runtime's envtest, built from source by `testbed/build.sh`.
+ * A real Kubernetes control plane on 127.0.0.1, on free ports: etcd and kube-apiserver with TLS
+ * from a CA made for the run, token and client-certificate authentication, RBAC and
+ * service-account signing keys (the shape of controller-runtime's envtest), and behind them
+ * kube-controller-manager, kube-scheduler and KWOK's simulated nodes, so that objects change as in
+ * a real cluster. Built from source by `testbed/build.sh`.
  *
  * @module
  */
 import { join } from "node:path";
 import { freePort, type ManagedProcess, spawnProcess, waitUntilReady } from "./process.ts";
 import { createCertificateAuthority, createSigningKeyPair, issueCertificate } from "./pki.ts";
+import { startControllerManager, startScheduler } from "./controllers.ts";
+import { startKwok } from "./kwok.ts";
 
-/** A running API server and the credentials to reach it, all as files under the run directory. */
-export interface KubeApiServer {
+/** A running cluster and the credentials to reach it, all as files under the run directory. */
+export interface KubeCluster {
   /** `https://127.0.0.1:PORT` */
   readonly server: string;
-  /** CA that signed the serving certificate (PEM file). */
+  /** CA that signed the serving certificates (PEM file). */
   readonly caFile: string;
   /** Bearer token of `admin`, a member of `system:masters`. */
   readonly adminToken: string;
@@ -25,6 +29,9 @@ export interface KubeApiServer {
   /** A kubeconfig whose current context is the admin token. */
   readonly kubeconfigFile: string;
   readonly etcdUrl: string;
+  /** The Kubernetes release `testbed/build.sh` was asked for, e.g. `1.37.2` (unknown for `*_BIN`). */
+  readonly version?: string;
+  /** Every process of the cluster, etcd and kube-apiserver first. */
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
   /** Stops only kube-apiserver (etcd keeps the data), for fault tests. */
@@ -33,16 +40,54 @@ export interface KubeApiServer {
   startApiServer(): Promise<void>;
 }
 
+/** How to start a cluster. */
+export interface KubeClusterOptions {
+  /**
+   * Run kube-controller-manager, kube-scheduler and KWOK's nodes (default true). Without them the
+   * API server stores objects and nothing ever acts on them.
+   */
+  controllers?: boolean;
+  /** Reuse the credentials and etcd data that an earlier run left in `dir` (default false). */
+  reuse?: boolean;
+}
+
+/** Paths of the binaries the cluster runs. */
+export interface KubeBinaries {
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  etcd: string;
+  kwok: string;
+  /** The Kubernetes release, when `testbed/build.sh` built them. */
+  version?: string;
+}
+
 const BUILD_SCRIPT = new URL("./build.sh", import.meta.url).pathname;
 
+/** The variable naming each binary, in the environment and in what `testbed/build.sh` prints. */
+const BINARY_VARIABLES: Record<Exclude<keyof KubeBinaries, "version">, string> = {
+  kubeApiserver: "KUBE_APISERVER_BIN",
+  kubeControllerManager: "KUBE_CONTROLLER_MANAGER_BIN",
+  kubeScheduler: "KUBE_SCHEDULER_BIN",
+  etcd: "ETCD_BIN",
+  kwok: "KWOK_BIN",
+};
+
+function binariesFrom(lookup: (variable: string) => string | undefined): KubeBinaries | undefined {
+  const entries = Object.entries(BINARY_VARIABLES).map((
+    [key, variable],
+  ) => [key, lookup(variable)]);
+  if (entries.some(([, path]) => !path)) return undefined;
+  return Object.fromEntries(entries) as KubeBinaries;
+}
+
 /**
- * Paths of the kube-apiserver and etcd binaries: `$KUBE_APISERVER_BIN` and `$ETCD_BIN` when both are
- * set, else whatever `testbed/build.sh` built or finds cached (its progress goes to our stderr).
+ * Paths of the cluster's binaries: the `*_BIN` environment variables when all five are set, else
+ * whatever `testbed/build.sh` built or finds cached (its progress goes to our stderr).
  */
-export async function testbedBinaries(): Promise<{ kubeApiserver: string; etcd: string }> {
-  const kubeApiserver = Deno.env.get("KUBE_APISERVER_BIN");
-  const etcd = Deno.env.get("ETCD_BIN");
-  if (kubeApiserver && etcd) return { kubeApiserver, etcd };
+export async function testbedBinaries(): Promise<KubeBinaries> {
+  const fromEnv = binariesFrom((variable) => Deno.env.get(variable));
+  if (fromEnv) return fromEnv;
   const output = await new Deno.Command("bash", {
     args: [BUILD_SCRIPT],
     stdin: "null",
@@ -52,10 +97,15 @@ export async function testbedBinaries(): Promise<{ kubeApiserver: string; etcd: 
   if (!output.success) {
     throw new Error(`${BUILD_SCRIPT} failed (exit ${output.code}); its output is above`);
   }
-  const paths = Object.fromEntries(
-    new TextDecoder().decode(output.stdout).trim().split("\n").map((line) => line.split("=", 2)),
+  const printed = new Map(
+    new TextDecoder().decode(output.stdout).trim().split("\n").map((line) => {
+      const at = line.indexOf("=");
+      return [line.slice(0, at), line.slice(at + 1)] as const;
+    }),
   );
-  return { kubeApiserver: paths.KUBE_APISERVER_BIN, etcd: paths.ETCD_BIN };
+  const binaries = binariesFrom((variable) => printed.get(variable));
+  if (!binaries) throw new Error(`${BUILD_SCRIPT} did not print the path of every binary`);
+  return { ...binaries, version: printed.get("KUBE_VERSION") };
 }
 
 function randomToken(): string {
@@ -83,6 +133,82 @@ export function kubeconfigFor(server: string, caFile: string, user: string, toke
   };
 }
 
+/** The cluster's certificates, keys and tokens: files under `pki/`, and the two tokens. */
+interface Credentials {
+  adminToken: string;
+  limitedToken: string;
+  files: {
+    caFile: string;
+    servingCert: string;
+    servingKey: string;
+    clientCaFile: string;
+    clientCaKey: string;
+    clientCertFile: string;
+    clientKeyFile: string;
+    serviceAccountPublic: string;
+    serviceAccountPrivate: string;
+    tokens: string;
+  };
+}
+
+/**
+ * Makes the credentials, or with `reuse` reads the ones an earlier run wrote (a kept etcd holds
+ * service-account tokens and objects signed or owned under them, so they must not change).
+ */
+async function loadOrCreateCredentials(pkiDir: string, reuse: boolean): Promise<Credentials> {
+  const record = join(pkiDir, "credentials.json");
+  if (reuse) {
+    try {
+      return JSON.parse(await Deno.readTextFile(record)) as Credentials;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  await Deno.mkdir(pkiDir, { mode: 0o700, recursive: true });
+  const [serverCa, clientCa, serviceAccountKeys] = await Promise.all([
+    createCertificateAuthority("omni_kube testbed server CA"),
+    createCertificateAuthority("omni_kube testbed client CA"),
+    createSigningKeyPair(),
+  ]);
+  // One serving certificate for every component: all of them listen on 127.0.0.1.
+  const serving = await issueCertificate(serverCa, "kube-apiserver", {
+    kind: "server",
+    dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+    ipAddresses: ["127.0.0.1"],
+  });
+  const adminClient = await issueCertificate(clientCa, "admin-cert", {
+    kind: "client",
+    organizations: ["system:masters"],
+  });
+  const adminToken = randomToken();
+  const limitedToken = randomToken();
+  const credentials: Credentials = {
+    adminToken,
+    limitedToken,
+    files: {
+      caFile: await writeSecret(join(pkiDir, "ca.crt"), serverCa.certificate),
+      servingCert: await writeSecret(join(pkiDir, "serving.crt"), serving.certificate),
+      servingKey: await writeSecret(join(pkiDir, "serving.key"), serving.privateKey),
+      clientCaFile: await writeSecret(join(pkiDir, "client-ca.crt"), clientCa.certificate),
+      clientCaKey: await writeSecret(join(pkiDir, "client-ca.key"), clientCa.privateKey),
+      clientCertFile: await writeSecret(join(pkiDir, "admin-cert.crt"), adminClient.certificate),
+      clientKeyFile: await writeSecret(join(pkiDir, "admin-cert.key"), adminClient.privateKey),
+      serviceAccountPublic: await writeSecret(join(pkiDir, "sa.pub"), serviceAccountKeys.publicKey),
+      serviceAccountPrivate: await writeSecret(
+        join(pkiDir, "sa.key"),
+        serviceAccountKeys.privateKey,
+      ),
+      // token,user,uid,"group1,group2"
+      tokens: await writeSecret(
+        join(pkiDir, "tokens.csv"),
+        `${adminToken},admin,admin-uid,"system:masters"\n${limitedToken},limited,limited-uid\n`,
+      ),
+    },
+  };
+  await writeSecret(record, JSON.stringify(credentials, null, 2));
+  return credentials;
+}
+
 async function startEtcd(
   binary: string,
   dir: string,
@@ -100,7 +226,7 @@ async function startEtcd(
       `--listen-peer-urls=${peerUrl}`,
       `--initial-advertise-peer-urls=${peerUrl}`,
       `--initial-cluster=testbed=${peerUrl}`,
-      "--unsafe-no-fsync", // throwaway data: durability buys nothing, fsync costs seconds
+      "--unsafe-no-fsync", // test data: durability buys nothing, fsync costs seconds
       "--log-level=warn",
     ],
     logFile: join(dir, "etcd.log"),
@@ -114,113 +240,131 @@ async function startEtcd(
 }
 
 /**
- * Starts etcd and kube-apiserver with their state under `dir` (which the caller removes), and waits
- * until `/readyz` answers and namespace `default` exists.
+ * Starts etcd and kube-apiserver with their state under `dir` (which the caller removes), waits
+ * until `/readyz` answers and namespace `default` exists, then (unless `controllers: false`)
+ * starts the controllers, the scheduler and KWOK, and waits until the nodes are Ready and
+ * namespace `default` has its service account.
  */
-export async function startKubeApiServer(dir: string): Promise<KubeApiServer> {
+export async function startKubeCluster(
+  dir: string,
+  { controllers = true, reuse = false }: KubeClusterOptions = {},
+): Promise<KubeCluster> {
   const binaries = await testbedBinaries();
-  const pkiDir = join(dir, "pki");
-  await Deno.mkdir(pkiDir, { mode: 0o700 });
-
-  const [serverCa, clientCa, serviceAccountKeys] = await Promise.all([
-    createCertificateAuthority("omni_kube testbed server CA"),
-    createCertificateAuthority("omni_kube testbed client CA"),
-    createSigningKeyPair(),
-  ]);
-  const serving = await issueCertificate(serverCa, "kube-apiserver", {
-    kind: "server",
-    dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-    ipAddresses: ["127.0.0.1"],
-  });
-  const adminClient = await issueCertificate(clientCa, "admin-cert", {
-    kind: "client",
-    organizations: ["system:masters"],
-  });
-  const adminToken = randomToken();
-  const limitedToken = randomToken();
-
-  const files = {
-    caFile: await writeSecret(join(pkiDir, "ca.crt"), serverCa.certificate),
-    servingCert: await writeSecret(join(pkiDir, "apiserver.crt"), serving.certificate),
-    servingKey: await writeSecret(join(pkiDir, "apiserver.key"), serving.privateKey),
-    clientCaFile: await writeSecret(join(pkiDir, "client-ca.crt"), clientCa.certificate),
-    clientCertFile: await writeSecret(join(pkiDir, "admin-cert.crt"), adminClient.certificate),
-    clientKeyFile: await writeSecret(join(pkiDir, "admin-cert.key"), adminClient.privateKey),
-    serviceAccountPublic: await writeSecret(join(pkiDir, "sa.pub"), serviceAccountKeys.publicKey),
-    serviceAccountPrivate: await writeSecret(join(pkiDir, "sa.key"), serviceAccountKeys.privateKey),
-    // token,user,uid,"group1,group2"
-    tokens: await writeSecret(
-      join(pkiDir, "tokens.csv"),
-      `${adminToken},admin,admin-uid,"system:masters"\n${limitedToken},limited,limited-uid\n`,
-    ),
-  };
+  const { adminToken, limitedToken, files } = await loadOrCreateCredentials(
+    join(dir, "pki"),
+    reuse,
+  );
+  const caCertificate = await Deno.readTextFile(files.caFile);
 
   const etcd = await startEtcd(binaries.etcd, dir);
   const port = freePort();
   const server = `https://127.0.0.1:${port}`;
   const args = [
     `--etcd-servers=${etcd.url}`,
-    `--cert-dir=${pkiDir}`,
+    `--cert-dir=${join(dir, "pki")}`,
     `--tls-cert-file=${files.servingCert}`,
     `--tls-private-key-file=${files.servingKey}`,
     `--secure-port=${port}`,
     "--bind-address=127.0.0.1",
     "--advertise-address=127.0.0.1",
+    // The endpoint reconciler refuses a loopback address, and no pod could reach it anyway.
+    "--endpoint-reconciler-type=none",
     "--service-cluster-ip-range=10.0.0.0/24",
-    "--authorization-mode=RBAC",
-    "--disable-admission-plugins=ServiceAccount",
+    "--authorization-mode=Node,RBAC",
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
     `--service-account-key-file=${files.serviceAccountPublic}`,
     `--service-account-signing-key-file=${files.serviceAccountPrivate}`,
     `--client-ca-file=${files.clientCaFile}`,
     `--token-auth-file=${files.tokens}`,
+    // Pod logs come from KWOK's kubelet endpoint, whose certificate the run's CA signed.
+    `--kubelet-certificate-authority=${files.caFile}`,
+    `--kubelet-client-certificate=${files.clientCertFile}`,
+    `--kubelet-client-key=${files.clientKeyFile}`,
+    "--kubelet-preferred-address-types=InternalIP",
     "--allow-privileged=true",
     "--v=1",
+    // Without the controller manager no service account is ever created, and this admission
+    // plugin would refuse every Pod.
+    ...(controllers ? [] : ["--disable-admission-plugins=ServiceAccount"]),
   ];
+  const answers = async (path: string) => {
+    using http = Deno.createHttpClient({ caCerts: [caCertificate] });
+    const response = await fetch(`${server}${path}`, {
+      client: http,
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    await response.body?.cancel();
+    return response.ok;
+  };
   const launch = async () => {
     const process = await spawnProcess("kube-apiserver", binaries.kubeApiserver, {
       args,
       logFile: join(dir, "kube-apiserver.log"),
     });
-    using http = Deno.createHttpClient({ caCerts: [serverCa.certificate] });
-    const get = (path: string) =>
-      fetch(`${server}${path}`, {
-        client: http,
-        headers: { authorization: `Bearer ${adminToken}` },
-      });
     try {
-      await waitUntilReady(process, "/readyz ok", async () => {
-        const response = await get("/readyz");
-        await response.body?.cancel();
-        return response.ok;
-      }, { timeoutMs: 180_000, intervalMs: 250 });
-      await waitUntilReady(process, "namespace default exists", async () => {
-        const response = await get("/api/v1/namespaces/default");
-        await response.body?.cancel();
-        return response.ok;
-      }, { timeoutMs: 60_000, intervalMs: 250 });
+      await waitUntilReady(process, "/readyz ok", () => answers("/readyz"), {
+        timeoutMs: 180_000,
+        intervalMs: 250,
+      });
+      await waitUntilReady(
+        process,
+        "namespace default exists",
+        () => answers("/api/v1/namespaces/default"),
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
     } catch (error) {
       await process.stop("SIGTERM", 10_000);
       throw error;
     }
     return process;
   };
+
   let apiserver: ManagedProcess | undefined;
+  const behind: ManagedProcess[] = [];
   const stop = async () => {
+    await Promise.all(behind.map((process) => process.stop("SIGTERM", 10_000)));
     await apiserver?.stop("SIGTERM", 10_000);
     await etcd.process.stop("SIGTERM", 10_000);
   };
+  const kubeconfigFile = await writeSecret(
+    join(dir, "kubeconfig"),
+    JSON.stringify(kubeconfigFor(server, files.caFile, "admin", adminToken), null, 2),
+  );
   try {
     apiserver = await launch();
+    if (controllers) {
+      const component = {
+        dir,
+        kubeconfigFile,
+        caCertificate,
+        servingCertFile: files.servingCert,
+        servingKeyFile: files.servingKey,
+      };
+      const started = await Promise.allSettled([
+        startControllerManager(binaries.kubeControllerManager, component, {
+          serviceAccountPrivateKeyFile: files.serviceAccountPrivate,
+          rootCaFile: files.caFile,
+          clusterSigningCertFile: files.clientCaFile,
+          clusterSigningKeyFile: files.clientCaKey,
+        }),
+        startScheduler(binaries.kubeScheduler, component),
+        startKwok(binaries.kwok, { ...component, server, adminToken }),
+      ]);
+      for (const result of started) if (result.status === "fulfilled") behind.push(result.value);
+      const failed = started.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+      if (failed.length > 0) throw new AggregateError(failed, failed.map(String).join("; "));
+      await waitUntilReady(
+        behind[0],
+        "namespace default has its service account",
+        () => answers("/api/v1/namespaces/default/serviceaccounts/default"),
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+    }
   } catch (error) {
     await stop();
     throw error;
   }
 
-  const kubeconfigFile = await writeSecret(
-    join(dir, "kubeconfig"),
-    JSON.stringify(kubeconfigFor(server, files.caFile, "admin", adminToken), null, 2),
-  );
   return {
     server,
     caFile: files.caFile,
@@ -230,8 +374,9 @@ export async function startKubeApiServer(dir: string): Promise<KubeApiServer> {
     clientKeyFile: files.clientKeyFile,
     kubeconfigFile,
     etcdUrl: etcd.url,
+    version: binaries.version,
     get processes() {
-      return [etcd.process, apiserver!];
+      return [etcd.process, apiserver!, ...behind];
     },
     stop,
     stopApiServer: () => apiserver!.stop("SIGTERM", 10_000),

@@ -1,7 +1,8 @@
 /**
- * The test bed: a throwaway PostgreSQL cluster and a real kube-apiserver (with etcd) on loopback,
- * started together, described by the environment variables that `deno task dev` writes to
- * `.dev/env` and that `deno task test` passes to the test files.
+ * The test bed: a PostgreSQL cluster and a real Kubernetes control plane (etcd, kube-apiserver,
+ * controllers, scheduler and KWOK's simulated nodes) on loopback, started together, described by
+ * the environment variables that `deno task dev` writes to `.dev/env` and that `deno task test`
+ * passes to the test files. Throwaway by default; with `stateDir` its state is kept there.
  *
  * ```ts
  * await using testbed = await startTestbed();
@@ -10,7 +11,7 @@
  *
  * @module
  */
-import { type KubeApiServer, startKubeApiServer } from "./kube.ts";
+import { type KubeCluster, startKubeCluster } from "./kube.ts";
 import { type PostgresServer, startPostgres } from "./postgres.ts";
 
 /** The variables, in the order `.dev/env` lists them. */
@@ -28,20 +29,45 @@ export const TESTBED_ENV_NAMES = [
 /** Name of one test-bed environment variable. */
 export type TestbedEnvName = typeof TESTBED_ENV_NAMES[number];
 
-/** A running test bed. Stopping it stops every process and removes its directory. */
+/**
+ * A running test bed. Stopping it stops every process and removes its directory, unless it was
+ * started with a `stateDir`.
+ */
 export interface Testbed extends AsyncDisposable {
   readonly dir: string;
+  /** Whether `dir` outlives the test bed. */
+  readonly kept: boolean;
   readonly postgres: PostgresServer;
-  readonly kube: KubeApiServer;
+  readonly kube: KubeCluster;
   readonly env: Record<TestbedEnvName, string>;
   stop(): Promise<void>;
 }
 
-/** Starts PostgreSQL and the Kubernetes API server side by side in a fresh temporary directory. */
-export async function startTestbed(): Promise<Testbed> {
-  const dir = await Deno.makeTempDir({ prefix: "omni_kube-testbed-" });
-  const removeDir = () => Deno.remove(dir, { recursive: true }).catch(() => {});
-  const [postgres, kube] = await Promise.allSettled([startPostgres(dir), startKubeApiServer(dir)]);
+/** How to start a test bed. */
+export interface TestbedOptions {
+  /**
+   * Keep the database, etcd's data and the credentials in this directory, and pick them up again
+   * when it holds an earlier run's (`deno task dev --keep`). Default: a temporary directory,
+   * removed on stop.
+   */
+  stateDir?: string;
+  /** PostgreSQL major version (14 to 18); default `$OMNI_KUBE_PG`, else 18. */
+  postgresMajor?: number;
+}
+
+/** Starts PostgreSQL and the Kubernetes control plane side by side. */
+export async function startTestbed(
+  { stateDir, postgresMajor }: TestbedOptions = {},
+): Promise<Testbed> {
+  const kept = stateDir !== undefined;
+  if (kept) await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const dir = stateDir ?? await Deno.makeTempDir({ prefix: "omni_kube-testbed-" });
+  const removeDir = () =>
+    kept ? Promise.resolve() : Deno.remove(dir, { recursive: true }).catch(() => {});
+  const [postgres, kube] = await Promise.allSettled([
+    startPostgres(dir, { major: postgresMajor, reuse: kept }),
+    startKubeCluster(dir, { reuse: kept }),
+  ]);
   if (postgres.status === "rejected" || kube.status === "rejected") {
     if (postgres.status === "fulfilled") await postgres.value.stop();
     if (kube.status === "fulfilled") await kube.value.stop();
@@ -54,6 +80,7 @@ export async function startTestbed(): Promise<Testbed> {
     stopped ??= Promise.all([postgres.value.stop(), kube.value.stop()]).then(removeDir);
   return {
     dir,
+    kept,
     postgres: postgres.value,
     kube: kube.value,
     env: {

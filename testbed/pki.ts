@@ -12,7 +12,8 @@ import * as x509 from "@peculiar/x509";
 x509.cryptoProvider.set(crypto);
 
 const ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-const VALIDITY_MS = 30 * 24 * 3600 * 1000;
+// A year: a kept dev state (`deno task dev --keep`) goes on using them.
+const VALIDITY_MS = 365 * 24 * 3600 * 1000;
 /** Backdated so that a clock slightly behind the issuer's does not reject a fresh certificate. */
 const BACKDATE_MS = 3600 * 1000;
 

@@ -36,12 +36,13 @@ async function main(args: string[]): Promise<number> {
   let testbed: Testbed | undefined;
   const env: Record<string, string> = {};
   try {
-    log("starting PostgreSQL, etcd and kube-apiserver");
+    log("starting PostgreSQL and Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK)");
     testbed = await startTestbed();
     Object.assign(env, testbed.env, {
       // For tests that read PostgreSQL's files (the WAL, for credentials that must not be there).
       OMNI_KUBE_TESTBED_PGDATA: testbed.postgres.dataDir,
       OMNI_KUBE_TESTBED_PG_BINDIR: testbed.postgres.bindir,
+      ...(testbed.kube.version ? { OMNI_KUBE_TESTBED_KUBE_VERSION: testbed.kube.version } : {}),
     });
     log(
       `ready in ${((performance.now() - started) / 1000).toFixed(1)} s: ` +

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { startPostgres } from "../testbed/postgres.ts";
-import { startKubeApiServer } from "../testbed/kube.ts";
+import { startKubeCluster } from "../testbed/kube.ts";
 import { DEFAULT_WORKER_CONFIG, Worker } from "../lib/worker.ts";
 import { createLogger } from "../lib/observe.ts";
 import { silentEndpoint, testbedEnv } from "./testbed.ts";
@@ -247,7 +247,7 @@ Deno.test("worker killed with SIGKILL during 200 calls: no caller hangs, no POST
 
 Deno.test("kube-apiserver stopped, then started again: clear errors, then service", async () => {
   const dir = await Deno.makeTempDir({ prefix: "omni_kube-faults-kube-" });
-  const kube = await startKubeApiServer(dir);
+  const kube = await startKubeCluster(dir, { controllers: false });
   try {
     await using bridge = await startBridge("kubedown", { kubeconfig: kube.kubeconfigFile });
     const call = () =>
