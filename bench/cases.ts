@@ -7,7 +7,7 @@
  */
 import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 import type { KubeTarget } from "../lib/kube/client.ts";
-import { watchOnce } from "../lib/kube/watch.ts";
+import { watchOnce, withQuery } from "../lib/kube/watch.ts";
 import { DEFAULT_CALL_LIMITS } from "../lib/worker/limits.ts";
 import { type Bed, readMemory, resetPeak, scrapeMetrics } from "./bed.ts";
 import {
@@ -198,6 +198,13 @@ export function configMapName(i: number): string {
   return `cm-${String(i).padStart(5, "0")}`;
 }
 
+/**
+ * The label on the bench's ConfigMaps, which its lists and watches select: the cluster adds a
+ * ConfigMap of its own (`kube-root-ca.crt`) to every namespace.
+ */
+const BENCH_LABELS = { app: "omni-kube-bench" };
+const BENCH_SELECTOR = `app=${BENCH_LABELS.app}`;
+
 /** Creates `count` small ConfigMaps in `namespace`. */
 export async function createConfigMaps(bed: Bed, namespace: string, count: number) {
   const indexes = Array.from({ length: count }, (_, i) => i);
@@ -206,7 +213,7 @@ export async function createConfigMaps(bed: Bed, namespace: string, count: numbe
     WRITERS,
     (i) =>
       directPost(bed, `/api/v1/namespaces/${namespace}/configmaps`, {
-        metadata: { name: configMapName(i), labels: { app: "omni-kube-bench" } },
+        metadata: { name: configMapName(i), labels: BENCH_LABELS },
         data: { index: String(i), mode: "benchmark" },
       }),
   );
@@ -340,9 +347,11 @@ export async function throughput(bed: Bed, sizes: Sizes): Promise<ThroughputResu
   return results;
 }
 
-/** Case 4: the list of every ConfigMap in `namespace` (holding `sizes.listSize` of them). */
+/** Case 4: the list of the bench's ConfigMaps in `namespace` (`sizes.listSize` of them). */
 export async function list(bed: Bed, sizes: Sizes, namespace: string): Promise<ListResult> {
-  const path = `/api/v1/namespaces/${namespace}/configmaps`;
+  const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+    labelSelector: BENCH_SELECTOR,
+  });
   const pid = bed.worker.pid;
   let responseBytes = 0;
   const directRun = async () => {
@@ -395,7 +404,9 @@ export async function list(bed: Bed, sizes: Sizes, namespace: string): Promise<L
 /** Case 5: `watchChanges` ConfigMaps created during a bridge watch and a direct watch. */
 export async function watch(bed: Bed, sizes: Sizes): Promise<WatchResult> {
   const namespace = await createNamespace(bed, "bench-watch");
-  const path = `/api/v1/namespaces/${namespace}/configmaps`;
+  const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+    labelSelector: BENCH_SELECTOR,
+  });
   const timeoutSeconds = sizes.watchTimeoutSeconds;
   const sql = bed.sessions(1);
   await sql`select omni_kube.api(${SMALL_OBJECT})`; // the session's dblink connection, opened
@@ -405,7 +416,7 @@ export async function watch(bed: Bed, sizes: Sizes): Promise<WatchResult> {
   const bridgeAsked = nowEpochMs();
   const bridgeWatch = sql`
     select cardinality(events) as events from omni_kube.watch('v1', 'configmaps',
-      namespace => ${namespace}, timeout => ${timeoutSeconds})`
+      namespace => ${namespace}, label_selector => ${BENCH_SELECTOR}, timeout => ${timeoutSeconds})`
     .then(([{ events }]) => ({ events: Number(events), returned: nowEpochMs() }));
   const directAsked = nowEpochMs();
   const directWatch = watchOnce((target, request) => bed.http.fetch(target, request), bed.kube, {
