@@ -7,9 +7,15 @@
  *   the manifest's order, whenever its content or the release changes; its hash and the release
  *   are recorded in `omni_kube.release`.
  *
- * Refuses (with {@linkcode IncompatibleDatabase}) a database that a newer release upgraded, or
- * whose applied schema files differ from this release's. Concurrent migrators serialise on an
- * advisory lock taken in every transaction.
+ * A schema file may have variants for older servers, `sql/schema/pgNN/<same name>`: on a server
+ * of major NN or older the newest such variant is applied instead, recorded under the same name with
+ * its own checksum; either checksum is accepted afterwards (a server upgraded in place keeps the
+ * variant it was installed with). A later schema file brings every install to one shape.
+ *
+ * Refuses (with {@linkcode IncompatibleDatabase}) a database that a newer release upgraded, whose
+ * applied schema files differ from this release's, or on a server older than
+ * {@linkcode MIN_SERVER_VERSION}. Concurrent migrators serialise on an advisory lock taken in every
+ * transaction.
  *
  * @module
  */
@@ -20,6 +26,10 @@ import { compareReleases, RELEASE } from "./version.ts";
 
 const SQL_DIR = new URL("../sql/", import.meta.url);
 const SCHEMA_FILE = /^\d{4}_[a-z0-9_]+\.sql$/;
+/** A folder of schema variants: `pg14/` serves servers of major 14 and older. */
+const VARIANT_DIR = /^pg(\d+)$/;
+/** The oldest server this release installs on (`server_version_num`). */
+export const MIN_SERVER_VERSION = 140000;
 /** Arbitrary, fixed: serialises migrations across workers. */
 const MIGRATION_LOCK = 7_301_975_422;
 
@@ -62,6 +72,17 @@ export interface SchemaFile {
   sql: string;
   /** sha256 of the file, hex. */
   checksum: string;
+  /** Its forms for older servers, newest `maxMajor` first; see {@linkcode schemaForServer}. */
+  variants?: SchemaVariant[];
+  /** Set when this is a variant chosen for the server: its folder, e.g. `pg14`. */
+  variant?: string;
+}
+
+/** A schema file's form for servers of major `maxMajor` and older (`sql/schema/pg<maxMajor>/`). */
+export interface SchemaVariant {
+  maxMajor: number;
+  sql: string;
+  checksum: string;
 }
 
 /** A function-layer file, by its path under `sql/functions/`. */
@@ -92,6 +113,8 @@ export interface Installed {
   legacyQueueUnlogged: boolean;
   /** Whether schema omni_kube has tables that no migrator recorded. */
   unrecordedTables: boolean;
+  /** The server's `server_version_num`, e.g. 140013. */
+  serverVersion: number;
 }
 
 /** What {@linkcode migrate} has to do, decided by {@linkcode planMigration}. */
@@ -132,16 +155,47 @@ export function parseManifest(text: string): string[] {
   return text.split("\n").map((line) => line.replace(/#.*/, "").trim()).filter((line) => line);
 }
 
-/** The shim shipped with this code. */
-export async function bundledShim(): Promise<Shim> {
+async function schemaFileNames(dir: URL): Promise<string[]> {
   const names: string[] = [];
-  for await (const entry of Deno.readDir(new URL("schema/", SQL_DIR))) {
+  for await (const entry of Deno.readDir(dir)) {
     if (entry.isFile && SCHEMA_FILE.test(entry.name)) names.push(entry.name);
   }
-  names.sort();
+  return names.sort();
+}
+
+/** The variants under `sql/schema/pgNN/`, by file name, newest `maxMajor` first. */
+async function bundledVariants(): Promise<Map<string, SchemaVariant[]>> {
+  const variants = new Map<string, SchemaVariant[]>();
+  for await (const entry of Deno.readDir(new URL("schema/", SQL_DIR))) {
+    const match = VARIANT_DIR.exec(entry.name);
+    if (!entry.isDirectory || !match) continue;
+    const dir = new URL(`schema/${entry.name}/`, SQL_DIR);
+    for (const name of await schemaFileNames(dir)) {
+      const sql = await Deno.readTextFile(new URL(name, dir));
+      const list = variants.get(name) ?? [];
+      list.push({ maxMajor: Number(match[1]), sql, checksum: sha256Hex(sql) });
+      variants.set(name, list.sort((a, b) => b.maxMajor - a.maxMajor));
+    }
+  }
+  return variants;
+}
+
+/** The shim shipped with this code. */
+export async function bundledShim(): Promise<Shim> {
+  const names = await schemaFileNames(new URL("schema/", SQL_DIR));
+  const variants = await bundledVariants();
+  const orphans = [...variants.keys()].filter((name) => !names.includes(name));
+  if (orphans.length > 0) {
+    throw new Error(
+      `sql/schema has variants of files it does not have (${orphans.join(", ")}): a variant ` +
+        "takes the name of the schema file it stands in for",
+    );
+  }
   const schema = await Promise.all(names.map(async (name) => {
     const sql = await Deno.readTextFile(new URL(`schema/${name}`, SQL_DIR));
-    return { name, sql, checksum: sha256Hex(sql) };
+    const file: SchemaFile = { name, sql, checksum: sha256Hex(sql) };
+    if (variants.has(name)) file.variants = variants.get(name);
+    return file;
   }));
   const manifest = parseManifest(
     await Deno.readTextFile(new URL("functions/manifest.txt", SQL_DIR)),
@@ -164,7 +218,8 @@ export async function readInstalled(sql: Sql): Promise<Installed> {
            to_regclass('omni_kube.migrations') is not null as legacy,
            coalesce((select relpersistence = 'u' from pg_catalog.pg_class
                       where oid = to_regclass('omni_kube.request')), false) as queue_unlogged,
-           exists (select from pg_catalog.pg_tables where schemaname = 'omni_kube') as any_table`;
+           exists (select from pg_catalog.pg_tables where schemaname = 'omni_kube') as any_table,
+           pg_catalog.current_setting('server_version_num')::int as server_version`;
   const installed: Installed = {
     release: null,
     schema: new Map(),
@@ -172,6 +227,7 @@ export async function readInstalled(sql: Sql): Promise<Installed> {
     legacyFiles: null,
     legacyQueueUnlogged: tables.queue_unlogged,
     unrecordedTables: false,
+    serverVersion: tables.server_version,
   };
   if (tables.release) {
     const [row] = await sql`select version, functions_hash from omni_kube.release`;
@@ -192,11 +248,43 @@ export async function readInstalled(sql: Sql): Promise<Installed> {
   return installed;
 }
 
+/** A `server_version_num` as the version people say, e.g. 140013 as "14.13", 90624 as "9.6.24". */
+export function serverVersionName(versionNum: number): string {
+  const major = Math.floor(versionNum / 10000);
+  return major >= 10
+    ? `${major}.${versionNum % 10000}`
+    : `${major}.${Math.floor(versionNum / 100) % 100}.${versionNum % 100}`;
+}
+
+/**
+ * The schema files to apply on a server of `serverVersion` (`server_version_num`): each file, or
+ * its variant with the smallest `maxMajor` that is still at least the server's major.
+ */
+export function schemaForServer(shim: Shim, serverVersion: number): SchemaFile[] {
+  const major = Math.floor(serverVersion / 10000);
+  return shim.schema.map((file) => {
+    const fits = (file.variants ?? []).filter((v) => major <= v.maxMajor);
+    const chosen = fits.at(-1);
+    if (!chosen) return file;
+    return {
+      name: file.name,
+      sql: chosen.sql,
+      checksum: chosen.checksum,
+      variant: `pg${chosen.maxMajor}`,
+    };
+  });
+}
+
 /**
  * Why this shim cannot serve or upgrade the installed database, or null when it can. Never
  * touches the database: the rules are here, testable on their own.
  */
 export function incompatibility(installed: Installed, shim: Shim): string | null {
+  if (installed.serverVersion < MIN_SERVER_VERSION) {
+    return `this server runs PostgreSQL ${serverVersionName(installed.serverVersion)}; omni_kube ` +
+      `${shim.release} needs PostgreSQL ${MIN_SERVER_VERSION / 10000} or newer. Upgrade the ` +
+      "server, or use a database on a newer one.";
+  }
   if (installed.legacyFiles && installed.release === null) {
     const recorded = new Set(installed.legacyFiles);
     const missing = LEGACY_FILES.filter((name) => !recorded.has(name));
@@ -216,14 +304,22 @@ export function incompatibility(installed: Installed, shim: Shim): string | null
       `this worker's release ${shim.release}. Run a worker of release ${installed.release} or ` +
       `newer; a release never downgrades a database.`;
   }
-  const known = new Map(shim.schema.map((file) => [file.name, file.checksum]));
+  // A file's variants count as the file: a server upgraded in place keeps what it was given.
+  const known = new Map(
+    shim.schema.map((file) => [
+      file.name,
+      new Set([file.checksum, ...(file.variants ?? []).map((v) => v.checksum)]),
+    ]),
+  );
   const unknown = [...installed.schema.keys()].filter((name) => !known.has(name)).sort();
   if (unknown.length > 0) {
     return `this database has schema files that release ${shim.release} does not know ` +
       `(${unknown.join(", ")}), applied by release ${installed.release ?? "unknown"}: run a ` +
       `worker of that release or newer.`;
   }
-  const changed = [...installed.schema].filter(([name, checksum]) => known.get(name) !== checksum)
+  const changed = [...installed.schema].filter(([name, checksum]) =>
+    !known.get(name)!.has(checksum)
+  )
     .map(([name]) => name).sort();
   if (changed.length > 0) {
     return `schema file${changed.length > 1 ? "s" : ""} ${changed.join(", ")} of this release ` +
@@ -243,7 +339,9 @@ export function planMigration(installed: Installed, shim: Shim): MigrationPlan {
   return {
     from: adoptLegacy ? LEGACY_RELEASE : installed.release,
     adoptLegacy,
-    schema: shim.schema.filter((file) => !applied.has(file.name)),
+    schema: schemaForServer(shim, installed.serverVersion).filter((file) =>
+      !applied.has(file.name)
+    ),
     functions: adoptLegacy || installed.release !== shim.release ||
       installed.functionsHash !== shim.functionsHash,
   };

@@ -13,6 +13,8 @@ import {
   parseManifest,
   pendingMigrations,
   planMigration,
+  schemaForServer,
+  serverVersionName,
   type Shim,
 } from "../lib/migrate.ts";
 import { compareReleases, RELEASE } from "../lib/version.ts";
@@ -111,6 +113,7 @@ const EMPTY: Installed = {
   legacyFiles: null,
   legacyQueueUnlogged: false,
   unrecordedTables: false,
+  serverVersion: 180004,
 };
 
 Deno.test("planMigration: an empty database gets everything", () => {
@@ -189,6 +192,117 @@ Deno.test("planMigration: refuses a newer release, unknown or edited schema file
   refused({ ...EMPTY, unrecordedTables: true }, /not installed by this tool/);
 });
 
+/** {@linkcode SHIM} with variants of its baseline for PostgreSQL 14 and 12. */
+const VARIANT_SHIM: Shim = {
+  ...SHIM,
+  schema: [
+    {
+      ...SHIM.schema[0],
+      variants: [
+        { maxMajor: 14, sql: "-- 14", checksum: "a14" },
+        { maxMajor: 12, sql: "-- 12", checksum: "a12" },
+      ],
+    },
+    SHIM.schema[1],
+  ],
+};
+
+Deno.test("schemaForServer: the variant of the oldest folder that still covers the server", () => {
+  const chosen = (version: number) =>
+    schemaForServer(VARIANT_SHIM, version).map((f) => [f.name, f.checksum, f.variant ?? "-"]);
+  for (const version of [150000, 150013, 180004]) {
+    assert.deepEqual(chosen(version), [
+      ["0001_baseline.sql", "aaa", "-"],
+      ["0002_more.sql", "bbb", "-"],
+    ], `${version}`);
+  }
+  assert.deepEqual(chosen(140023), [
+    ["0001_baseline.sql", "a14", "pg14"],
+    ["0002_more.sql", "bbb", "-"],
+  ]);
+  assert.deepEqual(chosen(130000)[0], ["0001_baseline.sql", "a14", "pg14"]);
+  assert.deepEqual(chosen(120005)[0], ["0001_baseline.sql", "a12", "pg12"]);
+  assert.equal(schemaForServer(VARIANT_SHIM, 140000)[0].sql, "-- 14");
+});
+
+Deno.test("planMigration: PostgreSQL 14 gets the variant, recorded under the file's name", () => {
+  const plan = planMigration({ ...EMPTY, serverVersion: 140023 }, VARIANT_SHIM);
+  assert.deepEqual(plan.schema.map((f) => [f.name, f.checksum]), [
+    ["0001_baseline.sql", "a14"],
+    ["0002_more.sql", "bbb"],
+  ]);
+  assert.deepEqual(
+    planMigration(EMPTY, VARIANT_SHIM).schema.map((f) => [f.name, f.checksum]),
+    [["0001_baseline.sql", "aaa"], ["0002_more.sql", "bbb"]],
+  );
+});
+
+Deno.test("planMigration: either checksum of a file with variants is accepted, on any server", () => {
+  for (const checksum of ["aaa", "a14", "a12"]) {
+    for (const serverVersion of [140023, 150013, 180004]) {
+      const installed: Installed = {
+        ...EMPTY,
+        release: "0.3.0",
+        schema: new Map([["0001_baseline.sql", checksum], ["0002_more.sql", "bbb"]]),
+        functionsHash: "fff",
+        serverVersion,
+      };
+      const plan = planMigration(installed, VARIANT_SHIM);
+      assert.deepEqual(
+        [plan.schema.length, plan.functions],
+        [0, false],
+        `${checksum} on ${serverVersion}`,
+      );
+    }
+  }
+  assert.throws(
+    () =>
+      planMigration({
+        ...EMPTY,
+        release: "0.3.0",
+        schema: new Map([["0001_baseline.sql", "a13"]]),
+        serverVersion: 140023,
+      }, VARIANT_SHIM),
+    /0001_baseline\.sql of this release differs from what was applied/,
+  );
+});
+
+Deno.test("planMigration: a server older than PostgreSQL 14 is refused, naming its version", () => {
+  assert.throws(
+    () => planMigration({ ...EMPTY, serverVersion: 130022 }, SHIM),
+    (error: Error) =>
+      error instanceof IncompatibleDatabase &&
+      /PostgreSQL 13\.22; omni_kube 0\.3\.0 needs PostgreSQL 14 or newer/.test(error.message),
+  );
+  assert.equal(serverVersionName(90624), "9.6.24");
+  assert.equal(serverVersionName(140023), "14.23");
+});
+
+Deno.test("schema variants: pg14/0001_baseline.sql is the baseline but for pending_change's key", async () => {
+  const shim = await bundledShim();
+  const baseline = shim.schema.find((f) => f.name === "0001_baseline.sql")!;
+  assert.deepEqual(baseline.variants?.map((v) => v.maxMajor), [14]);
+  const code = (text: string) => text.split("\n").filter((l) => !l.startsWith("--")).join("\n");
+  const key = "  unique nulls not distinct (xact, resource_table, name, namespace)\n);\n";
+  assert.ok(baseline.sql.includes(`  body jsonb,\n${key}`));
+  assert.equal(
+    code(baseline.variants![0].sql),
+    code(baseline.sql.replace(
+      `  body jsonb,\n${key}`,
+      "  body jsonb\n);\ncreate unique index pending_change_key\n" +
+        "  on omni_kube.pending_change (xact, resource_table, name, coalesce(namespace, ''));\n",
+    )),
+  );
+  // The file after it makes every install's key this same index.
+  const portable = shim.schema.find((f) => f.name === "0003_portable_keys.sql")!;
+  assert.ok(
+    portable.sql.includes(
+      "create unique index if not exists pending_change_key\n" +
+        "  on omni_kube.pending_change (xact, resource_table, name, coalesce(namespace, ''));",
+    ),
+  );
+});
+
 /** A new, empty database in the test bed; dropped on dispose. */
 async function scratchDatabase(prefix: string) {
   const env = testbedEnv();
@@ -239,9 +353,11 @@ Deno.test("migrate: installs, then has nothing to do; version() names the releas
   assert.equal(version, RELEASE);
   const recorded =
     await sql`select name, checksum, release from omni_kube.schema_migrations order by name`;
+  const [{ server }] = await sql`select current_setting('server_version_num')::int as server`;
+  // The checksum of what this server got: on PostgreSQL 14, the baseline's variant.
   assert.deepEqual(
     recorded.map((r) => [r.name, r.checksum, r.release]),
-    shim.schema.map((f) => [f.name, f.checksum, RELEASE]),
+    schemaForServer(shim, server).map((f) => [f.name, f.checksum, RELEASE]),
   );
 });
 
@@ -282,7 +398,16 @@ Deno.test("migrate: a changed function layer is re-created; an edited schema fil
 
   const edited: Shim = {
     ...shim,
-    schema: shim.schema.map((f, i) => i === 0 ? { ...f, checksum: "0".repeat(64) } : f),
+    // (Its variants too: whichever this server was given.)
+    schema: shim.schema.map((f, i) =>
+      i === 0
+        ? {
+          ...f,
+          checksum: "0".repeat(64),
+          variants: f.variants?.map((v) => ({ ...v, checksum: "0".repeat(64) })),
+        }
+        : f
+    ),
   };
   await assert.rejects(
     migrate(sql, edited),

@@ -10,6 +10,8 @@ Deno.test("resource_views() and resource_tables() as a member of omni_kube", asy
   await using bridge = await startBridge("rviews");
   const { sql } = bridge;
   const alice = uniqueName("alice").replace("-", "_");
+  // As PostgreSQL 15 and newer have it; 14 lets every role create in schema public.
+  await sql`revoke create on schema public from public`;
   await sql`create role ${sql(alice)} login in role omni_kube`;
   const asAlice = bridge.connectAs(alice);
   const namespace = await createNamespace(sql, "rviews");

@@ -243,6 +243,35 @@ Deno.test(`upgrade from release ${OLD_RELEASE} to the current code`, async (t) =
   cleanup.defer(() => sql.end({ timeout: 5 }));
   cleanup.defer(() => fresh.sql.end({ timeout: 5 }));
 
+  const [{ server }] = await sql`select current_setting('server_version_num')::int as server`;
+  if (server < 150000) {
+    // Releases before 0.3.0 use UNIQUE NULLS NOT DISTINCT (PostgreSQL 15+): no database on an older
+    // server has one of them to upgrade.
+    await t.step(
+      `on PostgreSQL ${Math.floor(server / 10000)}, ${OLD_RELEASE} cannot install; it leaves ` +
+        "nothing, and the current release installs there",
+      async () => {
+        const oldWorker = spawnOldWorker(tree, upgraded.url);
+        cleanup.defer(() => oldWorker.kill());
+        const status = await oldWorker.child.status;
+        await oldWorker.kill();
+        assert.notEqual(status.code, 0, oldWorker.output());
+        assert.match(oldWorker.output(), /syntax error at or near "nulls"/);
+        const db = connect(upgraded.url, { max: 1 });
+        try {
+          const report = await migrate(db);
+          assert.deepEqual({ from: report.from, adopted: report.adopted }, {
+            from: null,
+            adopted: false,
+          });
+        } finally {
+          await db.end();
+        }
+      },
+    );
+    return;
+  }
+
   // Release 0.1.0 installs the database and serves it.
   const oldWorker = spawnOldWorker(tree, upgraded.url);
   cleanup.defer(() => oldWorker.kill());

@@ -13,13 +13,15 @@ begin
                     uid text unique,
                     name text not null,
                     namespace text,
-                    resource jsonb not null,
-                    %s
-                    unique nulls not distinct (name, namespace))',
+                    resource jsonb not null%s)',
                  qualified,
                  case when transactional
-                      then 'new boolean not null default false, committed boolean not null default true,'
+                      then ', new boolean not null default false, committed boolean not null default true'
                       else '' end);
+  -- One row per object. (Tables made by 0.2.0 and older have UNIQUE NULLS NOT DISTINCT (name,
+  -- namespace) instead, which PostgreSQL 14 lacks; both keep the same rows apart, since a
+  -- cluster-scoped object's namespace is NULL and no namespace is named ''.)
+  execute format('create unique index on %s (name, coalesce(namespace, %L))', qualified, '');
   execute format('create trigger omni_kube_write before insert or update or delete on %s
                     for each row execute function omni_kube._resource_table_write(%L, %L, %L, %L, %L, %L)',
                  qualified, group_version, resource, kind, namespaced, transactional,

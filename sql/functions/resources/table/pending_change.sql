@@ -6,7 +6,7 @@ create or replace function omni_kube._pending_put(resource_table oid, name text,
   as $$
     insert into omni_kube.pending_change (resource_table, name, namespace, method, path, body)
     values (resource_table, name, namespace, method, path, body)
-    on conflict (xact, resource_table, name, namespace)
+    on conflict (xact, resource_table, name, (coalesce(namespace, '')))
       do update set method = excluded.method, path = excluded.path, body = excluded.body
   $$;
 
