@@ -55,7 +55,42 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-/** Creates a namespace of its own for a test, through the bridge; returns its name. */
+/**
+ * Polls `check` (every 100 ms) until it returns a value other than undefined, and returns it; fails
+ * naming `what` after `timeoutMs`, with the last error `check` threw.
+ */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(
+    `${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ""}`,
+  );
+}
+
+/** What the cluster's controllers create in every namespace, moments after the namespace. */
+export const NAMESPACE_DEFAULTS = {
+  configMap: "kube-root-ca.crt",
+  serviceAccount: "default",
+} as const;
+
+/**
+ * Creates a namespace of its own for a test, through the bridge; returns its name once it holds
+ * {@linkcode NAMESPACE_DEFAULTS}: they do not then appear in the middle of the test, and pods can
+ * be created (admission refuses them until the ServiceAccount exists).
+ */
 export async function createNamespace(
   sql: postgres.Sql<Record<string, never>>,
   prefix: string,
@@ -63,6 +98,14 @@ export async function createNamespace(
   const namespace = uniqueName(prefix);
   await sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
               body => jsonb_build_object('metadata', jsonb_build_object('name', ${namespace}::text)))`;
+  const paths = [
+    `/api/v1/namespaces/${namespace}/configmaps/${NAMESPACE_DEFAULTS.configMap}`,
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${NAMESPACE_DEFAULTS.serviceAccount}`,
+  ];
+  await eventually(`namespace ${namespace} given ${paths.join(" and ")}`, async () => {
+    const rows = await sql`select status from omni_kube.api(${paths}::text[])`;
+    return rows.every((row) => row.status === 200) ? true : undefined;
+  });
   return namespace;
 }
 
