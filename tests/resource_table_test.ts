@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { createNamespace, sqlError } from "./testbed.ts";
+import { createNamespace, NAMESPACE_DEFAULTS, sqlError } from "./testbed.ts";
 
 /** The (type, name) pairs a refresh returned. */
 function changes(rows: readonly { type: string; object: { metadata: { name: string } } }[]) {
@@ -30,12 +30,18 @@ Deno.test("resource_table()", async (t) => {
                                     field_selector => ${inNamespace}) as table`;
   assert.equal(table, "config_maps");
 
+  // The cluster's own ConfigMap in the namespace, there before the table (createNamespace).
+  const rootCa = NAMESPACE_DEFAULTS.configMap;
+
   await t.step("the table starts with what the cluster has", async () => {
-    const rows = await sql`select uid, name, namespace, resource from config_maps`;
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0].name, "before");
-    assert.equal(rows[0].namespace, namespace);
-    assert.equal(rows[0].uid, rows[0].resource.metadata.uid);
+    const rows = await sql`select uid, name, namespace, resource from config_maps order by name`;
+    assert.deepEqual(rows.map((r) => r.name), ["before", rootCa]);
+    for (const row of rows) {
+      assert.equal(row.namespace, namespace);
+      assert.equal(row.uid, row.resource.metadata.uid);
+    }
+    const [{ ca }] = await sql`select omni_kube.api(${`${collection}/${rootCa}`}) as ca`;
+    assert.deepEqual(rows[1].resource, ca);
     const [{ path }] = await sql`select config_maps_resource_path() as path`;
     assert.equal(path, collection);
   });
@@ -53,7 +59,10 @@ Deno.test("resource_table()", async (t) => {
 
     await direct(`${collection}/outside`, "DELETE");
     assert.deepEqual(changes(await sql`select * from refresh_config_maps()`), ["DELETED outside"]);
-    assert.deepEqual((await sql`select name from config_maps`).map((r) => r.name), ["before"]);
+    assert.deepEqual(
+      (await sql`select name from config_maps order by name`).map((r) => r.name),
+      ["before", rootCa],
+    );
   });
 
   await t.step(
@@ -95,7 +104,10 @@ Deno.test("resource_table()", async (t) => {
       "OK422",
       /Invalid/,
     );
-    assert.deepEqual((await sql`select name from config_maps`).map((r) => r.name), ["before"]);
+    assert.deepEqual(
+      (await sql`select name from config_maps order by name`).map((r) => r.name),
+      ["before", rootCa],
+    );
   });
 });
 
@@ -106,13 +118,13 @@ Deno.test("resource_table(transactional => true)", async (t) => {
   const inNamespace = `metadata.namespace=${namespace}`;
   await sql`select omni_kube.resource_table('cm', 'v1', 'configmaps', field_selector => ${inNamespace},
                                             transactional => true)`;
-  // A live view of the same objects: what the cluster has right now.
+  // A live view of the same objects: what the cluster has right now, but for the ConfigMap the
+  // cluster itself keeps in every namespace, which the test leaves alone.
   await sql`select omni_kube.resource_view('cluster_cm', 'v1', 'configmaps', field_selector => ${inNamespace})`;
   const inCluster = async () =>
     Object.fromEntries(
-      (await sql`select name, resource -> 'data' as data from cluster_cm`).map((
-        r,
-      ) => [r.name, r.data]),
+      (await sql`select name, resource -> 'data' as data from cluster_cm
+                  where name <> ${NAMESPACE_DEFAULTS.configMap}`).map((r) => [r.name, r.data]),
     );
   const session = bridge.connectAs("postgres");
 
