@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { createNamespace, sqlError } from "./testbed.ts";
+import { createNamespace, eventually, NAMESPACE_DEFAULTS, sqlError } from "./testbed.ts";
+import { NODE_NAMES } from "../testbed/kwok.ts";
 
 Deno.test("resource_view()", async (t) => {
   await using bridge = await startBridge("rview");
@@ -18,8 +19,15 @@ Deno.test("resource_view()", async (t) => {
   assert.equal(view, "config_maps");
   await sql`select omni_kube.resource_view('pods', 'v1', 'pods', field_selector => ${inNamespace})`;
 
-  await t.step("a view over an empty namespace is empty", async () => {
-    assert.deepEqual([...await sql`select * from config_maps`], []);
+  // The cluster's own ConfigMap, in every namespace from its first moments (createNamespace).
+  const rootCa = NAMESPACE_DEFAULTS.configMap;
+
+  await t.step("a view over a new namespace shows what the cluster put there", async () => {
+    const rows = await sql`select name, namespace, resource from config_maps`;
+    assert.deepEqual(rows.map((r) => [r.name, r.namespace]), [[rootCa, namespace]]);
+    assert.match(rows[0].resource.data["ca.crt"], /^-----BEGIN CERTIFICATE-----/);
+    // Nothing in the cluster makes pods by itself.
+    assert.deepEqual([...await sql`select * from pods`], []);
   });
 
   let generated = "";
@@ -45,19 +53,29 @@ Deno.test("resource_view()", async (t) => {
     await sql`insert into config_maps (name, resource)
               values ('by-column', ${JSON.stringify({ metadata: { namespace } })}::text::jsonb)`;
     const rows = await sql`select name from config_maps order by name`;
-    assert.deepEqual(rows.map((r) => r.name), [generated, "by-column"].sort());
+    assert.deepEqual(rows.map((r) => r.name), [generated, "by-column", rootCa].sort());
   });
 
   await t.step("a pod, created through its view, is found with its spec and status", async () => {
-    await sql`
+    const [created] = await sql`
       insert into pods (name, namespace, resource)
       values ('web', ${namespace},
-              '{"spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}')`;
-    const [pod] = await sql`
-      select name, resource -> 'spec' -> 'containers' -> 0 ->> 'image' as image,
-             resource -> 'status' ->> 'phase' as phase
-        from pods where name = 'web'`;
-    assert.deepEqual({ ...pod }, { name: "web", image: "nginx:1.27", phase: "Pending" });
+              '{"spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}')
+      returning resource -> 'status' ->> 'phase' as phase`;
+    assert.equal(created.phase, "Pending");
+    // The scheduler and a simulated node take it on: the view shows the status they write.
+    const pod = await eventually("pod web Running in the view", async () => {
+      const [pod] = await sql`
+        select name, resource -> 'spec' -> 'containers' -> 0 ->> 'image' as image,
+               resource -> 'spec' ->> 'nodeName' as node,
+               resource -> 'status' ->> 'phase' as phase,
+               resource -> 'status' ->> 'podIP' as ip
+          from pods where name = 'web'`;
+      return pod?.phase === "Running" ? pod : undefined;
+    });
+    assert.deepEqual({ name: pod.name, image: pod.image }, { name: "web", image: "nginx:1.27" });
+    assert.ok(NODE_NAMES.includes(pod.node), `scheduled onto ${pod.node}`);
+    assert.match(pod.ip ?? "", /^\d+\.\d+\.\d+\.\d+$/);
   });
 
   await t.step("UPDATE replaces the object in the cluster", async () => {
@@ -155,7 +173,7 @@ Deno.test("resource_view()", async (t) => {
       select status from omni_kube.api(array[omni_kube.resources_path('v1', 'configmaps', ${namespace}) || '/' || ${generated}::text])`;
     assert.equal(status, 404);
     const remaining = await sql`select name from config_maps`;
-    assert.deepEqual(remaining.map((r) => r.name), ["by-column"]);
+    assert.deepEqual(remaining.map((r) => r.name).sort(), ["by-column", rootCa].sort());
   });
 
   await t.step("an unknown resource names the ones the group version serves", async () => {
@@ -190,6 +208,18 @@ Deno.test("resource_view()", async (t) => {
         },
       })
     }::text::jsonb)`;
+    // The deployment controller writes the object's status as its rollout goes on; an UPDATE, a
+    // replace at the resourceVersion it read, would race those writes (and rightly get 409). Once
+    // the rollout is complete, nothing else writes to it.
+    await eventually("deployment web rolled out", async () => {
+      const [{ done }] = await sql`
+        select coalesce((resource #>> '{status,observedGeneration}')::int8 =
+                          (resource #>> '{metadata,generation}')::int8
+                        and (resource #>> '{status,updatedReplicas}')::int = 2
+                        and (resource #>> '{status,availableReplicas}')::int = 2, false) as done
+          from apps.deployments where name = 'web' and namespace = ${namespace}`;
+      return done ? true : undefined;
+    });
     const [row] = await sql`
       update apps.deployments set resource = jsonb_set(resource, '{spec,replicas}', '5')
        where name = 'web' and namespace = ${namespace}
