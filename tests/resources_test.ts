@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { createNamespace, sqlError } from "./testbed.ts";
+import { createNamespace, NAMESPACE_DEFAULTS, sqlError } from "./testbed.ts";
 
 Deno.test("path helpers", async (t) => {
   await using bridge = await startBridge("paths");
@@ -147,13 +147,21 @@ Deno.test("discovery and listing", async (t) => {
   assert.ok(statuses.every((s) => s.status === 201), "all ConfigMaps created");
 
   await t.step("resources() follows continue tokens and returns every object whole", async () => {
+    // The test's ConfigMaps and the one the cluster keeps in every namespace.
     const [row] = await sql`
       select count(*)::int as objects, count(distinct r -> 'metadata' ->> 'name')::int as names,
+             count(*) filter (where r -> 'metadata' ->> 'name' = ${NAMESPACE_DEFAULTS.configMap})::int
+               as cluster_own,
              bool_and(r ->> 'kind' = 'ConfigMap' and r ->> 'apiVersion' = 'v1') as typed
         from omni_kube.resources('v1', 'configmaps', field_selector => ${
       "metadata.namespace=" + namespace
     }) r`;
-    assert.deepEqual({ ...row }, { objects: count, names: count, typed: true });
+    assert.deepEqual({ ...row }, {
+      objects: count + 1,
+      names: count + 1,
+      cluster_own: 1,
+      typed: true,
+    });
   });
 
   await t.step("resources() with label and field selectors, and in one namespace", async () => {
