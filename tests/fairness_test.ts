@@ -66,18 +66,26 @@ Deno.test("fair shares between members", async (t) => {
             from omni_kube.api(${paths}::text[], server => ${endpoint.url},
                                cacert => ${endpoint.caCert}, token => 'x')`;
         });
+        // Settled even if the step fails before it awaits the batch: a rejection is then no
+        // dangling promise, and the batch no longer holds A's queue when the next step begins.
+        const settled = batch.then(() => undefined, () => undefined);
         // Half of the worker's 128 slots at most: the rest stay free for others.
         let mostRunning = 0;
-        await until("A's batch runs", async () => {
-          mostRunning = Math.max(mostRunning, await count(nameA, "running"));
-          return mostRunning > 0;
-        });
         const durations: number[] = [];
-        for (let i = 0; i < 10; i++) {
-          durations.push(await timed(() => get(b)));
-          mostRunning = Math.max(mostRunning, await count(nameA, "running"));
+        let stillQueued: number;
+        try {
+          await until("A's batch runs", async () => {
+            mostRunning = Math.max(mostRunning, await count(nameA, "running"));
+            return mostRunning > 0;
+          });
+          for (let i = 0; i < 10; i++) {
+            durations.push(await timed(() => get(b)));
+            mostRunning = Math.max(mostRunning, await count(nameA, "running"));
+          }
+          stillQueued = await count(nameA, "queued");
+        } finally {
+          await settled;
         }
-        const stillQueued = await count(nameA, "queued");
         const [{ rows, ok }] = await batch;
         console.log(
           `B's calls during A's batch: ${durations.map((d) => d.toFixed(0)).join(", ")} ms; ` +
@@ -99,32 +107,36 @@ Deno.test("fair shares between members", async (t) => {
           array_fill('v1'::text, array[${n}::int]), array_fill('configmaps'::text, array[${n}::int]),
           timeout => 60, namespaces => array_fill('default'::text, array[${n}::int]))`.execute();
         const settled = watches.then(() => undefined, (e) => e);
-        // A's share of the watch slots (256 of 1,024) runs; the rest of its watches wait.
-        await until(
-          "A's share of watches runs",
-          async () => await count(nameA, "running", "watch") === 256,
-        );
-        assert.equal(await count(nameA, "queued", "watch"), n - 256);
-        // (Measured while A holds them, not while the worker opens them.)
-        await sleep(1000);
         const calls: number[] = [];
-        for (let i = 0; i < 5; i++) calls.push(await timed(() => get(b)));
-        await b`select * from omni_kube.watch('v1', 'configmaps', timeout => 1, namespace => 'default')`;
-        const [{ waited }] = await sql`
-        select extract(epoch from claimed_at - created_at) * 1000 as waited from omni_kube.request
-         where requested_by = ${nameB} and kind = 'watch'`;
+        let waited: number;
+        try {
+          // A's share of the watch slots (256 of 1,024) runs; the rest of its watches wait.
+          await until(
+            "A's share of watches runs",
+            async () => await count(nameA, "running", "watch") === 256,
+          );
+          assert.equal(await count(nameA, "queued", "watch"), n - 256);
+          // (Measured while A holds them, not while the worker opens them.)
+          await sleep(1000);
+          for (let i = 0; i < 5; i++) calls.push(await timed(() => get(b)));
+          await b`select * from omni_kube.watch('v1', 'configmaps', timeout => 1, namespace => 'default')`;
+          const [row] = await sql`
+          select extract(epoch from claimed_at - created_at) * 1000 as waited from omni_kube.request
+           where requested_by = ${nameB} and kind = 'watch'`;
+          waited = Number(row.waited);
+        } finally {
+          // Ended whatever happens: left running, A's watches would fill its queue for the steps
+          // below, and their own calls would be refused (OKL03).
+          watches.cancel();
+        }
+        assert.equal((await settled)?.code, "57014");
         console.log(
           `during A's 300 watches: B's calls ${
             calls.map((d) => d.toFixed(0)).join(", ")
-          } ms, B's watch claimed after ${Number(waited).toFixed(0)} ms`,
+          } ms, B's watch claimed after ${waited.toFixed(0)} ms`,
         );
         for (const d of calls) assert.ok(d < 500, `B's call took ${d.toFixed(0)} ms`);
-        assert.ok(
-          Number(waited) < 500,
-          `B's watch waited ${Number(waited).toFixed(0)} ms to start`,
-        );
-        watches.cancel();
-        assert.equal((await settled)?.code, "57014");
+        assert.ok(waited < 500, `B's watch waited ${waited.toFixed(0)} ms to start`);
       },
     );
 
@@ -139,10 +151,14 @@ Deno.test("fair shares between members", async (t) => {
         select count(*)::int as rows from omni_kube.watch(array_fill('v1'::text, array[4]),
           array_fill('configmaps'::text, array[4]), timeout => 2,
           namespaces => array_fill('default'::text, array[4]))`.execute();
-        await until(
-          "A's share of watches runs",
-          async () => await count(nameA, "running", "watch") === 2,
-        );
+        // Held from the start: a refusal (OKL03 when A's queue is not empty) fails this step
+        // with its own error instead of escaping as an unhandled rejection.
+        let failure: unknown;
+        watches.catch((error) => failure = error);
+        await until("A's share of watches runs", async () => {
+          if (failure) throw failure;
+          return await count(nameA, "running", "watch") === 2;
+        });
         assert.equal(await count(nameA, "queued", "watch"), 2);
         const [{ rows: bRows }] = await b`
         select count(*)::int as rows from omni_kube.watch(array['v1', 'v1'],
