@@ -50,7 +50,7 @@ export async function dropRoles(sql: postgres.Sql<Record<string, never>>, ...rol
   }
 }
 
-/** A name no other test uses: objects in a bare API server linger (no controllers collect them). */
+/** A name no other test uses: the run's tests share one cluster, and what they create stays. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
