@@ -282,6 +282,10 @@ export async function startKubeCluster(
     `--kubelet-client-key=${files.clientKeyFile}`,
     "--kubelet-preferred-address-types=InternalIP",
     "--allow-privileged=true",
+    // PodTemplates skip the watch cache, so a watch on them is served by etcd and a test can expire
+    // a resourceVersion at once by compacting etcd (the API server compacts every five minutes; a
+    // young cluster's watch cache still holds every version since it started).
+    "--watch-cache-sizes=podtemplates#0",
     "--v=1",
     // Without the controller manager no service account is ever created, and this admission
     // plugin would refuse every Pod.

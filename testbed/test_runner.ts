@@ -42,6 +42,8 @@ async function main(args: string[]): Promise<number> {
       // For tests that read PostgreSQL's files (the WAL, for credentials that must not be there).
       OMNI_KUBE_TESTBED_PGDATA: testbed.postgres.dataDir,
       OMNI_KUBE_TESTBED_PG_BINDIR: testbed.postgres.bindir,
+      // For tests that compact etcd's history, as the API server does every five minutes.
+      OMNI_KUBE_TESTBED_ETCD_URL: testbed.kube.etcdUrl,
       ...(testbed.kube.version ? { OMNI_KUBE_TESTBED_KUBE_VERSION: testbed.kube.version } : {}),
     });
     log(
