@@ -1,9 +1,13 @@
 /**
- * `deno task test:compat [MAJOR...]`: runs the smoke tests (tests/smoke_test.ts) once per
- * PostgreSQL major, 14 to 17 unless others are named, each with a test bed of its own
- * (`OMNI_KUBE_PG=<major> deno task test tests/smoke_test.ts`), one after another. The runs' output
- * goes to stderr as it comes; then one line per major on stdout, and the exit status is 1 if any
- * run failed.
+ * `deno task test:compat [TARGET...]`: the smoke tests on the versions we claim besides the default
+ * ones the full suite runs on: PostgreSQL 14 to 17 (`tests/smoke_test.ts`), and the oldest
+ * Kubernetes release (`tests/smoke_test.ts` and `tests/cluster_test.ts` against Kubernetes 1.34,
+ * which `testbed/build.sh` builds on first use). Each target gets a test bed of its own
+ * (`OMNI_KUBE_PG=14 deno task test ...`, `KUBE_VERSION=1.34.4 deno task test ...`), one after
+ * another. The runs' output goes to stderr as it comes; then one line per target on stdout, and the
+ * exit status is 1 if any run failed.
+ *
+ * A TARGET is a PostgreSQL major (`14`) or a Kubernetes release (`1.34.4`); default: all of them.
  *
  * @module
  */
@@ -11,37 +15,67 @@ import { fileURLToPath } from "node:url";
 import { EMBEDDED_MAJORS } from "./postgres.ts";
 
 const TEST_RUNNER = fileURLToPath(new URL("./test_runner.ts", import.meta.url));
-const SMOKE_TESTS = fileURLToPath(new URL("../tests/smoke_test.ts", import.meta.url));
-/** The majors CI covers with the smoke tests; the full suite runs on the default one. */
+const test = (file: string) => fileURLToPath(new URL(`../tests/${file}`, import.meta.url));
+
+/** The PostgreSQL majors CI covers with the smoke tests; the full suite runs on the default one. */
 export const COMPAT_MAJORS: readonly number[] = [14, 15, 16, 17];
 
-/** The majors to run, from the arguments; throws naming a bad one. */
-export function parseMajors(args: string[]): number[] {
-  if (args.length === 0) return [...COMPAT_MAJORS];
+/** The oldest Kubernetes release we claim; the full suite runs on `testbed/build.sh`'s default. */
+export const OLDEST_KUBE_VERSION = "1.34.4";
+
+/** One run: what it is called, the environment it changes and the test files. */
+export interface CompatTarget {
+  label: string;
+  env: Record<string, string>;
+  tests: string[];
+}
+
+function postgresTarget(major: number): CompatTarget {
+  return {
+    label: `PostgreSQL ${major}`,
+    env: { OMNI_KUBE_PG: String(major) },
+    tests: [test("smoke_test.ts")],
+  };
+}
+
+function kubeTarget(version: string): CompatTarget {
+  return {
+    label: `Kubernetes ${version}`,
+    env: { KUBE_VERSION: version },
+    tests: [test("smoke_test.ts"), test("cluster_test.ts")],
+  };
+}
+
+/** The targets to run, from the arguments; throws naming a bad one. */
+export function parseTargets(args: string[]): CompatTarget[] {
+  if (args.length === 0) {
+    return [...COMPAT_MAJORS.map(postgresTarget), kubeTarget(OLDEST_KUBE_VERSION)];
+  }
   return args.map((arg) => {
+    if (/^1\.\d+\.\d+$/.test(arg)) return kubeTarget(arg);
     const major = Number(arg);
     if (!EMBEDDED_MAJORS.includes(major)) {
       throw new Error(
-        `"${arg}" is not a PostgreSQL major the test bed has: use some of ${
-          EMBEDDED_MAJORS.join(", ")
-        } (default ${COMPAT_MAJORS.join(" ")})`,
+        `"${arg}" is neither a PostgreSQL major the test bed has (${EMBEDDED_MAJORS.join(", ")}) ` +
+          `nor a Kubernetes release such as ${OLDEST_KUBE_VERSION}; default: ` +
+          `${COMPAT_MAJORS.join(" ")} ${OLDEST_KUBE_VERSION}`,
       );
     }
-    return major;
+    return postgresTarget(major);
   });
 }
 
-/** One major's run: the smoke tests with a fresh test bed, output passed through to stderr. */
-async function runMajor(major: number): Promise<{ ok: boolean; summary: string }> {
-  console.error(`[compat] PostgreSQL ${major}: starting a test bed and the smoke tests`);
-  const env: Record<string, string> = { ...Deno.env.toObject(), OMNI_KUBE_PG: String(major) };
-  if (env.PG_BINDIR) {
+/** One target's run with a fresh test bed, its output passed through to stderr. */
+async function runTarget(target: CompatTarget): Promise<{ ok: boolean; summary: string }> {
+  console.error(`[compat] ${target.label}: starting a test bed and ${target.tests.length} file(s)`);
+  const env: Record<string, string> = { ...Deno.env.toObject(), ...target.env };
+  if (target.env.OMNI_KUBE_PG && env.PG_BINDIR) {
     // It holds one major; each run needs its own, from the pinned npm packages.
     console.error(`[compat] PG_BINDIR=${env.PG_BINDIR} is not used: the npm packages serve`);
     delete env.PG_BINDIR;
   }
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", TEST_RUNNER, SMOKE_TESTS],
+    args: ["run", "--allow-all", TEST_RUNNER, ...target.tests],
     env,
     clearEnv: true,
     stdin: "null",
@@ -60,27 +94,27 @@ async function runMajor(major: number): Promise<{ ok: boolean; summary: string }
 }
 
 async function main(args: string[]): Promise<number> {
-  let majors: number[];
+  let targets: CompatTarget[];
   try {
-    majors = parseMajors(args);
+    targets = parseTargets(args);
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     return 2;
   }
   const lines: string[] = [];
   let failed = 0;
-  for (const major of majors) {
+  for (const target of targets) {
     const started = performance.now();
-    const { ok, summary } = await runMajor(major);
+    const { ok, summary } = await runTarget(target);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (!ok) failed++;
-    lines.push(`PostgreSQL ${major}: ${ok ? "ok" : "FAILED"} (${summary}; ${seconds} s)`);
+    lines.push(`${target.label}: ${ok ? "ok" : "FAILED"} (${summary}; ${seconds} s)`);
   }
   console.log(lines.join("\n"));
   console.log(
     failed === 0
-      ? `compat: all ${majors.length} majors passed`
-      : `compat: ${failed} of ${majors.length} majors failed`,
+      ? `compat: all ${targets.length} targets passed`
+      : `compat: ${failed} of ${targets.length} targets failed`,
   );
   return failed === 0 ? 0 : 1;
 }

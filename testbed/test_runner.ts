@@ -41,14 +41,14 @@ async function main(args: string[]): Promise<number> {
     Object.assign(env, testbed.env, {
       // For tests that read PostgreSQL's files (the WAL, for credentials that must not be there).
       OMNI_KUBE_TESTBED_PGDATA: testbed.postgres.dataDir,
-      OMNI_KUBE_TESTBED_PG_BINDIR: testbed.postgres.bindir,
       // For tests that compact etcd's history, as the API server does every five minutes.
       OMNI_KUBE_TESTBED_ETCD_URL: testbed.kube.etcdUrl,
       ...(testbed.kube.version ? { OMNI_KUBE_TESTBED_KUBE_VERSION: testbed.kube.version } : {}),
     });
     log(
       `ready in ${((performance.now() - started) / 1000).toFixed(1)} s: ` +
-        `PostgreSQL ${testbed.env.DATABASE_URL}, kube-apiserver ${testbed.env.KUBE_SERVER}`,
+        `PostgreSQL ${testbed.postgres.major} ${testbed.env.DATABASE_URL}, ` +
+        `Kubernetes ${testbed.kube.version ?? "(own binaries)"} ${testbed.env.KUBE_SERVER}`,
     );
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
