@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { createNamespace } from "./testbed.ts";
+import { createNamespace, eventually } from "./testbed.ts";
 import { CONTAINER_LOG_LINE, NODE_NAMES } from "../testbed/kwok.ts";
 
 type Sql = Awaited<ReturnType<typeof startBridge>>["sql"];
@@ -18,28 +18,6 @@ interface Pod {
     conditions?: { type: string; status: string }[];
     containerStatuses?: { state: { running?: unknown } }[];
   };
-}
-
-/** Polls `check` through SQL until it returns a value (not undefined), or fails with `what`. */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(
-    `${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ""}`,
-  );
 }
 
 async function podsOf(sql: Sql, namespace: string, app: string): Promise<Pod[]> {
@@ -142,7 +120,7 @@ Deno.test("a Deployment gets Pods that run, scale and go", async (t) => {
         select count(*)::int as left from omni_kube.resources('v1', 'namespaces',
                                                                field_selector => ${`metadata.name=${namespace}`}) r`;
       return row.left === 0 ? row : undefined;
-    });
+    }, 60_000); // the namespace controller deletes every kind of object in it first
   });
 });
 
