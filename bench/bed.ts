@@ -43,6 +43,63 @@ export async function resetPeak(pid: number): Promise<boolean> {
   }
 }
 
+/** CPU time, in seconds, that our processes used: PostgreSQL's (all of them) and the worker's. */
+export interface CpuSample {
+  postgres: number;
+  worker: number;
+}
+
+/** Linux's clock tick for /proc's CPU times (USER_HZ), 100 on every architecture we run on. */
+const TICKS_PER_SECOND = 100;
+
+/** user + system CPU of `pid` in seconds, from /proc/PID/stat; 0 if it has exited. */
+async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** The postmaster and its children: every process of the PostgreSQL server `sql` talks to. */
+async function postgresPids(sql: Sql): Promise<number[]> {
+  const [{ pid }] = await sql`select pg_backend_pid() as pid`;
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const postmaster = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  const pids = [postmaster];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const child = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      if (Number(child.slice(child.lastIndexOf(")") + 2).split(" ")[1]) === postmaster) {
+        pids.push(Number(entry.name));
+      }
+    } catch { /* exited meanwhile */ }
+  }
+  return pids;
+}
+
+/**
+ * CPU used so far by PostgreSQL (every backend, the callers' and their dblink connections' and the
+ * worker's, and the server's own processes) and by the worker. Take it once the sessions of the
+ * measurement are open: a backend that exits takes its CPU time with it.
+ */
+export async function sampleCpu(bed: Bed): Promise<CpuSample> {
+  const pids = await postgresPids(bed.sql);
+  const postgres = (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+  return { postgres, worker: await cpuSeconds(bed.worker.pid) };
+}
+
+/** Milliseconds of CPU per call between two samples, in total and per side. */
+export function cpuPerCall(before: CpuSample, after: CpuSample, calls: number) {
+  const postgres = (after.postgres - before.postgres) * 1000 / calls;
+  const worker = (after.worker - before.worker) * 1000 / calls;
+  return { total: postgres + worker, postgres, worker };
+}
+
 /** The benchmark's surroundings; stop it to end the processes and drop the database. */
 export interface Bed {
   /** Superuser connection URL of the benchmark's database. */

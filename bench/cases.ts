@@ -9,7 +9,7 @@ import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 import type { KubeTarget } from "../lib/kube/client.ts";
 import { watchOnce, withQuery } from "../lib/kube/watch.ts";
 import { DEFAULT_CALL_LIMITS } from "../lib/worker/limits.ts";
-import { type Bed, readMemory, resetPeak, scrapeMetrics } from "./bed.ts";
+import { type Bed, cpuPerCall, readMemory, resetPeak, sampleCpu, scrapeMetrics } from "./bed.ts";
 import {
   closedLoop,
   forEachConcurrently,
@@ -76,11 +76,20 @@ function latency(times: number[]): Latency {
   return { p50: percentile(times, 50), p99: percentile(times, 99), mean: mean(times) };
 }
 
+/** CPU per bridge call in our processes (PostgreSQL and the worker), in milliseconds. */
+export interface CpuPerCall {
+  total: number;
+  postgres: number;
+  worker: number;
+}
+
 /** Case 1: sequential GETs of one small object from one session. */
 export interface SingleResult {
   calls: number;
   bridge: Latency;
   direct: Latency;
+  /** CPU per bridge call, read from /proc around the measured calls. */
+  cpu: CpuPerCall;
   /** bridge - direct, per percentile. */
   overhead: { p50: number; p99: number };
   /** Where a bridge call's time goes, from the request rows' timestamps and the worker's metrics. */
@@ -124,6 +133,8 @@ export interface ThroughputResult {
   direct: number;
   /** bridge / direct */
   ratio: number;
+  /** CPU per bridge call, read from /proc around the measured loop. */
+  cpu: CpuPerCall;
 }
 
 /** Case 4: one big list. */
@@ -231,11 +242,13 @@ export async function single(bed: Bed, sizes: Sizes): Promise<SingleResult> {
     .sql`select coalesce(max(id), 0)::int8 as last from omni_kube.request`;
   const metricsBefore = await scrapeMetrics(bed.metricsUrl);
   const spans: { start: number; end: number }[] = [];
+  const cpuBefore = await sampleCpu(bed);
   for (let i = 0; i < sizes.singleCalls; i++) {
     const start = nowEpochMs();
     await bridgeCall();
     spans.push({ start, end: nowEpochMs() });
   }
+  const cpu = cpuPerCall(cpuBefore, await sampleCpu(bed), sizes.singleCalls);
   const metricsAfter = await scrapeMetrics(bed.metricsUrl);
   const direct = await timeEach(sizes.singleCalls, directCall);
   const bridge = spans.map((s) => s.end - s.start);
@@ -268,6 +281,7 @@ export async function single(bed: Bed, sizes: Sizes): Promise<SingleResult> {
     calls: sizes.singleCalls,
     bridge: latency(bridge),
     direct: latency(direct),
+    cpu,
     overhead: {
       p50: percentile(bridge, 50) - percentile(direct, 50),
       p99: percentile(bridge, 99) - percentile(direct, 99),
@@ -323,7 +337,9 @@ async function throughputAt(
   const directCall = () => directGet(bed, directTarget, directPath);
   // Warm-up: every session opens its connection and its dblink connection first.
   await closedLoop(sessions, sizes.loopWarmupMs, bridgeCall);
+  const cpuBefore = await sampleCpu(bed);
   const bridge = await closedLoop(sessions, sizes.loopMs, bridgeCall);
+  const cpu = cpuPerCall(cpuBefore, await sampleCpu(bed), bridge.calls);
   await sql.end();
   await closedLoop(sessions, sizes.loopWarmupMs, directCall);
   const direct = await closedLoop(sessions, sizes.loopMs, directCall);
@@ -333,6 +349,7 @@ async function throughputAt(
     bridge: bridge.callsPerSecond,
     direct: direct.callsPerSecond,
     ratio: bridge.callsPerSecond / direct.callsPerSecond,
+    cpu,
   };
 }
 

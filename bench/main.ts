@@ -11,6 +11,7 @@ import { type Bed, startBed } from "./bed.ts";
 import {
   batch,
   type BatchResult,
+  type CpuPerCall,
   createConfigMaps,
   createNamespace,
   FULL,
@@ -106,6 +107,16 @@ export async function runBench(
   }
 }
 
+/** A row of CPU per bridge call: the total, then how it splits between PostgreSQL and the worker. */
+function cpuRow(label: string, cpu: CpuPerCall): string[] {
+  return [
+    label,
+    `${formatMs(cpu.total)} (${formatMs(cpu.postgres)} + ${formatMs(cpu.worker)})`,
+    "",
+    "",
+  ];
+}
+
 /** The report as a Markdown table: case, bridge, direct, ratio (bridge / direct). */
 export function formatReport(report: BenchReport): string {
   const { single: s, batch: b, list: l, watch: w } = report;
@@ -130,6 +141,7 @@ export function formatReport(report: BenchReport): string {
         "",
         "",
       ],
+      cpuRow("1. CPU per call: PostgreSQL + worker", s.cpu),
     );
   }
   if (b) {
@@ -140,13 +152,18 @@ export function formatReport(report: BenchReport): string {
       formatRatio(b.ratio),
     ]);
   }
-  for (const t of report.throughput ?? []) {
+  const throughput = report.throughput ?? [];
+  for (const t of throughput) {
     rows.push([
       `3. ${t.target}, ${t.sessions} session${t.sessions > 1 ? "s" : ""} (calls/s)`,
       t.bridge.toFixed(0),
       t.direct.toFixed(0),
       formatRatio(t.ratio),
     ]);
+  }
+  for (const t of throughput.filter((t) => t.target === "minimal endpoint")) {
+    const sessions = `${t.sessions} session${t.sessions > 1 ? "s" : ""}`;
+    rows.push(cpuRow(`3. CPU per call, minimal endpoint, ${sessions}`, t.cpu));
   }
   if (l) {
     rows.push(

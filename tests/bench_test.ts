@@ -36,6 +36,11 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
     assertPositive(side.p50, "p50");
     assert.ok(side.p99 >= side.p50);
   }
+  // Tens of calls cost tens of milliseconds of CPU: several of /proc's 10 ms ticks.
+  assertPositive(single.cpu.total, "CPU per sequential call");
+  for (const [side, ms] of Object.entries(single.cpu)) {
+    assert.ok(Number.isFinite(ms) && ms >= 0, `CPU per call (${side}) should be >= 0, got ${ms}`);
+  }
   for (const [phase, ms] of Object.entries(single.profile)) {
     assert.ok(Number.isFinite(ms), `profile phase ${phase} should be a number, got ${ms}`);
   }
@@ -53,6 +58,7 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   for (const t of throughput) {
     assertPositive(t.bridge, `${t.target} x${t.sessions} bridge calls/s`);
     assertPositive(t.direct, `${t.target} x${t.sessions} direct calls/s`);
+    assertPositive(t.cpu.total, `${t.target} x${t.sessions} CPU per call`);
   }
 
   assert.equal(list.items, QUICK.listSize);
@@ -71,6 +77,8 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   ) {
     assert.match(table, new RegExp(label.replace(/[.()]/g, "\\$&")));
   }
+  assert.match(table, /1\. CPU per call: PostgreSQL \+ worker/);
+  assert.match(table, /3\. CPU per call, minimal endpoint, 32 sessions/);
   assert.match(table, /4\. list of/);
   assert.match(table, /5\. watch/);
   assert.doesNotMatch(table, /NaN|undefined/);
