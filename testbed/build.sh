@@ -25,24 +25,28 @@ log() { printf '[testbed build] %s\n' "$*" >&2; }
 GO_MIN="1.26"
 GO_FALLBACK_VERSION="1.26.8"
 
-# A Go >= 1.21 switches toolchains by itself (GOTOOLCHAIN);
-# with no Go at all, fetch the official toolchain from the Go module proxy (golang.org/toolchain).
+version_at_least() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$2" ]; }
+
+# A Go >= 1.21 switches toolchains by itself (GOTOOLCHAIN); with an older Go or none at all, fetch
+# the official toolchain from the Go module proxy (golang.org/toolchain).
 require_go() {
   if command -v go >/dev/null; then
     local have
     have="$(go env GOVERSION | sed 's/^go//')"
-    if [ "$(printf '%s\n%s\n' "$have" "$GO_MIN" | sort -V | head -1)" != "$GO_MIN" ]; then
+    if version_at_least "$have" "$GO_MIN"; then return; fi
+    if version_at_least "$have" 1.21; then
       export GOTOOLCHAIN="go$GO_FALLBACK_VERSION"
       log "Go $have is older than $GO_MIN: using toolchain $GOTOOLCHAIN from the module proxy"
+      return
     fi
-    return
+    log "Go $have is too old to switch toolchains by itself"
   fi
   local goroot="$CACHE/go-$GO_FALLBACK_VERSION"
   if [ ! -x "$goroot/bin/go" ]; then
     local proxy="${GOPROXY:-https://proxy.golang.org}"
     proxy="${proxy%%,*}"
     local zip="$CACHE/go-$GO_FALLBACK_VERSION.zip"
-    log "no Go found: downloading Go $GO_FALLBACK_VERSION from $proxy"
+    log "downloading Go $GO_FALLBACK_VERSION from $proxy"
     mkdir -p "$CACHE"
     curl -fsSL -o "$zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_FALLBACK_VERSION.linux-amd64.zip"
     rm -rf "$goroot.tmp" && mkdir -p "$goroot.tmp"
@@ -65,7 +69,7 @@ progress() {
 install_dir() {
   local from="$1" to="$2"
   mkdir -p "$(dirname "$to")"
-  rm -rf "$to.tmp" && mv "$from" "$to.tmp" && mv "$to.tmp" "$to"
+  rm -rf "$to.tmp" && mv "$from" "$to.tmp" && rm -rf "$to" && mv "$to.tmp" "$to"
 }
 
 # Where `go mod download` put a module, and its go.mod file.
@@ -84,8 +88,10 @@ recommended_etcd() {
 kube_version_ldflags() {
   local minor="${KUBE_VERSION#1.}" date
   minor="${minor%%.*}"
-  date="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^\s*"Time": "\(.*\)",$/\1/p')"
-  date="${date%%.*}"; date="${date%Z}Z"
+  # The proxy's .info file of the release holds its tag time, e.g. {"Version":"v1.37.2","Time":"..."}.
+  date="$(sed -n 's/.*"Time": *"\([0-9T:-]*\)[^"]*".*/\1/p' "$(module_field "k8s.io/kubernetes@v$KUBE_VERSION" Info)")"
+  [ -n "$date" ] || { log "no tag time in the module proxy's .info of k8s.io/kubernetes@v$KUBE_VERSION"; exit 1; }
+  date="${date}Z"
   local flags=() key value
   for pair in "gitVersion=v$KUBE_VERSION" "gitMajor=1" "gitMinor=$minor" "buildDate=$date"; do
     key="${pair%%=*}" value="${pair#*=}"
@@ -125,6 +131,7 @@ build_kubernetes() {
   for component in "${KUBE_COMPONENTS[@]}"; do
     [ -x "$work/bin/$component" ] || { log "$component build failed"; exit 1; }
   done
+  echo "$KUBE_RECIPE" >"$work/bin/recipe"
   install_dir "$work/bin" "$KUBE_DIR"
   cd / && rm -rf "$work"
   log "kubernetes ready: $KUBE_DIR"
@@ -173,23 +180,34 @@ build_kwok() {
   log "kwok ready: $KWOK_BIN"
 }
 
+# Names how the binaries are built: a cached build made another way is built again.
+KUBE_RECIPE="version-ldflags-2"
+
 kube_ready() {
   for component in "${KUBE_COMPONENTS[@]}"; do [ -x "$KUBE_DIR/$component" ] || return 1; done
+  [ "$(cat "$KUBE_DIR/recipe" 2>/dev/null)" = "$KUBE_RECIPE" ]
 }
 
+etcd_recommended=""
 if [ -z "${ETCD_VERSION:-}" ]; then
+  etcd_recommended=1
   if [ -r "$KUBE_DIR/etcd-version" ]; then
     ETCD_VERSION="$(cat "$KUBE_DIR/etcd-version")"
   else
     require_go
     ETCD_VERSION="$(recommended_etcd)"
   fi
+  if ! [[ "$ETCD_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    log "no etcd version found for Kubernetes $KUBE_VERSION (got '$ETCD_VERSION'): set ETCD_VERSION," \
+      "or remove $KUBE_DIR/etcd-version if it is there"
+    exit 1
+  fi
 fi
 ETCD_BIN="$CACHE/etcd-v$ETCD_VERSION/etcd"
 
 if [ ! -x "$ETCD_BIN" ]; then require_go; (build_etcd); fi
 if ! kube_ready; then require_go; (build_kubernetes); fi
-[ -r "$KUBE_DIR/etcd-version" ] || { require_go; recommended_etcd; } >"$KUBE_DIR/etcd-version"
+[ -z "$etcd_recommended" ] || [ -r "$KUBE_DIR/etcd-version" ] || { echo "$ETCD_VERSION" >"$KUBE_DIR/etcd-version.tmp" && mv "$KUBE_DIR/etcd-version.tmp" "$KUBE_DIR/etcd-version"; }
 if [ ! -x "$KWOK_BIN" ]; then require_go; (build_kwok); fi
 printf 'KUBE_VERSION=%s\nKUBE_APISERVER_BIN=%s\nKUBE_CONTROLLER_MANAGER_BIN=%s\nKUBE_SCHEDULER_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\n' \
   "$KUBE_VERSION" "$KUBE_DIR/kube-apiserver" "$KUBE_DIR/kube-controller-manager" "$KUBE_DIR/kube-scheduler" "$ETCD_BIN" "$KWOK_BIN"

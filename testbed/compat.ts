@@ -12,6 +12,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { KUBE_BINARY_VARIABLES } from "./kube.ts";
 import { EMBEDDED_MAJORS } from "./postgres.ts";
 
 const TEST_RUNNER = fileURLToPath(new URL("./test_runner.ts", import.meta.url));
@@ -69,6 +70,13 @@ export function parseTargets(args: string[]): CompatTarget[] {
 async function runTarget(target: CompatTarget): Promise<{ ok: boolean; summary: string }> {
   console.error(`[compat] ${target.label}: starting a test bed and ${target.tests.length} file(s)`);
   const env: Record<string, string> = { ...Deno.env.toObject(), ...target.env };
+  if (target.env.KUBE_VERSION) {
+    // The release must be the one build.sh builds for KUBE_VERSION, not binaries named here.
+    for (const name of [...KUBE_BINARY_VARIABLES, "ETCD_VERSION"]) {
+      if (env[name]) console.error(`[compat] ${name} is not used: build.sh builds the release`);
+      delete env[name];
+    }
+  }
   if (target.env.OMNI_KUBE_PG && env.PG_BINDIR) {
     // It holds one major; each run needs its own, from the pinned npm packages.
     console.error(`[compat] PG_BINDIR=${env.PG_BINDIR} is not used: the npm packages serve`);

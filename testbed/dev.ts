@@ -13,7 +13,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { formatEnvFile, startTestbed, type Testbed } from "./mod.ts";
+import { formatEnvFile, shellQuote, startTestbed, type Testbed } from "./mod.ts";
+import { EMBEDDED_MAJORS } from "./postgres.ts";
 import { freePort, logTail, type ManagedProcess, spawnProcess } from "./process.ts";
 
 const PROJECT_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -28,10 +29,7 @@ export interface DevOptions {
   envFile: string;
 }
 
-/** PostgreSQL majors `--pg` accepts. */
-export const PG_MAJORS = [14, 15, 16, 17, 18] as const;
-
-const PG_RANGE = `${PG_MAJORS[0]} to ${PG_MAJORS[PG_MAJORS.length - 1]}`;
+const PG_RANGE = `${EMBEDDED_MAJORS[0]} to ${EMBEDDED_MAJORS[EMBEDDED_MAJORS.length - 1]}`;
 
 export const DEFAULT_KEEP_DIR = join(PROJECT_DIR, ".dev", "state");
 export const DEFAULT_ENV_FILE = join(PROJECT_DIR, ".dev", "env");
@@ -44,8 +42,9 @@ export const STATUS_ENV_NAME = "OMNI_KUBE_DEV_STATUS";
 
 export const USAGE = `Usage: deno task dev [--keep [DIR]] [--pg N] [--env-file PATH]
 
-Starts PostgreSQL, etcd, kube-apiserver and the worker on loopback, writes the variables to
-source, and stays in the foreground; Ctrl-C stops everything. The worker is restarted when it exits.
+Starts PostgreSQL, Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK nodes) and the
+worker on loopback, writes the variables to source, and stays in the foreground; Ctrl-C stops
+everything. The worker is restarted when it exits.
 
   --keep [DIR]     keep the database and the cluster's state in DIR between runs, and pick up
                    what an earlier run left there (default DIR: .dev/state); without --keep the
@@ -97,9 +96,11 @@ export function parseDevArgs(args: string[], baseDir: string): DevOptions | unde
   let postgresMajor: number | undefined;
   if (values.pg !== undefined) {
     postgresMajor = /^\d+$/.test(values.pg) ? Number(values.pg) : NaN;
-    if (!(PG_MAJORS as readonly number[]).includes(postgresMajor)) {
+    if (!EMBEDDED_MAJORS.includes(postgresMajor)) {
       throw new UsageError(
-        `--pg ${values.pg}: not a PostgreSQL major the test bed runs (${PG_MAJORS.join(", ")})`,
+        `--pg ${values.pg}: not a PostgreSQL major the test bed runs (${
+          EMBEDDED_MAJORS.join(", ")
+        })`,
       );
     }
   }
@@ -163,6 +164,9 @@ class WorkerSupervisor {
   #stopping = false;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  #fail: (error: Error) => void = () => {};
+  /** Resolves if supervising fails (a worker cannot even be spawned): the session must end. */
+  readonly failed = new Promise<Error>((resolve) => this.#fail = resolve);
 
   constructor(testbed: Testbed, httpPort: number, onChange: () => Promise<void>) {
     this.#testbed = testbed;
@@ -254,7 +258,9 @@ class WorkerSupervisor {
       );
     }
     this.#serving = true;
-    this.#loop = this.#superviseFrom(worker, Date.now());
+    this.#loop = this.#superviseFrom(worker, Date.now()).catch((error) => {
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+    });
   }
 
   async #superviseFrom(first: ManagedProcess, firstStarted: number): Promise<void> {
@@ -329,24 +335,34 @@ async function isDevProcess(pid: number): Promise<boolean> {
   }
 }
 
-/** Refuses a kept directory that a running `deno task dev` is using. */
-async function assertStateDirFree(dir: string): Promise<void> {
-  let status: Partial<DevStatus>;
+/** The lock file of a kept directory: the pid of the `deno task dev` using it. */
+const LOCK_FILE_NAME = "dev.lock";
+
+/**
+ * Takes a kept directory for this session, refusing one that a running `deno task dev` holds (a
+ * lock left by one that died is taken over). Returns the function that releases it.
+ */
+async function lockStateDir(dir: string): Promise<() => Promise<void>> {
+  // Parents as any directory; as root, PostgreSQL's unprivileged user must traverse them.
+  await Deno.mkdir(dirname(dir), { recursive: true });
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const lock = join(dir, LOCK_FILE_NAME);
+  const release = () => Deno.remove(lock).catch(() => {});
   try {
-    status = JSON.parse(await Deno.readTextFile(join(dir, STATUS_FILE_NAME)));
-  } catch {
-    return;
+    await Deno.writeTextFile(lock, `${Deno.pid}\n`, { createNew: true, mode: 0o600 });
+    return release;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
   }
-  if (typeof status.pid === "number" && await isDevProcess(status.pid)) {
+  const holder = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
+  if (Number.isInteger(holder) && await isDevProcess(holder)) {
     throw new Error(
-      `${dir} is in use by another deno task dev (pid ${status.pid}); stop it first, or keep ` +
+      `${dir} is in use by another deno task dev (pid ${holder}); stop it first, or keep ` +
         "this run's state elsewhere (--keep DIR)",
     );
   }
-}
-
-function quote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
+  await Deno.writeTextFile(lock, `${Deno.pid}\n`, { mode: 0o600 });
+  return release;
 }
 
 /** What `deno task dev` prints once everything serves: where each thing is. */
@@ -407,8 +423,8 @@ async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const { keepDir, envFile } = options;
-  if (keepDir) await assertStateDirFree(keepDir);
+  const { keepDir } = options;
+  const unlock = keepDir ? await lockStateDir(keepDir) : undefined;
 
   let signalled: Deno.Signal | undefined;
   const stopped = new Promise<Deno.Signal>((resolve) => {
@@ -425,10 +441,24 @@ async function main(args: string[]): Promise<number> {
   });
 
   log(
-    "starting PostgreSQL, etcd, kube-apiserver and the worker (the first run builds the cluster's binaries)" +
+    "starting PostgreSQL, Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK) and the " +
+      "worker (the first run builds the cluster's binaries)" +
       (keepDir ? `; state kept in ${keepDir}` : ""),
   );
-  const testbed = await startTestbed({ stateDir: keepDir, postgresMajor: options.postgresMajor });
+  try {
+    return await serve(options, stopped, () => signalled);
+  } finally {
+    await unlock?.();
+  }
+}
+
+/** Runs the session once the flags are read and the kept directory (if any) is ours. */
+async function serve(
+  { keepDir, envFile, postgresMajor }: DevOptions,
+  stopped: Promise<Deno.Signal>,
+  signalled: () => Deno.Signal | undefined,
+): Promise<number> {
+  const testbed = await startTestbed({ stateDir: keepDir, postgresMajor });
   const statusFile = join(testbed.dir, STATUS_FILE_NAME);
   const httpPort = freePort();
   const coreProcesses = () => [testbed.postgres.process, ...testbed.kube.processes];
@@ -451,30 +481,36 @@ async function main(args: string[]): Promise<number> {
   };
   const supervisor = new WorkerSupervisor(testbed, httpPort, writeStatus);
   let exitCode = 0;
+  // Another session without --keep may be using the same env file until this one writes it.
+  let wroteEnvFile = false;
   try {
-    if (signalled) {
-      log(`${signalled}: stopping`);
+    if (signalled()) {
+      log(`${signalled()}: stopping`);
       return 0;
     }
     await supervisor.start();
     await writeStatus();
     await writeAtomically(
       envFile,
-      formatEnvFile(testbed.env) + `export ${STATUS_ENV_NAME}=${quote(statusFile)}\n`,
+      formatEnvFile(testbed.env) + `export ${STATUS_ENV_NAME}=${shellQuote(statusFile)}\n`,
     );
+    wroteEnvFile = true;
     console.log(banner(testbed, supervisor, httpPort, keepDir !== undefined, envFile));
 
     const coreExit = Promise.race(
       coreProcesses().map((p) => p.exited.then((status) => ({ process: p, status }))),
     );
-    const reason = await Promise.race([stopped, coreExit]);
-    if (typeof reason === "object") {
+    const reason = await Promise.race([stopped, coreExit, supervisor.failed]);
+    if (reason instanceof Error) {
+      log(`the worker cannot be restarted: ${reason.message}; stopping the rest`);
+      exitCode = 1;
+    } else if (typeof reason === "object") {
       // A terminal's Ctrl-C reaches every process of the group: give our own signal a moment.
       await Promise.race([stopped, sleep(200)]);
     }
-    if (signalled) {
-      log(`${signalled}: stopping the worker, then PostgreSQL and the cluster`);
-    } else if (typeof reason === "object") {
+    if (signalled()) {
+      log(`${signalled()}: stopping the worker, then PostgreSQL and the cluster`);
+    } else if (typeof reason === "object" && !(reason instanceof Error)) {
       log(
         `${reason.process.name} exited unexpectedly (${describeExit(reason.status)}); ` +
           `stopping the rest. Its log: ${reason.process.logFile}\n` +
@@ -484,7 +520,7 @@ async function main(args: string[]): Promise<number> {
     }
   } finally {
     await supervisor.stop();
-    await Deno.remove(envFile).catch(() => {});
+    if (wroteEnvFile) await Deno.remove(envFile).catch(() => {});
     await Deno.remove(statusFile).catch(() => {});
     await testbed.stop();
     log(keepDir ? `stopped; state kept in ${testbed.dir}` : "stopped; temporary state removed");

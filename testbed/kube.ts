@@ -73,6 +73,9 @@ const BINARY_VARIABLES: Record<Exclude<keyof KubeBinaries, "version">, string> =
   kwok: "KWOK_BIN",
 };
 
+/** The environment variables that name the cluster's binaries. */
+export const KUBE_BINARY_VARIABLES: readonly string[] = Object.values(BINARY_VARIABLES);
+
 function binariesFrom(lookup: (variable: string) => string | undefined): KubeBinaries | undefined {
   const entries = Object.entries(BINARY_VARIABLES).map((
     [key, variable],
@@ -231,11 +234,16 @@ async function startEtcd(
     ],
     logFile: join(dir, "etcd.log"),
   });
-  await waitUntilReady(process, "healthy", async () => {
-    const response = await fetch(`${url}/health`);
-    const body = await response.json();
-    return body.health === "true";
-  }, { timeoutMs: 60_000 });
+  try {
+    await waitUntilReady(process, "healthy", async () => {
+      const response = await fetch(`${url}/health`);
+      const body = await response.json();
+      return body.health === "true";
+    }, { timeoutMs: 60_000 });
+  } catch (error) {
+    await process.stop("SIGTERM", 10_000);
+    throw error;
+  }
   return { process, url };
 }
 
@@ -330,11 +338,12 @@ export async function startKubeCluster(
     await apiserver?.stop("SIGTERM", 10_000);
     await etcd.process.stop("SIGTERM", 10_000);
   };
-  const kubeconfigFile = await writeSecret(
-    join(dir, "kubeconfig"),
-    JSON.stringify(kubeconfigFor(server, files.caFile, "admin", adminToken), null, 2),
-  );
+  const kubeconfigFile = join(dir, "kubeconfig");
   try {
+    await writeSecret(
+      kubeconfigFile,
+      JSON.stringify(kubeconfigFor(server, files.caFile, "admin", adminToken), null, 2),
+    );
     apiserver = await launch();
     if (controllers) {
       const component = {

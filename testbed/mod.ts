@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { type KubeCluster, startKubeCluster } from "./kube.ts";
 import { type PostgresServer, startPostgres } from "./postgres.ts";
 
@@ -60,7 +61,11 @@ export async function startTestbed(
   { stateDir, postgresMajor }: TestbedOptions = {},
 ): Promise<Testbed> {
   const kept = stateDir !== undefined;
-  if (kept) await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  if (kept) {
+    // Parents as any directory; as root, PostgreSQL's unprivileged user must traverse them.
+    await Deno.mkdir(dirname(stateDir), { recursive: true });
+    await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  }
   const dir = stateDir ?? await Deno.makeTempDir({ prefix: "omni_kube-testbed-" });
   const removeDir = () =>
     kept ? Promise.resolve() : Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -98,8 +103,12 @@ export async function startTestbed(
   };
 }
 
+/** `value` as one single-quoted word for sh. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
 /** The env as a file for `source`/`.`: one `export NAME='value'` line per variable. */
 export function formatEnvFile(env: Record<TestbedEnvName, string>): string {
-  const quote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
-  return TESTBED_ENV_NAMES.map((name) => `export ${name}=${quote(env[name])}\n`).join("");
+  return TESTBED_ENV_NAMES.map((name) => `export ${name}=${shellQuote(env[name])}\n`).join("");
 }

@@ -445,7 +445,23 @@ export async function startPostgres(
         "to start afresh",
     );
   }
-  await Deno.mkdir(dataDir, { mode: 0o700, recursive: existing !== undefined });
+  if (owner && !await traversableBy(dirname(resolve(baseDir)), owner)) {
+    throw new Error(
+      `PostgreSQL runs as uid ${owner.uid} here (initdb refuses root; PG_OS_USER chooses the ` +
+        `user), and that user cannot reach ${baseDir}: a directory above it is not searchable ` +
+        "by others. Keep the state under a directory every user can traverse (e.g. /var/tmp), " +
+        "or make its parents searchable (chmod o+x)",
+    );
+  }
+  try {
+    await Deno.mkdir(dataDir, { mode: 0o700, recursive: existing !== undefined });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    throw new Error(
+      `${dataDir} exists but holds no cluster (no PG_VERSION: an earlier start was interrupted ` +
+        "during initdb?): remove it to start afresh",
+    );
+  }
   await Deno.mkdir(socketDir, { mode: 0o755, recursive: options.reuse });
   if (owner) {
     // The unprivileged server user must reach its directories through baseDir.

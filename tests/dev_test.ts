@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { eventually } from "./testbed.ts";
 import {
   DEFAULT_ENV_FILE,
   DEFAULT_KEEP_DIR,
@@ -148,21 +149,6 @@ async function readStatus(file: string): Promise<DevStatus> {
   return JSON.parse(await Deno.readTextFile(file));
 }
 
-/** Calls `/version` through the bridge until it answers; fails at `deadline`. */
-async function versionBy(sql: postgres.Sql<Record<string, never>>, deadline: number) {
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const [{ version }] = await sql`select omni_kube.api('/version') as version`;
-      return version as { gitVersion: string };
-    } catch (error) {
-      last = error;
-      await sleep(100);
-    }
-  }
-  throw new Error(`no worker served /version in time; last error: ${last}`);
-}
-
 Deno.test("deno task dev: a killed worker is restarted; --keep keeps the state across runs", async () => {
   const dir = await Deno.makeTempDir({ prefix: "omni_kube-dev-test-" });
   // As root the test bed runs PostgreSQL as an unprivileged user, who must reach the state below.
@@ -192,7 +178,10 @@ Deno.test("deno task dev: a killed worker is restarted; --keep keeps the state a
       Deno.kill(before.worker.pid!, "SIGKILL");
       const killed = Date.now();
 
-      const version = await versionBy(sql, killed + 10_000);
+      const version = await eventually("a worker serves /version again", async () => {
+        const [row] = await sql`select omni_kube.api('/version') as version`;
+        return row.version as { gitVersion: string };
+      }, 10_000);
       // dev runs the release that testbed/build.sh builds by default, as the test runner's did.
       assert.equal(version.gitVersion, `v${Deno.env.get("OMNI_KUBE_TESTBED_KUBE_VERSION")}`);
       const served = (Date.now() - killed) / 1000;

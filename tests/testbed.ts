@@ -18,7 +18,7 @@ export function testbedEnv(): Record<TestbedEnvName, string> {
   if (missing.length > 0) {
     throw new Error(
       `test bed variables missing (${missing.join(", ")}): run the tests with ` +
-        "'deno task test [files]', which starts PostgreSQL and kube-apiserver for them",
+        "'deno task test [files]', which starts PostgreSQL and Kubernetes for them",
     );
   }
   return Object.fromEntries(TESTBED_ENV_NAMES.map((name) => [name, Deno.env.get(name)!])) as Record<
