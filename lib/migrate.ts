@@ -135,7 +135,7 @@ export interface MigrationReport {
   to: string;
   /** Whether a 0.1.0 install was taken over. */
   adopted: boolean;
-  /** Schema files applied now. */
+  /** Schema files applied now, each naming the variant this server got, if any. */
   applied: string[];
   /** Whether the function layer was re-created. */
   functionsReplaced: boolean;
@@ -423,7 +423,8 @@ export async function migrate(sql: Sql, shim?: Shim): Promise<MigrationReport> {
       await tx`
         insert into omni_kube.schema_migrations (name, checksum, release)
         values (${next.name}, ${next.checksum}, ${shim.release})`;
-      return next.name;
+      // "0001_baseline.sql (pg14 variant)": the install log says which text this server got.
+      return next.variant ? `${next.name} (${next.variant} variant)` : next.name;
     });
     if (!file) break;
     applied.push(file);

@@ -332,12 +332,16 @@ Deno.test("migrate: installs, then has nothing to do; version() names the releas
   const sql = db.connect();
   const shim = await bundledShim();
   assert.deepEqual(await pendingMigrations(sql), [...shim.schema.map((f) => f.name), "functions"]);
+  const [{ server }] = await sql`select current_setting('server_version_num')::int as server`;
   const first = await migrate(sql);
   assert.deepEqual(first, {
     from: null,
     to: RELEASE,
     adopted: false,
-    applied: shim.schema.map((f) => f.name),
+    // Each file as this server got it: on PostgreSQL 14, "0001_baseline.sql (pg14 variant)".
+    applied: schemaForServer(shim, server).map((f) =>
+      f.variant ? `${f.name} (${f.variant} variant)` : f.name
+    ),
     functionsReplaced: true,
   });
   assert.deepEqual(await pendingMigrations(sql), []);
@@ -353,7 +357,6 @@ Deno.test("migrate: installs, then has nothing to do; version() names the releas
   assert.equal(version, RELEASE);
   const recorded =
     await sql`select name, checksum, release from omni_kube.schema_migrations order by name`;
-  const [{ server }] = await sql`select current_setting('server_version_num')::int as server`;
   // The checksum of what this server got: on PostgreSQL 14, the baseline's variant.
   assert.deepEqual(
     recorded.map((r) => [r.name, r.checksum, r.release]),
@@ -368,7 +371,7 @@ Deno.test("migrate: migrators started together install once", async () => {
   );
   // Each step ran once, whichever migrator got to it first.
   const baselines = reports.flatMap((r) => r.applied).filter((name) =>
-    name === "0001_baseline.sql"
+    name.startsWith("0001_baseline.sql")
   );
   assert.equal(baselines.length, 1, JSON.stringify(reports));
   assert.equal(reports.filter((r) => r.functionsReplaced).length, 1, JSON.stringify(reports));
