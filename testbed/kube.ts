@@ -136,22 +136,31 @@ export function kubeconfigFor(server: string, caFile: string, user: string, toke
   };
 }
 
-/** The cluster's certificates, keys and tokens: files under `pki/`, and the two tokens. */
+/** The files of the cluster's certificates, keys and tokens, by their names under `pki/`. */
+const PKI_FILES = {
+  caFile: "ca.crt",
+  servingCert: "serving.crt",
+  servingKey: "serving.key",
+  clientCaFile: "client-ca.crt",
+  clientCaKey: "client-ca.key",
+  clientCertFile: "admin-cert.crt",
+  clientKeyFile: "admin-cert.key",
+  serviceAccountPublic: "sa.pub",
+  serviceAccountPrivate: "sa.key",
+  tokens: "tokens.csv",
+} as const;
+
+/** The two tokens, and the paths of the files (under `pki/`, so a kept directory may move). */
 interface Credentials {
   adminToken: string;
   limitedToken: string;
-  files: {
-    caFile: string;
-    servingCert: string;
-    servingKey: string;
-    clientCaFile: string;
-    clientCaKey: string;
-    clientCertFile: string;
-    clientKeyFile: string;
-    serviceAccountPublic: string;
-    serviceAccountPrivate: string;
-    tokens: string;
-  };
+  files: Record<keyof typeof PKI_FILES, string>;
+}
+
+function pkiPaths(pkiDir: string): Credentials["files"] {
+  return Object.fromEntries(
+    Object.entries(PKI_FILES).map(([key, name]) => [key, join(pkiDir, name)]),
+  ) as Credentials["files"];
 }
 
 /**
@@ -159,10 +168,12 @@ interface Credentials {
  * service-account tokens and objects signed or owned under them, so they must not change).
  */
 async function loadOrCreateCredentials(pkiDir: string, reuse: boolean): Promise<Credentials> {
-  const record = join(pkiDir, "credentials.json");
+  const record = join(pkiDir, "tokens.json");
+  const files = pkiPaths(pkiDir);
   if (reuse) {
     try {
-      return JSON.parse(await Deno.readTextFile(record)) as Credentials;
+      const { adminToken, limitedToken } = JSON.parse(await Deno.readTextFile(record));
+      return { adminToken, limitedToken, files };
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -185,31 +196,25 @@ async function loadOrCreateCredentials(pkiDir: string, reuse: boolean): Promise<
   });
   const adminToken = randomToken();
   const limitedToken = randomToken();
-  const credentials: Credentials = {
-    adminToken,
-    limitedToken,
-    files: {
-      caFile: await writeSecret(join(pkiDir, "ca.crt"), serverCa.certificate),
-      servingCert: await writeSecret(join(pkiDir, "serving.crt"), serving.certificate),
-      servingKey: await writeSecret(join(pkiDir, "serving.key"), serving.privateKey),
-      clientCaFile: await writeSecret(join(pkiDir, "client-ca.crt"), clientCa.certificate),
-      clientCaKey: await writeSecret(join(pkiDir, "client-ca.key"), clientCa.privateKey),
-      clientCertFile: await writeSecret(join(pkiDir, "admin-cert.crt"), adminClient.certificate),
-      clientKeyFile: await writeSecret(join(pkiDir, "admin-cert.key"), adminClient.privateKey),
-      serviceAccountPublic: await writeSecret(join(pkiDir, "sa.pub"), serviceAccountKeys.publicKey),
-      serviceAccountPrivate: await writeSecret(
-        join(pkiDir, "sa.key"),
-        serviceAccountKeys.privateKey,
-      ),
-      // token,user,uid,"group1,group2"
-      tokens: await writeSecret(
-        join(pkiDir, "tokens.csv"),
-        `${adminToken},admin,admin-uid,"system:masters"\n${limitedToken},limited,limited-uid\n`,
-      ),
-    },
+  const contents: Record<keyof typeof PKI_FILES, string> = {
+    caFile: serverCa.certificate,
+    servingCert: serving.certificate,
+    servingKey: serving.privateKey,
+    clientCaFile: clientCa.certificate,
+    clientCaKey: clientCa.privateKey,
+    clientCertFile: adminClient.certificate,
+    clientKeyFile: adminClient.privateKey,
+    serviceAccountPublic: serviceAccountKeys.publicKey,
+    serviceAccountPrivate: serviceAccountKeys.privateKey,
+    // token,user,uid,"group1,group2"
+    tokens: `${adminToken},admin,admin-uid,"system:masters"\n${limitedToken},limited,limited-uid\n`,
   };
-  await writeSecret(record, JSON.stringify(credentials, null, 2));
-  return credentials;
+  for (const [key, content] of Object.entries(contents)) {
+    await writeSecret(files[key as keyof typeof PKI_FILES], content);
+  }
+  // Written last: its presence says the files above are complete.
+  await writeSecret(record, JSON.stringify({ adminToken, limitedToken }, null, 2));
+  return { adminToken, limitedToken, files };
 }
 
 async function startEtcd(
