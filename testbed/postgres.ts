@@ -324,10 +324,11 @@ async function exists(path: string): Promise<boolean> {
 /**
  * The directory of `initdb` and `postgres` of the chosen major: `$PG_BINDIR` when set (its major
  * must be `major` if that was chosen explicitly), else the pinned npm package's binaries, prepared
- * once in a cache directory the server's OS user can reach.
+ * once in a cache directory the server's OS user (`owner`, when we are root) can reach.
  */
-export async function findPostgresBindir(
-  major?: number,
+async function findPostgresBindir(
+  major: number | undefined,
+  owner: { uid: number; gid: number } | undefined,
 ): Promise<{ bindir: string; major: number }> {
   const explicit = Deno.env.get("PG_BINDIR");
   if (explicit) {
@@ -359,7 +360,7 @@ export async function findPostgresBindir(
         `${Deno.build.arch}: install PostgreSQL ${wanted} with contrib and set PG_BINDIR to its bin`,
     );
   }
-  return { bindir: await preparedEmbedded(wanted, await serverIdentity()), major: wanted };
+  return { bindir: await preparedEmbedded(wanted, owner), major: wanted };
 }
 
 /** uid and gid of `name` from /etc/passwd. */
@@ -433,7 +434,7 @@ export async function startPostgres(
   options: PostgresOptions = {},
 ): Promise<PostgresServer> {
   const owner = await serverIdentity();
-  const { bindir, major } = await findPostgresBindir(options.major);
+  const { bindir, major } = await findPostgresBindir(options.major, owner);
   const dataDir = join(baseDir, "pgdata");
   const socketDir = join(baseDir, "pgsocket");
   const logFile = join(baseDir, "postgres.log");
