@@ -29,6 +29,7 @@ import { errorMessage, type Logger, logger } from "./observe.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { serveHealth } from "./health.ts";
 import { ClaimLoop } from "./worker/claim_loop.ts";
+import { Dispatcher } from "./worker/dispatch.ts";
 import { LockWindow } from "./worker/lock_window.ts";
 import { ResultWriter } from "./worker/result_writer.ts";
 import { Caller, type Running } from "./worker/call.ts";
@@ -121,7 +122,10 @@ export class Worker {
   #defaults: DefaultCluster | undefined;
   /** Requests this worker is running. */
   readonly #running = new Map<number, Running>();
+  /** Dispatched requests running whose rows do not say so yet (see ./worker/dispatch.ts). */
+  readonly #unclaimed = new Set<number>();
   #claimLoop: ClaimLoop | undefined;
+  #dispatcher: Dispatcher | undefined;
   #window!: LockWindow;
   #caller!: Caller;
   #writer: ResultWriter | undefined;
@@ -203,13 +207,14 @@ export class Worker {
       this.wake();
     });
     const done = await this.#sql.listen(DONE_CHANNEL, (payload) => this.#onDone(payload));
+    const dispatch = await this.#listenForDispatch();
     const cancel = await this.#sql.listen(
       CANCEL_CHANNEL,
       // Anyone may send it: the check acts only on what the queue's rows say.
       () => maintenance.stopOrphans(),
     );
     this.#unlisten = async () => {
-      for (const listener of [requests, done, cancel]) await listener.unlisten();
+      for (const listener of [requests, done, cancel, dispatch]) await listener?.unlisten();
     };
     this.#timers.push(setInterval(() => maintenance.tick(), this.#config.heartbeatMs));
     this.#log.info("worker started", {
@@ -219,6 +224,27 @@ export class Worker {
       role_queue_limit: this.#config.roleQueueLimit,
     });
     this.wake();
+  }
+
+  /**
+   * Listens on the dispatch channel, whose name only the shim's owner reads; without one (an
+   * operator deleted the setting) every request is claimed.
+   */
+  async #listenForDispatch(): Promise<{ unlisten(): Promise<void> } | undefined> {
+    const [row] = await this.#sql`
+      select value from omni_kube.instance_settings where name = 'dispatch_channel'`;
+    if (!row) {
+      this.#log.warn("no dispatch channel in omni_kube.instance_settings; every call is claimed");
+      return undefined;
+    }
+    return await this.#sql.listen(
+      row.value,
+      (payload) => this.#dispatcher?.receive(payload),
+      () => {
+        // (Re)connected: what was dispatched while away is queued, for a claim.
+        this.wake();
+      },
+    );
   }
 
   /**
@@ -268,6 +294,8 @@ export class Worker {
     const writer = this.#writer = new ResultWriter({
       results: new ResultStatements(session, this.id),
       release: (ids) => window.release(ids),
+      // A lock this worker does not hold is another worker's (its window's): tell it.
+      announce: (ids) => ids.some((id) => window.holds(id) === 0),
       log,
       metrics,
     });
@@ -279,8 +307,9 @@ export class Worker {
       metrics,
       limits: config,
     });
-    this.#claimLoop = new ClaimLoop({
-      claims: new ClaimStatements(session, this.id),
+    const claims = new ClaimStatements(session, this.id);
+    const claimLoop = this.#claimLoop = new ClaimLoop({
+      claims,
       limits: { api: config.concurrency, watch: config.watchConcurrency },
       roleLimits: roleLimits(config),
       run: (request) => this.#run(request),
@@ -289,13 +318,22 @@ export class Worker {
       log,
       metrics,
     });
+    this.#dispatcher = new Dispatcher({
+      window,
+      claims,
+      startUnclaimed: (kind, role, run) => claimLoop.startUnclaimed(kind, role, run),
+      run: (request, claimed) => this.#runDispatched(request, claimed),
+      wake: () => this.wake(),
+      log,
+    });
     const upkeep = this.#upkeep = new MaintenanceStatements(session, this.id);
     const maintenance = this.#maintenance = new Maintenance({
       statements: upkeep,
       locks,
       window,
       writer,
-      running: () => [...this.#running.keys()],
+      // Only those whose rows say so: a dispatched one is queued until its claim commits.
+      running: () => [...this.#running.keys()].filter((id) => !this.#unclaimed.has(id)),
       abort: (ids, reason) => this.#abort(ids, reason),
       wake: () => this.wake(),
       stopping: () => this.#stopping,
@@ -330,6 +368,39 @@ export class Worker {
       .then((result) => this.#writer!.write(result))
       .finally(() => {
         this.#running.delete(request.id);
+        this.#metrics?.inFlight.dec({ kind: request.kind });
+      });
+  }
+
+  /**
+   * Runs a dispatched request, started before its row says it runs here: its answer is written
+   * only if `claimed` says it does; else the call is aborted and its answer dropped.
+   */
+  #runDispatched(request: ClaimedRequest, claimed: Promise<boolean>): Promise<void> {
+    const running = { abort: new AbortController(), finish: new AbortController() };
+    this.#running.set(request.id, running);
+    this.#unclaimed.add(request.id);
+    this.#metrics?.inFlight.inc({ kind: request.kind });
+    const mine = claimed.then((ok) => {
+      this.#unclaimed.delete(request.id);
+      if (!ok) {
+        running.abort.abort(
+          new DOMException("another worker claimed it, or its caller gave up", "AbortError"),
+        );
+      }
+      return ok;
+    });
+    return this.#caller.run(request, running)
+      .then(async (result) => {
+        if (await mine) return this.#writer!.write(result);
+        // Its lock is the window's: free it if the request finished elsewhere (the window frees
+        // none of a request it runs).
+        this.#running.delete(request.id);
+        await this.#window.releaseFinished([request.id], (ids) => this.#upkeep!.settled(ids));
+      })
+      .finally(() => {
+        this.#running.delete(request.id);
+        this.#unclaimed.delete(request.id);
         this.#metrics?.inFlight.dec({ kind: request.kind });
       });
   }

@@ -51,6 +51,17 @@ export class ClaimStatements {
   constructor(readonly session: Sql, readonly workerId: string) {}
 
   /**
+   * Marks the dispatched requests of `ids` running for this worker, which started them on
+   * receiving them (`omni_kube._claim_dispatched`). Returns those claimed: the others were no
+   * longer queued (their caller gave up, or another worker's claim took them first).
+   */
+  async claimDispatched(ids: number[]): Promise<Set<number>> {
+    const rows = await this.session`
+      select id from omni_kube._claim_dispatched(${this.workerId}, ${ids}::bigint[]) as id`;
+    return new Set(rows.map((r) => Number(r.id)));
+  }
+
+  /**
    * Claims up to `rooms.slots[kind]` queued requests of each kind, role by role (the oldest of
    * each role first, then the second of each, ...) within each role's room, skipping rows other
    * workers are claiming; marks them running, deletes their credentials and takes their locks, in
@@ -81,4 +92,50 @@ export class ClaimStatements {
       locked: r.locked,
     }));
   }
+}
+
+/**
+ * The requests of a notification on the dispatch channel (`omni_kube._insert_requests`): api()
+ * GETs and HEADs with no body that use the worker's own credentials, each as
+ * `[id, role, method, path, stream, server, timeout_ms]`. Throws on anything else: only the
+ * shim's owner can name the channel, so a payload it did not write is a bug, not input.
+ */
+export function parseDispatch(payload: string): ClaimedRequest[] {
+  const entries: unknown = JSON.parse(payload);
+  if (!Array.isArray(entries)) throw new Error("a dispatch payload is a JSON array");
+  return entries.map((entry: unknown): ClaimedRequest => {
+    const fields: unknown[] = Array.isArray(entry) ? entry : [];
+    const [id, role, method, path, stream, server, timeoutMs] = fields;
+    if (
+      fields.length !== 7 || typeof id !== "number" || !Number.isSafeInteger(id) ||
+      typeof role !== "string" || (method !== "GET" && method !== "HEAD") ||
+      typeof path !== "string" || typeof stream !== "boolean" ||
+      (server !== null && typeof server !== "string") || typeof timeoutMs !== "number" ||
+      !Number.isSafeInteger(timeoutMs)
+    ) {
+      throw new Error(
+        "a dispatched request is [id, role, method, path, stream, server, timeout_ms], got " +
+          JSON.stringify(entry).slice(0, 200),
+      );
+    }
+    return {
+      id,
+      kind: "api",
+      requestedBy: role,
+      method,
+      path,
+      body: null,
+      stream,
+      patchType: null,
+      server,
+      timeoutMs,
+      useWorkerDefault: true,
+      cacert: null,
+      clientCertificate: null,
+      clientPrivateKey: null,
+      token: null,
+      // The lock is the window's, held before the request was made.
+      locked: false,
+    };
+  });
 }

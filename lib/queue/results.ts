@@ -36,19 +36,24 @@ export class ResultStatements {
    * A body said to be JSON is cast straight to jsonb, which fails the whole statement if one is
    * not JSON after all (or not storable as jsonb). `tolerant` stores such a body as a JSON string
    * instead, at the price of a subtransaction per row: for writing results one by one after a
-   * batch failed.
+   * batch failed. `announce` tells other workers (on the done channel) that these requests
+   * finished, so that they release the locks they hold on them; a worker holding all of them
+   * itself passes false.
    */
-  async complete(results: RequestResult[], { tolerant = false } = {}): Promise<void> {
+  async complete(
+    results: RequestResult[],
+    { tolerant = false, announce = true } = {},
+  ): Promise<void> {
     const large = (r: RequestResult) => r.outcome === "response" && (r.body?.length ?? 0) >= LARGE;
     // Sent back to back on the session: postgres.js pipelines them.
     await Promise.all([
-      this.#finish(results.filter((r) => !large(r)), tolerant),
-      ...results.filter(large).map((r) => this.#finishOne(r, tolerant)),
+      this.#finish(results.filter((r) => !large(r)), tolerant, announce),
+      ...results.filter(large).map((r) => this.#finishOne(r, tolerant, announce)),
     ]);
   }
 
   /** Writes `results` in one statement (`omni_kube._finish_requests`). */
-  async #finish(results: RequestResult[], tolerant: boolean): Promise<void> {
+  async #finish(results: RequestResult[], tolerant: boolean, announce: boolean): Promise<void> {
     if (results.length === 0) return;
     const ids = results.map((r) => r.id);
     const statuses = results.map((r) => r.outcome === "failed" ? null : r.status);
@@ -62,7 +67,7 @@ export class ResultStatements {
       select omni_kube._finish_requests(${this.workerId}, ${ids}::bigint[], ${statuses}::int2[],
                                         ${bodies}::text[], ${isJson}::text[]::bool[],
                                         ${stored}::text[]::bool[], ${errors}::text[],
-                                        ${codes}::text[], ${tolerant})`;
+                                        ${codes}::text[], ${tolerant}, ${announce})`;
   }
 
   /**
@@ -70,7 +75,7 @@ export class ResultStatements {
    * escaped element by element into a new string: for a body of megabytes, the worker's memory
    * would peak at many times its size.)
    */
-  async #finishOne(result: RequestResult, tolerant: boolean): Promise<void> {
+  async #finishOne(result: RequestResult, tolerant: boolean, announce: boolean): Promise<void> {
     const response = result.outcome === "response" ? result : undefined;
     const failed = result.outcome === "failed" ? result : undefined;
     await this.session`
@@ -79,6 +84,7 @@ export class ResultStatements {
                                         array[${response?.body ?? null}::text],
                                         array[${response?.isJson ?? false}::bool], array[false],
                                         array[${failed?.error ?? null}::text],
-                                        array[${failed?.code ?? null}::text], ${tolerant})`;
+                                        array[${failed?.code ?? null}::text], ${tolerant},
+                                        ${announce})`;
   }
 }

@@ -169,10 +169,30 @@ export class ClaimLoop {
     } while (this.#wakeAgain && !stopping());
   }
 
+  /**
+   * Runs a request that came without a claim (dispatched: see ./dispatch.ts) with `run`, in a
+   * slot of its kind and role, as a claimed one would; false, running nothing, when there is no
+   * room for it or the worker stops.
+   */
+  startUnclaimed(kind: RequestKind, role: string, run: () => Promise<void>): boolean {
+    if (
+      this.#options.stopping() || this.slots.room(kind) <= 0 || this.slots.roleRoom(kind, role) <= 0
+    ) {
+      return false;
+    }
+    this.#occupy(kind, role, run);
+    return true;
+  }
+
   #start(request: ClaimedRequest): void {
-    this.slots.take(request.kind, request.requestedBy);
-    this.#options.run(request).finally(() => {
-      if (this.slots.free(request.kind, request.requestedBy) || this.#wakeAgain) this.wake();
+    this.#occupy(request.kind, request.requestedBy, () => this.#options.run(request));
+  }
+
+  /** Takes a slot for `run`, freed when it settles; a freed slot may let a claim take more. */
+  #occupy(kind: RequestKind, role: string, run: () => Promise<void>): void {
+    this.slots.take(kind, role);
+    run().finally(() => {
+      if (this.slots.free(kind, role) || this.#wakeAgain) this.wake();
     });
   }
 }

@@ -67,12 +67,30 @@ export class LockWindow {
   }
 
   /**
+   * As {@linkcode advance}, but only once less than half the window is left ahead of `next`: one
+   * statement per half window rather than per request, for requests that come one by one.
+   */
+  async follow(next: number): Promise<void> {
+    if (this.#end - next >= this.#size / 2) return;
+    await this.advance(next);
+  }
+
+  /**
    * Locks the `size` ids from `next` on that nobody holds, wherever the window is: those another
    * worker held before it stopped, or that this worker could not take before.
    */
   async takeOver(next: number): Promise<void> {
     await this.#lockRange(next, next + this.#size);
     this.#end = Math.max(this.#end, next + this.#size);
+  }
+
+  /** Takes the lock of `id` if nobody holds it; true when this worker holds it now. */
+  async take(id: number): Promise<boolean> {
+    if (this.#held.has(id)) return true;
+    const [locked] = await this.#locks.tryLock([id]);
+    if (locked === undefined) return false;
+    this.hold(id);
+    return true;
   }
 
   /** Locks the ids in [start, end) that this worker does not hold yet. */

@@ -15,6 +15,11 @@ export interface ResultWriterOptions {
   results: Pick<ResultStatements, "complete">;
   /** Releases the locks on `ids` (their callers wake), on the same session. */
   release(ids: number[]): Promise<void>;
+  /**
+   * Whether another worker may hold a lock on one of `ids`: then their results are announced
+   * (always, when absent).
+   */
+  announce?(ids: number[]): boolean;
   log: Logger;
   metrics?: WorkerMetrics;
 }
@@ -52,9 +57,12 @@ export class ResultWriter {
         // Sent back to back on the queue session (postgres.js pipelines them): the unlock that wakes
         // the callers runs right after the results commit, without waiting a round trip.
         const started = performance.now();
+        const ids = batch.map((r) => r.id);
         await Promise.all([
-          this.#options.results.complete(batch),
-          this.#options.release(batch.map((r) => r.id)),
+          this.#options.results.complete(batch, {
+            announce: this.#options.announce?.(ids) ?? true,
+          }),
+          this.#options.release(ids),
         ]);
         this.#options.metrics?.queueStatements.observe(
           { statement: "complete" },

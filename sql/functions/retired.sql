@@ -20,3 +20,8 @@ begin
   end if;
 end
 $$;
+
+-- _finish_requests took `announce` (a worker of the previous release calls the new one: the
+-- parameter defaults to announcing, as before).
+drop function if exists omni_kube._finish_requests(uuid, bigint[], int2[], text[], boolean[],
+  boolean[], text[], text[], boolean);

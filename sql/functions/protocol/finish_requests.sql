@@ -4,11 +4,12 @@
 -- is cast to jsonb, which fails the whole statement if one is not JSON after all (or not storable
 -- as jsonb); `tolerant` stores such a body as a JSON string instead, at the price of a
 -- subtransaction per row. `stored` marks a response assembled in the row already (large bodies).
--- Announces the finished ids on omni_kube_done, so that other workers release their window locks
--- on them (a NOTIFY payload must stay under 8000 bytes: many say "*", sweep).
+-- With `announce`, tells the finished ids on omni_kube_done, so that other workers release their
+-- window locks on them (a NOTIFY payload must stay under 8000 bytes: many say "*", sweep); a
+-- worker that holds the locks of all of them itself has nothing to tell.
 create or replace function omni_kube._finish_requests(
   worker uuid, ids bigint[], statuses int2[], bodies text[], is_json boolean[], stored boolean[],
-  errors text[], error_codes text[], tolerant boolean default false
+  errors text[], error_codes text[], tolerant boolean default false, announce boolean default true
 ) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -35,10 +36,10 @@ begin
     returning r.id
   )
   select count(*), string_agg(id::text, ',') into finished, finished_ids from written;
-  if finished > 0 then
+  if finished > 0 and announce then
     perform pg_notify('omni_kube_done', case when finished <= 400 then finished_ids else '*' end);
   end if;
 end
 $$;
 revoke all on function omni_kube._finish_requests(uuid, bigint[], int2[], text[], boolean[],
-  boolean[], text[], text[], boolean) from public;
+  boolean[], text[], text[], boolean, boolean) from public;

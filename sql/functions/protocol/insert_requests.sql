@@ -5,6 +5,8 @@
 -- inserts nothing and maps every input again, to its own row (by position) or to the request it
 -- shares. Returns the ids, one per input. Refuses (OKL03, nothing inserted) what would take the
 -- role's queued requests past the workers' --role-queue-limit (instance setting role_queue_limit).
+-- Worker-default GETs and HEADs are announced whole on the secret dispatch channel (instance
+-- setting dispatch_channel), the rest on omni_kube_request.
 create or replace function omni_kube._insert_requests(
   enqueue_key uuid, requested_by name, session_role name, backend_pid int,
   statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],
@@ -27,6 +29,11 @@ declare
   ids bigint[];
   queue_limit int;
   queued int;
+  -- The new requests as the dispatch channel carries them: [id, role, method, path, stream,
+  -- server, timeout_ms] each.
+  dispatch jsonb;
+  inserted_count int;
+  dispatch_channel text;
 begin
   digests := array(
     select case when methods[i] = 'GET' and kind = 'api' then
@@ -82,11 +89,31 @@ begin
                  requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p]
             from unnest(new_positions) p
            order by p
-        returning id)
-      insert into omni_kube.request_credentials
-        select id, use_worker_default, cacert, client_certificate, client_private_key, token
-          from inserted;
-      perform pg_notify('omni_kube_request', '');
+        returning id, method, path, body),
+      credentials as (
+        insert into omni_kube.request_credentials
+          select id, use_worker_default, cacert, client_certificate, client_private_key, token
+            from inserted)
+      select jsonb_agg(jsonb_build_array(i.id, _insert_requests.requested_by, i.method, i.path,
+                                         stream, server, _insert_requests.timeout_ms)
+                       order by i.id)
+               filter (where i.method in ('GET', 'HEAD') and i.body is null),
+             count(*)
+        into dispatch, inserted_count
+        from inserted i;
+      -- Requests that need no stored credentials and change nothing when sent twice travel whole
+      -- to the workers (the one holding a request's lock runs it at once); the rest are claimed.
+      if kind = 'api' and use_worker_default
+         and jsonb_array_length(dispatch) = inserted_count
+         and octet_length(dispatch::text) <= 7900 then
+        dispatch_channel := (select s.value from omni_kube.instance_settings s
+                              where s.name = 'dispatch_channel');
+      end if;
+      if dispatch_channel is not null then
+        perform pg_notify(dispatch_channel, dispatch::text);
+      else
+        perform pg_notify('omni_kube_request', '');
+      end if;
     end if;
   end if;
   -- Each input's request: its own, else the earliest of the statement with its digest.
