@@ -122,8 +122,11 @@ export class Worker {
   #defaults: DefaultCluster | undefined;
   /** Requests this worker is running. */
   readonly #running = new Map<number, Running>();
-  /** Dispatched requests running whose rows do not say so yet (see ./worker/dispatch.ts). */
-  readonly #unclaimed = new Set<number>();
+  /**
+   * Dispatched requests running whose rows do not say so yet (see ./worker/dispatch.ts), with
+   * what confirms them when this worker's own claim takes one first.
+   */
+  readonly #unclaimed = new Map<number, (claimed: boolean) => void>();
   #claimLoop: ClaimLoop | undefined;
   #dispatcher: Dispatcher | undefined;
   #window!: LockWindow;
@@ -325,6 +328,7 @@ export class Worker {
       run: (request, claimed) => this.#runDispatched(request, claimed),
       wake: () => this.wake(),
       log,
+      metrics,
     });
     const upkeep = this.#upkeep = new MaintenanceStatements(session, this.id);
     const maintenance = this.#maintenance = new Maintenance({
@@ -358,6 +362,12 @@ export class Worker {
   /** Runs a claimed request and writes its result back; settles when both are done. */
   #run(request: ClaimedRequest): Promise<void> {
     if (request.locked) this.#window.hold(request.id);
+    // Dispatched to this worker and started already: the claim only confirms it.
+    const confirm = this.#unclaimed.get(request.id);
+    if (confirm) {
+      confirm(true);
+      return Promise.resolve();
+    }
     const running = {
       abort: new AbortController(),
       finish: new AbortController(),
@@ -379,9 +389,10 @@ export class Worker {
   #runDispatched(request: ClaimedRequest, claimed: Promise<boolean>): Promise<void> {
     const running = { abort: new AbortController(), finish: new AbortController() };
     this.#running.set(request.id, running);
-    this.#unclaimed.add(request.id);
+    const claimedHere = Promise.withResolvers<boolean>();
+    this.#unclaimed.set(request.id, claimedHere.resolve);
     this.#metrics?.inFlight.inc({ kind: request.kind });
-    const mine = claimed.then((ok) => {
+    const mine = Promise.race([claimed, claimedHere.promise]).then((ok) => {
       this.#unclaimed.delete(request.id);
       if (!ok) {
         running.abort.abort(

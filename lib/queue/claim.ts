@@ -96,26 +96,28 @@ export class ClaimStatements {
 
 /**
  * The requests of a notification on the dispatch channel (`omni_kube._insert_requests`): api()
- * GETs and HEADs with no body that use the worker's own credentials, each as
- * `[id, role, method, path, stream, server, timeout_ms]`. Throws on anything else: only the
- * shim's owner can name the channel, so a payload it did not write is a bug, not input.
+ * GETs and HEADs with no body that carry no secret (the worker's own credentials, or none), each
+ * as `[id, role, method, path, stream, server, timeout_ms, use_worker_default, cacert]`. Throws
+ * on anything else: only the shim's owner can name the channel, so a payload it did not write is
+ * a bug, not input.
  */
 export function parseDispatch(payload: string): ClaimedRequest[] {
   const entries: unknown = JSON.parse(payload);
   if (!Array.isArray(entries)) throw new Error("a dispatch payload is a JSON array");
   return entries.map((entry: unknown): ClaimedRequest => {
     const fields: unknown[] = Array.isArray(entry) ? entry : [];
-    const [id, role, method, path, stream, server, timeoutMs] = fields;
+    const [id, role, method, path, stream, server, timeoutMs, useWorkerDefault, cacert] = fields;
     if (
-      fields.length !== 7 || typeof id !== "number" || !Number.isSafeInteger(id) ||
+      fields.length !== 9 || typeof id !== "number" || !Number.isSafeInteger(id) ||
       typeof role !== "string" || (method !== "GET" && method !== "HEAD") ||
       typeof path !== "string" || typeof stream !== "boolean" ||
       (server !== null && typeof server !== "string") || typeof timeoutMs !== "number" ||
-      !Number.isSafeInteger(timeoutMs)
+      !Number.isSafeInteger(timeoutMs) || typeof useWorkerDefault !== "boolean" ||
+      (cacert !== null && typeof cacert !== "string")
     ) {
       throw new Error(
-        "a dispatched request is [id, role, method, path, stream, server, timeout_ms], got " +
-          JSON.stringify(entry).slice(0, 200),
+        "a dispatched request is [id, role, method, path, stream, server, timeout_ms, " +
+          "use_worker_default, cacert], got " + JSON.stringify(fields.slice(0, 7)).slice(0, 200),
       );
     }
     return {
@@ -129,8 +131,8 @@ export function parseDispatch(payload: string): ClaimedRequest[] {
       patchType: null,
       server,
       timeoutMs,
-      useWorkerDefault: true,
-      cacert: null,
+      useWorkerDefault,
+      cacert,
       clientCertificate: null,
       clientPrivateKey: null,
       token: null,

@@ -1,6 +1,6 @@
 /**
- * Dispatched requests: api() GETs and HEADs with the worker's own credentials arrive whole on
- * the secret dispatch channel (see `omni_kube._insert_requests`). The worker holding a request's
+ * Dispatched requests: api() GETs and HEADs that carry no secret (the worker's own credentials,
+ * or none) arrive whole on the secret dispatch channel (see `omni_kube._insert_requests`). The worker holding a request's
  * lock starts the call at once, with no claim round trip before it, and marks the request running
  * in a statement sent alongside the call. A request it cannot take stays queued for a claim:
  * another worker holds its lock, or its kind or role has no room here.
@@ -15,6 +15,7 @@ import { type ClaimedRequest, type ClaimStatements, parseDispatch } from "../que
 import type { RequestKind } from "../queue/protocol.ts";
 import type { LockWindow } from "./lock_window.ts";
 import { errorMessage, type Logger } from "../observe.ts";
+import type { WorkerMetrics } from "../metrics.ts";
 
 /** What {@linkcode Dispatcher} works with. */
 export interface DispatcherOptions {
@@ -32,11 +33,16 @@ export interface DispatcherOptions {
   /** Looks for queued requests: those left to a claim. */
   wake(): void;
   log: Logger;
+  metrics?: WorkerMetrics;
 }
 
 /** Starts the dispatched requests this worker may run. */
 export class Dispatcher {
   readonly #options: DispatcherOptions;
+  /** The claim statement under way (settled when none is). */
+  #underWay: Promise<void> = Promise.resolve();
+  /** The ids the next claim statement will take. */
+  #next: ClaimBatch | undefined;
 
   /** Starts nothing until it receives a payload. */
   constructor(options: DispatcherOptions) {
@@ -64,7 +70,7 @@ export class Dispatcher {
   }
 
   async #dispatch(requests: ClaimedRequest[]): Promise<void> {
-    const { window, claims, startUnclaimed, run, wake } = this.#options;
+    const { window, startUnclaimed, run, wake } = this.#options;
     if (requests.length === 0) return;
     // Ids come in order: keep the window ahead of the newest.
     await window.follow(requests[requests.length - 1].id + 1);
@@ -75,26 +81,57 @@ export class Dispatcher {
       if (window.holds(request.id) > 0 || await window.take(request.id)) mine.push(request);
     }
     if (mine.length === 0) return;
-    const claim = Promise.withResolvers<Set<number>>();
     const started = mine.filter((request) =>
       startUnclaimed(
         request.kind,
         request.requestedBy,
-        () => run(request, claim.promise.then((claimed) => claimed.has(request.id), () => false)),
+        () => run(request, this.#claim(request.id)),
       )
     );
     // No room for some: a claim takes them when a slot frees, in their role's turn.
     if (started.length < mine.length) wake();
-    if (started.length === 0) return;
-    claims.claimDispatched(started.map((r) => r.id)).then(claim.resolve, (error) => {
-      this.#options.log.error(
-        "marking dispatched requests running failed; they are left to a claim",
-        {
-          error: errorMessage(error),
-        },
-      );
-      claim.resolve(new Set());
-      wake();
-    });
   }
+
+  /**
+   * Whether the request `id`, started, is this worker's: marked running by the next claim
+   * statement, which takes every id started while the one before it is under way.
+   */
+  #claim(id: number): Promise<boolean> {
+    if (!this.#next) {
+      const batch: ClaimBatch = { ids: [], claimed: Promise.withResolvers() };
+      this.#next = batch;
+      // After the statement under way (or this tick's other dispatches) the batch is closed.
+      this.#underWay.then(() => {
+        this.#next = undefined;
+        this.#underWay = this.#send(batch);
+      });
+    }
+    this.#next.ids.push(id);
+    return this.#next.claimed.promise.then((claimed) => claimed.has(id));
+  }
+
+  /** Sends one claim statement; on failure its requests are left to a claim. Never rejects. */
+  async #send({ ids, claimed }: ClaimBatch): Promise<void> {
+    const { claims, metrics, log, wake } = this.#options;
+    const started = performance.now();
+    try {
+      claimed.resolve(await claims.claimDispatched(ids));
+      metrics?.queueStatements.observe(
+        { statement: "claim" },
+        (performance.now() - started) / 1000,
+      );
+    } catch (error) {
+      log.error("marking dispatched requests running failed; they are left to a claim", {
+        error: errorMessage(error),
+      });
+      claimed.resolve(new Set());
+      wake();
+    }
+  }
+}
+
+/** Dispatched requests started, waiting for the claim statement that marks them running. */
+interface ClaimBatch {
+  ids: number[];
+  claimed: PromiseWithResolvers<Set<number>>;
 }

@@ -1,6 +1,6 @@
--- Dispatch: a worker-default GET or HEAD travels whole in a notification on a channel whose name
--- only the shim's owner reads, so that the worker holding its lock starts the call without a claim
--- round trip (sql/functions/protocol/README.md). Anyone may LISTEN on a channel they can name:
+-- Dispatch: a GET or HEAD that carries no secret travels whole in a notification on a channel
+-- whose name only the shim's owner reads, so that the worker holding its lock starts the call
+-- without a claim round trip (sql/functions/protocol/README.md). Anyone may LISTEN on a channel they can name:
 -- the name is a random secret, like lock_salt, and changing it needs only a worker restart.
 insert into omni_kube.instance_settings (name, value)
 values ('dispatch_channel', 'omni_kube_dispatch_' || md5(gen_random_uuid()::text || random()::text))

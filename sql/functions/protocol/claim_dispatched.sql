@@ -1,7 +1,7 @@
--- Transition: queued -> running, for the dispatched requests of `ids` (worker-default GETs and
--- HEADs, see _insert_requests) that the worker `worker` started on receiving them, holding their
--- locks. Those no longer queued (their caller gave up, or another worker's claim took them first)
--- are left as they are. Their credentials rows, which hold only "use the worker's own", go.
+-- Transition: queued -> running, for the dispatched requests of `ids` (GETs and HEADs that carry
+-- no secret, see _insert_requests) that the worker `worker` started on receiving them, holding
+-- their locks. Those no longer queued (their caller gave up, or another worker's claim took them
+-- first) are left as they are. Their credentials rows, which hold no secret, go.
 -- Returns the ids claimed.
 create or replace function omni_kube._claim_dispatched(worker uuid, ids bigint[])
   returns setof bigint

@@ -5,8 +5,8 @@
 -- inserts nothing and maps every input again, to its own row (by position) or to the request it
 -- shares. Returns the ids, one per input. Refuses (OKL03, nothing inserted) what would take the
 -- role's queued requests past the workers' --role-queue-limit (instance setting role_queue_limit).
--- Worker-default GETs and HEADs are announced whole on the secret dispatch channel (instance
--- setting dispatch_channel), the rest on omni_kube_request.
+-- GETs and HEADs that carry no secret are announced whole on the secret dispatch channel
+-- (instance setting dispatch_channel), the rest on omni_kube_request.
 create or replace function omni_kube._insert_requests(
   enqueue_key uuid, requested_by name, session_role name, backend_pid int,
   statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],
@@ -30,7 +30,7 @@ declare
   queue_limit int;
   queued int;
   -- The new requests as the dispatch channel carries them: [id, role, method, path, stream,
-  -- server, timeout_ms] each.
+  -- server, timeout_ms, use_worker_default, cacert] each.
   dispatch jsonb;
   inserted_count int;
   dispatch_channel text;
@@ -95,15 +95,18 @@ begin
           select id, use_worker_default, cacert, client_certificate, client_private_key, token
             from inserted)
       select jsonb_agg(jsonb_build_array(i.id, _insert_requests.requested_by, i.method, i.path,
-                                         stream, server, _insert_requests.timeout_ms)
+                                         stream, server, _insert_requests.timeout_ms,
+                                         use_worker_default, cacert)
                        order by i.id)
                filter (where i.method in ('GET', 'HEAD') and i.body is null),
              count(*)
         into dispatch, inserted_count
         from inserted i;
-      -- Requests that need no stored credentials and change nothing when sent twice travel whole
-      -- to the workers (the one holding a request's lock runs it at once); the rest are claimed.
-      if kind = 'api' and use_worker_default
+      -- Requests that carry no secret (the worker's own credentials, or none: a CA is public) and
+      -- change nothing when sent twice travel whole to the workers (the one holding a request's
+      -- lock runs it at once); the rest are claimed.
+      if kind = 'api' and token is null and client_certificate is null
+         and client_private_key is null
          and jsonb_array_length(dispatch) = inserted_count
          and octet_length(dispatch::text) <= 7900 then
         dispatch_channel := (select s.value from omni_kube.instance_settings s
