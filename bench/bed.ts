@@ -53,7 +53,7 @@ export interface CpuSample {
 const TICKS_PER_SECOND = 100;
 
 /** user + system CPU of `pid` in seconds, from /proc/PID/stat; 0 if it has exited. */
-async function cpuSeconds(pid: number): Promise<number> {
+export async function cpuSeconds(pid: number): Promise<number> {
   try {
     const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
     // Fields after the command name (which may hold spaces) start at state (field 3).
@@ -65,7 +65,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 }
 
 /** The postmaster and its children: every process of the PostgreSQL server `sql` talks to. */
-async function postgresPids(sql: Sql): Promise<number[]> {
+export async function postgresPids(sql: Sql): Promise<number[]> {
   const [{ pid }] = await sql`select pg_backend_pid() as pid`;
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   const postmaster = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
@@ -116,8 +116,11 @@ export interface Bed {
   http: KubeHttp;
   /** One connection, for setup and inspection. */
   sql: Sql;
-  /** A client of up to `max` sessions (each one a PostgreSQL backend with its own dblink). */
-  sessions(max: number): Sql;
+  /**
+   * A client of up to `max` sessions (each one a PostgreSQL backend with its own dblink), with
+   * `settings` as startup parameters (application_name, ...).
+   */
+  sessions(max: number, settings?: Record<string, string>): Sql;
   stop(): Promise<void>;
 }
 
@@ -131,8 +134,14 @@ export async function startBed(env: Record<TestbedEnvName, string>, dir: string)
   dbUrl.pathname = `/${database}`;
   const url = dbUrl.href;
   const clients: Sql[] = [];
-  const sessions = (max: number) => {
-    const client = postgres(url, { max, onnotice: () => {}, max_lifetime: null, idle_timeout: 0 });
+  const sessions = (max: number, settings: Record<string, string> = {}) => {
+    const client = postgres(url, {
+      max,
+      onnotice: () => {},
+      max_lifetime: null,
+      idle_timeout: 0,
+      connection: settings,
+    });
     clients.push(client);
     return client;
   };

@@ -72,7 +72,8 @@ export interface Latency {
   mean: number;
 }
 
-function latency(times: number[]): Latency {
+/** The percentiles and mean of `times` (milliseconds). */
+export function latency(times: number[]): Latency {
   return { p50: percentile(times, 50), p99: percentile(times, 99), mean: mean(times) };
 }
 
@@ -174,7 +175,8 @@ export interface WatchResult {
   direct: WatchSide;
 }
 
-const SMALL_OBJECT = "/api/v1/namespaces/default";
+/** What the single GET fetches: a Namespace. */
+export const SMALL_OBJECT = "/api/v1/namespaces/default";
 const LOCAL_PATH = "/bench";
 /** Concurrency of fixture writes. */
 const WRITERS = 32;

@@ -1,7 +1,8 @@
 /**
- * `deno task bench [--json FILE] [--quick]`: starts the test bed and the worker (as its own
- * process), warms up, and measures each case through the bridge and directly, printing one table
- * with both and their ratio (see README.md, "Measured").
+ * `deno task bench [--json FILE] [--quick] [--only CASE,...]`: starts the test bed and the worker
+ * (as its own process), warms up, and measures each case through the bridge and directly, printing
+ * one table with both and their ratio (see README.md, "Measured"). The last case, `floor`, measures
+ * the cheapest implementation of the bridge's call shape instead (bench/floor.ts).
  *
  * @module
  */
@@ -26,6 +27,7 @@ import {
   watch,
   type WatchResult,
 } from "./cases.ts";
+import { floor, FLOOR_PARTS, type FloorCpu, type FloorPart, type FloorResult } from "./floor.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
 /** Everything one run measured (the `--json` file). */
@@ -40,10 +42,11 @@ export interface BenchReport {
   throughput?: ThroughputResult[];
   list?: ListResult;
   watch?: WatchResult;
+  floor?: FloorResult;
 }
 
 /** The cases, in the order they run. */
-export const CASES = ["single", "batch", "throughput", "list", "watch"] as const;
+export const CASES = ["single", "batch", "throughput", "list", "watch", "floor"] as const;
 /** One of {@linkcode CASES}. */
 export type CaseName = typeof CASES[number];
 
@@ -83,6 +86,7 @@ export async function runBench(
       ? (log("4. list"), await list(bed, sizes, namespace))
       : undefined;
     const watchResult = runs("watch") ? (log("5. watch"), await watch(bed, sizes)) : undefined;
+    const floorResult = runs("floor") ? (log("6. floor"), await floor(bed, sizes, dir)) : undefined;
     return {
       startedAt,
       quick: options.quick ?? false,
@@ -97,6 +101,7 @@ export async function runBench(
       throughput: throughputResult,
       list: listResult,
       watch: watchResult,
+      floor: floorResult,
     };
   } catch (error) {
     if (bed) log(`worker log: ${dir}/worker.log (kept)`);
@@ -117,9 +122,105 @@ function cpuRow(label: string, cpu: CpuPerCall): string[] {
   ];
 }
 
-/** The report as a Markdown table: case, bridge, direct, ratio (bridge / direct). */
+function sessionsLabel(n: number): string {
+  return `${n} session${n > 1 ? "s" : ""}`;
+}
+
+/** Case 3's figures against the minimal endpoint with `sessions` sessions, if it ran. */
+function endpointThroughput(report: BenchReport, sessions: number): ThroughputResult | undefined {
+  return report.throughput?.find((t) => t.target === "minimal endpoint" && t.sessions === sessions);
+}
+
+/**
+ * The floor's rows. Its figures take the bridge's column; the direct column holds the same run's
+ * direct figure, where cases 1 and 3 measured it.
+ */
+function floorRows(f: FloorResult, report: BenchReport): string[][] {
+  const row = (label: string, floor: string, direct?: string, ratio?: number) => [
+    `6. floor: ${label}`,
+    floor,
+    direct ?? "",
+    ratio === undefined ? "" : formatRatio(ratio),
+  ];
+  const direct = report.single?.direct;
+  const rows = [
+    row(
+      "single GET, 1 session: p50",
+      formatMs(f.single.p50),
+      direct && formatMs(direct.p50),
+      direct && f.single.p50 / direct.p50,
+    ),
+    row(
+      "single GET, 1 session: p99",
+      formatMs(f.single.p99),
+      direct && formatMs(direct.p99),
+      direct && f.single.p99 / direct.p99,
+    ),
+    cpuRow("6. floor: CPU per call: PostgreSQL + worker", f.singleCpu),
+  ];
+  for (const loop of f.loops) {
+    const t = endpointThroughput(report, loop.sessions);
+    rows.push(row(
+      `minimal endpoint, ${sessionsLabel(loop.sessions)} (calls/s)`,
+      loop.callsPerSecond.toFixed(0),
+      t?.direct.toFixed(0),
+      t && loop.callsPerSecond / t.direct,
+    ));
+  }
+  for (const loop of f.loops) {
+    rows.push(
+      cpuRow(`6. floor: CPU per call, minimal endpoint, ${sessionsLabel(loop.sessions)}`, loop.cpu),
+    );
+  }
+  return rows;
+}
+
+/** Where a floor call's CPU goes, by process, in each measurement of case 6. */
+function floorCpuTable(f: FloorResult): string {
+  const columns: FloorCpu[] = [f.singleCpu, ...f.loops.map((loop) => loop.cpu)];
+  const parts = Object.entries(FLOOR_PARTS) as [FloorPart, string][];
+  return markdownTable(
+    [
+      "where a floor call's CPU goes (ms per call)",
+      "single GET",
+      ...f.loops.map((loop) => `endpoint, ${sessionsLabel(loop.sessions)}`),
+    ],
+    [
+      ...parts.map(([part, label]) => [label, ...columns.map((cpu) => cpu.parts[part].toFixed(2))]),
+      ["total", ...columns.map((cpu) => cpu.total.toFixed(2))],
+    ],
+  );
+}
+
+/** The bridge's figures over the floor's, where the same run measured both. */
+function bridgeOverFloor(f: FloorResult, report: BenchReport): string {
+  const ratios: string[] = [];
+  const s = report.single;
+  if (s) {
+    ratios.push(
+      `single GET p50 ${formatRatio(s.bridge.p50 / f.single.p50)}, ` +
+        `p99 ${formatRatio(s.bridge.p99 / f.single.p99)}, ` +
+        `CPU per call ${formatRatio(s.cpu.total / f.singleCpu.total)}`,
+    );
+  }
+  for (const loop of f.loops) {
+    const t = endpointThroughput(report, loop.sessions);
+    if (!t) continue;
+    ratios.push(
+      `minimal endpoint, ${sessionsLabel(loop.sessions)}: ` +
+        `calls/s ${formatRatio(t.bridge / loop.callsPerSecond)}, ` +
+        `CPU per call ${formatRatio(t.cpu.total / loop.cpu.total)}`,
+    );
+  }
+  return ratios.length > 0 ? `Bridge over floor in this run: ${ratios.join("; ")}.` : "";
+}
+
+/**
+ * The report as a Markdown table: case, bridge, direct, ratio (bridge / direct), the floor's rows
+ * with the floor in the bridge's column; then the tables and notes of the cases that ran.
+ */
 export function formatReport(report: BenchReport): string {
-  const { single: s, batch: b, list: l, watch: w } = report;
+  const { single: s, batch: b, list: l, watch: w, floor: f } = report;
   const rows: string[][] = [];
   if (s) {
     rows.push(
@@ -197,6 +298,7 @@ export function formatReport(report: BenchReport): string {
       ],
     );
   }
+  if (f) rows.push(...floorRows(f, report));
   const parts = [markdownTable(["case", "bridge", "direct", "ratio"], rows)];
   if (l || w) {
     parts.push(
@@ -229,6 +331,10 @@ export function formatReport(report: BenchReport): string {
         ],
       ),
     );
+  }
+  if (f) {
+    const ratios = bridgeOverFloor(f, report);
+    parts.push("", floorCpuTable(f), ...(ratios ? ["", ratios] : []));
   }
   return parts.join("\n");
 }

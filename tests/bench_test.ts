@@ -29,8 +29,8 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   const report = await runBench(testbedEnv(), { quick: true });
   assert.equal(report.quick, true);
 
-  const { single, batch, throughput, list, watch } = report;
-  assert.ok(single && batch && throughput && list && watch, "every case should have run");
+  const { single, batch, throughput, list, watch, floor } = report;
+  assert.ok(single && batch && throughput && list && watch && floor, "every case should have run");
   assert.equal(single.calls, QUICK.singleCalls);
   for (const side of [single.bridge, single.direct]) {
     assertPositive(side.p50, "p50");
@@ -71,6 +71,20 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.equal(watch.bridge.events, QUICK.watchChanges + 1);
   assert.equal(watch.direct.events, QUICK.watchChanges + 1);
 
+  assert.equal(floor.calls, QUICK.singleCalls);
+  assertPositive(floor.single.p50, "floor p50");
+  assert.ok(floor.single.p99 >= floor.single.p50);
+  assert.deepEqual(floor.loops.map((loop) => loop.sessions), QUICK.concurrencies);
+  for (const loop of floor.loops) {
+    assertPositive(loop.callsPerSecond, `floor x${loop.sessions} calls/s`);
+    assertPositive(loop.cpu.total, `floor x${loop.sessions} CPU per call`);
+  }
+  for (const cpu of [floor.singleCpu, ...floor.loops.map((loop) => loop.cpu)]) {
+    for (const [part, ms] of Object.entries(cpu.parts)) {
+      assert.ok(Number.isFinite(ms) && ms >= 0, `floor CPU (${part}) should be >= 0, got ${ms}`);
+    }
+  }
+
   const table = formatReport(report);
   for (
     const label of ["1. single GET", "2. one api()", "3. kube-apiserver", "3. minimal endpoint"]
@@ -81,5 +95,9 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.match(table, /3\. CPU per call, minimal endpoint, 32 sessions/);
   assert.match(table, /4\. list of/);
   assert.match(table, /5\. watch/);
+  assert.match(table, /6\. floor: single GET, 1 session: p50/);
+  assert.match(table, /6\. floor: CPU per call, minimal endpoint, 32 sessions/);
+  assert.match(table, /where a floor call's CPU goes/);
+  assert.match(table, /Bridge over floor in this run/);
   assert.doesNotMatch(table, /NaN|undefined/);
 });
