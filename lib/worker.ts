@@ -323,9 +323,10 @@ export class Worker {
     });
     this.#dispatcher = new Dispatcher({
       window,
+      locks,
       claims,
       startUnclaimed: (kind, role, run) => claimLoop.startUnclaimed(kind, role, run),
-      run: (request, claimed) => this.#runDispatched(request, claimed),
+      run: (request, claimed, afterClaim) => this.#runDispatched(request, claimed, afterClaim),
       wake: () => this.wake(),
       log,
       metrics,
@@ -383,10 +384,15 @@ export class Worker {
   }
 
   /**
-   * Runs a dispatched request, started before its row says it runs here: its answer is written
-   * only if `claimed` says it does; else the call is aborted and its answer dropped.
+   * Runs a dispatched request, started before its row says it runs here (unless `afterClaim`):
+   * its answer is written only if `claimed` says it does; else the call is aborted and its
+   * answer dropped.
    */
-  #runDispatched(request: ClaimedRequest, claimed: Promise<boolean>): Promise<void> {
+  #runDispatched(
+    request: ClaimedRequest,
+    claimed: Promise<boolean>,
+    afterClaim: boolean,
+  ): Promise<void> {
     const running = { abort: new AbortController(), finish: new AbortController() };
     this.#running.set(request.id, running);
     const claimedHere = Promise.withResolvers<boolean>();
@@ -401,9 +407,13 @@ export class Worker {
       }
       return ok;
     });
-    return this.#caller.run(request, running)
+    // A lock taken outside the window may have been free because an earlier claim of this
+    // request was under way: the call waits for this worker's claim.
+    const started = afterClaim ? mine : Promise.resolve(true);
+    return started
+      .then((go) => go ? this.#caller.run(request, running) : undefined)
       .then(async (result) => {
-        if (await mine) return this.#writer!.write(result);
+        if (result && await mine) return this.#writer!.write(result);
         // Its lock is the window's: free it if the request finished elsewhere (the window frees
         // none of a request it runs).
         this.#running.delete(request.id);

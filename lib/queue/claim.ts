@@ -96,28 +96,37 @@ export class ClaimStatements {
 
 /**
  * The requests of a notification on the dispatch channel (`omni_kube._insert_requests`): api()
- * GETs and HEADs with no body that carry no secret (the worker's own credentials, or none), each
- * as `[id, role, method, path, stream, server, timeout_ms, use_worker_default, cacert]`. Throws
- * on anything else: only the shim's owner can name the channel, so a payload it did not write is
- * a bug, not input.
+ * GETs and HEADs with no body that carry no secret (the worker's own credentials, or none), as
+ * `[role, stream, server, timeout_ms, use_worker_default, cacert, [[id, method, path], ...]]`.
+ * Throws on anything else: only the shim's owner can name the channel, so a payload it did not
+ * write is a bug, not input.
  */
 export function parseDispatch(payload: string): ClaimedRequest[] {
-  const entries: unknown = JSON.parse(payload);
-  if (!Array.isArray(entries)) throw new Error("a dispatch payload is a JSON array");
+  const parsed: unknown = JSON.parse(payload);
+  const fields: unknown[] = Array.isArray(parsed) ? parsed : [];
+  const [role, stream, server, timeoutMs, useWorkerDefault, cacert, entries] = fields;
+  if (
+    fields.length !== 7 || typeof role !== "string" || typeof stream !== "boolean" ||
+    (server !== null && typeof server !== "string") || typeof timeoutMs !== "number" ||
+    !Number.isSafeInteger(timeoutMs) || typeof useWorkerDefault !== "boolean" ||
+    (cacert !== null && typeof cacert !== "string") || !Array.isArray(entries)
+  ) {
+    throw new Error(
+      "a dispatch payload is [role, stream, server, timeout_ms, use_worker_default, cacert, " +
+        "requests]",
+    );
+  }
   return entries.map((entry: unknown): ClaimedRequest => {
-    const fields: unknown[] = Array.isArray(entry) ? entry : [];
-    const [id, role, method, path, stream, server, timeoutMs, useWorkerDefault, cacert] = fields;
+    const request: unknown[] = Array.isArray(entry) ? entry : [];
+    const [id, method, path] = request;
     if (
-      fields.length !== 9 || typeof id !== "number" || !Number.isSafeInteger(id) ||
-      typeof role !== "string" || (method !== "GET" && method !== "HEAD") ||
-      typeof path !== "string" || typeof stream !== "boolean" ||
-      (server !== null && typeof server !== "string") || typeof timeoutMs !== "number" ||
-      !Number.isSafeInteger(timeoutMs) || typeof useWorkerDefault !== "boolean" ||
-      (cacert !== null && typeof cacert !== "string")
+      request.length !== 3 || typeof id !== "number" || !Number.isSafeInteger(id) ||
+      (method !== "GET" && method !== "HEAD") || typeof path !== "string"
     ) {
       throw new Error(
-        "a dispatched request is [id, role, method, path, stream, server, timeout_ms, " +
-          "use_worker_default, cacert], got " + JSON.stringify(fields.slice(0, 7)).slice(0, 200),
+        `a dispatched request is [id, GET or HEAD, path], got ${
+          JSON.stringify(request.slice(0, 2))
+        }`,
       );
     }
     return {

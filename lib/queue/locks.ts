@@ -33,6 +33,22 @@ export class LockStatements {
     return rows.map((r) => Number(r.id));
   }
 
+  /**
+   * Takes the locks of those of `ids` that are still queued and that nobody holds; returns the ids
+   * locked. (A request finished meanwhile keeps its lock free: taking it would start it again.)
+   */
+  async tryLockQueued(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.session`
+      select r.id from omni_kube.request r
+       where r.id = any(${ids}::bigint[])
+         and case when r.state = 'queued'
+                  then pg_try_advisory_lock(omni_kube._lock_class(),
+                                            omni_kube._lock_key(r.id, omni_kube._lock_salt()))
+                  else false end`;
+    return rows.map((r) => Number(r.id));
+  }
+
   /** Releases one hold of each lock in `ids`. */
   async unlock(ids: number[]): Promise<void> {
     if (ids.length === 0) return;

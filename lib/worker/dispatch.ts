@@ -14,22 +14,25 @@
 import { type ClaimedRequest, type ClaimStatements, parseDispatch } from "../queue/claim.ts";
 import type { RequestKind } from "../queue/protocol.ts";
 import type { LockWindow } from "./lock_window.ts";
+import type { LockStatements } from "../queue/locks.ts";
 import { errorMessage, type Logger } from "../observe.ts";
 import type { WorkerMetrics } from "../metrics.ts";
 
 /** What {@linkcode Dispatcher} works with. */
 export interface DispatcherOptions {
   /** The worker's request locks. */
-  window: Pick<LockWindow, "holds" | "follow" | "take">;
+  window: Pick<LockWindow, "holds" | "hold" | "follow">;
+  /** The statement that takes the locks of queued requests nobody holds. */
+  locks: Pick<LockStatements, "tryLockQueued">;
   /** The statement that marks dispatched requests running. */
   claims: Pick<ClaimStatements, "claimDispatched">;
   /** Runs `run` in a slot of `kind` for `role`; false, running nothing, when there is no room. */
   startUnclaimed(kind: RequestKind, role: string, run: () => Promise<void>): boolean;
   /**
    * Runs a dispatched request; `claimed` settles once the database answered whether this worker
-   * runs it (false: drop the answer).
+   * runs it (false: drop the answer). With `afterClaim`, the call starts only once it does.
    */
-  run(request: ClaimedRequest, claimed: Promise<boolean>): Promise<void>;
+  run(request: ClaimedRequest, claimed: Promise<boolean>, afterClaim: boolean): Promise<void>;
   /** Looks for queued requests: those left to a claim. */
   wake(): void;
   log: Logger;
@@ -70,22 +73,31 @@ export class Dispatcher {
   }
 
   async #dispatch(requests: ClaimedRequest[]): Promise<void> {
-    const { window, startUnclaimed, run, wake } = this.#options;
+    const { window, locks, startUnclaimed, run, wake } = this.#options;
     if (requests.length === 0) return;
     // Ids come in order: keep the window ahead of the newest.
     await window.follow(requests[requests.length - 1].id + 1);
-    const mine: ClaimedRequest[] = [];
-    for (const request of requests) {
-      // Not in the window (issued after a jump of the sequence, or the window's lock was taken
-      // by another worker): it is this worker's only if nobody holds its lock.
-      if (window.holds(request.id) > 0 || await window.take(request.id)) mine.push(request);
-    }
+    // Held by the window since before the request was made: no claim can take it now.
+    const held = requests.filter((request) => window.holds(request.id) > 0);
+    // Not in the window (issued after a jump of the sequence, or another worker's window has it,
+    // or the heartbeat released it while the request was being made): this worker's only if it
+    // is still queued and nobody holds its lock, and then only once its claim says so, since a
+    // claim by another worker may be under way.
+    const others = requests.filter((request) => window.holds(request.id) === 0);
+    const locked = new Set(
+      others.length === 0 ? [] : await locks.tryLockQueued(others.map((r) => r.id)),
+    );
+    for (const id of locked) window.hold(id);
+    const mine = [
+      ...held.map((request) => ({ request, afterClaim: false })),
+      ...others.filter((r) => locked.has(r.id)).map((request) => ({ request, afterClaim: true })),
+    ];
     if (mine.length === 0) return;
-    const started = mine.filter((request) =>
+    const started = mine.filter(({ request, afterClaim }) =>
       startUnclaimed(
         request.kind,
         request.requestedBy,
-        () => run(request, this.#claim(request.id)),
+        () => run(request, this.#claim(request.id), afterClaim),
       )
     );
     // No room for some: a claim takes them when a slot frees, in their role's turn.

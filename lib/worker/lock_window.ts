@@ -84,15 +84,6 @@ export class LockWindow {
     this.#end = Math.max(this.#end, next + this.#size);
   }
 
-  /** Takes the lock of `id` if nobody holds it; true when this worker holds it now. */
-  async take(id: number): Promise<boolean> {
-    if (this.#held.has(id)) return true;
-    const [locked] = await this.#locks.tryLock([id]);
-    if (locked === undefined) return false;
-    this.hold(id);
-    return true;
-  }
-
   /** Locks the ids in [start, end) that this worker does not hold yet. */
   async #lockRange(start: number, end: number): Promise<void> {
     const ids: number[] = [];

@@ -5,8 +5,8 @@
 -- requests and `role_watch_slots` watches, or, if it is one of `busy_roles` (those the worker
 -- runs requests of), what its entry of `busy_api_room` and `busy_watch_room` leaves it. In the
 -- same transaction their credentials are taken out of the database and their locks taken
--- (`locked` is false where the lock was held already, e.g. by the worker's own window). Ordered
--- by id.
+-- (`locked` is false where the lock was held already, e.g. by the worker's own window). A request
+-- dispatched to another worker a moment ago is left to it (_dispatched_elsewhere). Ordered by id.
 create or replace function omni_kube._claim_requests(
   worker uuid, api_slots int, watch_slots int, role_api_slots int, role_watch_slots int,
   busy_roles name[], busy_api_room int[], busy_watch_room int[])
@@ -49,6 +49,7 @@ begin
     -- The rows chosen stay locked until the claim below, in this same transaction.
     taken := array(select r.id from omni_kube.request r
                     where r.state = 'queued' and r.kind = 'api' and r.requested_by = only_role
+                      and not omni_kube._dispatched_elsewhere(r.dispatched, r.created_at, r.id, salt)
                     order by r.id limit greatest(room_api, 0) for update skip locked)
           || array(select r.id from omni_kube.request r
                     where r.state = 'queued' and r.kind = 'watch' and r.requested_by = only_role
@@ -86,6 +87,7 @@ begin
              select r.id from omni_kube.request r
               where r.state = 'queued' and r.kind = p.kind and r.requested_by = p.who
                 and r.id >= p.oldest
+                and not omni_kube._dispatched_elsewhere(r.dispatched, r.created_at, r.id, salt)
               order by r.id limit least(room.n, k.slots) for update skip locked) x) c
          where room.n > 0
       ), chosen as (

@@ -29,10 +29,10 @@ declare
   ids bigint[];
   queue_limit int;
   queued int;
-  -- The new requests as the dispatch channel carries them: [id, role, method, path, stream,
-  -- server, timeout_ms, use_worker_default, cacert] each.
+  -- The new requests as the dispatch channel carries them, [id, method, path] each, after what
+  -- they share: [role, stream, server, timeout_ms, use_worker_default, cacert, requests].
   dispatch jsonb;
-  inserted_count int;
+  -- Where they are announced whole; NULL: on omni_kube_request, to be claimed.
   dispatch_channel text;
 begin
   digests := array(
@@ -81,39 +81,42 @@ begin
               hint = 'Wait for queued requests to finish, or send fewer at once. The limit is the worker setting --role-queue-limit (OMNI_KUBE_ROLE_QUEUE_LIMIT).';
         end if;
       end if;
+      -- Requests that carry no secret (the worker's own credentials, or none: a CA is public) and
+      -- change nothing when sent twice travel whole to the workers, and the one holding a
+      -- request's lock runs it at once; the rest are claimed. (The size allows for the longest
+      -- ids and for escapes in the paths: a notification's payload stays under 8000 bytes.)
+      if kind = 'api' and token is null and client_certificate is null
+         and client_private_key is null
+         and not exists (select from unnest(new_positions) p
+                          where methods[p] not in ('GET', 'HEAD') or bodies[p] is not null)
+         and octet_length(jsonb_build_array(requested_by, stream, server, timeout_ms,
+                                            use_worker_default, cacert)::text)
+             + (select sum(2 * octet_length(paths[p]) + 40) from unnest(new_positions) p) <= 7900
+      then
+        dispatch_channel := (select s.value from omni_kube.instance_settings s
+                              where s.name = 'dispatch_channel');
+      end if;
       with inserted as (
         insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
                                        timeout_ms, position, requested_by, session_role,
-                                       backend_pid, enqueue_key, statement_started, digest)
+                                       backend_pid, enqueue_key, statement_started, digest,
+                                       dispatched)
           select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, p,
-                 requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p]
+                 requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p],
+                 dispatch_channel is not null
             from unnest(new_positions) p
            order by p
-        returning id, method, path, body),
+        returning id, method, path),
       credentials as (
         insert into omni_kube.request_credentials
           select id, use_worker_default, cacert, client_certificate, client_private_key, token
             from inserted)
-      select jsonb_agg(jsonb_build_array(i.id, _insert_requests.requested_by, i.method, i.path,
-                                         stream, server, _insert_requests.timeout_ms,
-                                         use_worker_default, cacert)
-                       order by i.id)
-               filter (where i.method in ('GET', 'HEAD') and i.body is null),
-             count(*)
-        into dispatch, inserted_count
+      select jsonb_agg(jsonb_build_array(i.id, i.method, i.path) order by i.id) into dispatch
         from inserted i;
-      -- Requests that carry no secret (the worker's own credentials, or none: a CA is public) and
-      -- change nothing when sent twice travel whole to the workers (the one holding a request's
-      -- lock runs it at once); the rest are claimed.
-      if kind = 'api' and token is null and client_certificate is null
-         and client_private_key is null
-         and jsonb_array_length(dispatch) = inserted_count
-         and octet_length(dispatch::text) <= 7900 then
-        dispatch_channel := (select s.value from omni_kube.instance_settings s
-                              where s.name = 'dispatch_channel');
-      end if;
       if dispatch_channel is not null then
-        perform pg_notify(dispatch_channel, dispatch::text);
+        perform pg_notify(dispatch_channel,
+                          jsonb_build_array(requested_by, stream, server, timeout_ms,
+                                            use_worker_default, cacert, dispatch)::text);
       else
         perform pg_notify('omni_kube_request', '');
       end if;
