@@ -101,16 +101,16 @@ export interface SingleResult {
 export interface Profile {
   /** Call sent by the client to the request row inserted (api(), checks, dblink). */
   enqueue: number;
-  /** Row inserted to claimed: commit, NOTIFY delivery, the worker's claim statement. */
-  notifyClaim: number;
-  /** Claimed to result in the worker: mostly the HTTP call (the worker's own measure, mean). */
+  /**
+   * Row inserted to its result written: the notification's delivery, the HTTP call and the
+   * statement that writes the result (and claims a dispatched GET: no claim comes before it).
+   */
+  toResult: number;
+  /** Of that, the HTTP call (the worker's own measure, mean). */
   http: number;
-  /** Result to the row updated: the write-back statement up to its update. */
-  writeBack: number;
   /** Row updated to the client's answer: commit, unlock, the caller's wake, read and return. */
   wakeRead: number;
-  /** The worker's mean claim and complete statement times (its metrics), for reference. */
-  claimStatement: number;
+  /** The worker's mean time of the statement that writes results (its metrics), for reference. */
   completeStatement: number;
   /** Median end-to-end time of the calls profiled. */
   total: number;
@@ -257,7 +257,6 @@ export async function single(bed: Bed, sizes: Sizes): Promise<SingleResult> {
 
   const rows = await bed.sql`
     select extract(epoch from created_at) * 1000 as created,
-           extract(epoch from claimed_at) * 1000 as claimed,
            extract(epoch from finished_at) * 1000 as finished
       from omni_kube.request where id > ${last} and path = ${SMALL_OBJECT} order by id`;
   if (rows.length !== spans.length) {
@@ -271,11 +270,9 @@ export async function single(bed: Bed, sizes: Sizes): Promise<SingleResult> {
   const num = (i: number, column: string) => Number(rows[i][column]);
   const profile: Profile = {
     enqueue: phase((i) => num(i, "created") - spans[i].start),
-    notifyClaim: phase((i) => num(i, "claimed") - num(i, "created")),
+    toResult: phase((i) => num(i, "finished") - num(i, "created")),
     http,
-    writeBack: phase((i) => num(i, "finished") - num(i, "claimed")) - http,
     wakeRead: phase((i) => spans[i].end - num(i, "finished")),
-    claimStatement: meanOf("omni_kube_queue_statement_seconds", 'statement="claim"'),
     completeStatement: meanOf("omni_kube_queue_statement_seconds", 'statement="complete"'),
     total: median(bridge),
   };

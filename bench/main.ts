@@ -321,13 +321,11 @@ export function formatReport(report: BenchReport): string {
         ["phase of one bridge GET (medians)", "ms"],
         [
           ["enqueue: client to request row (api(), checks, dblink insert)", p.enqueue.toFixed(2)],
-          ["notify + claim: row inserted to claimed", p.notifyClaim.toFixed(2)],
-          ["HTTP: claimed to result, in the worker (mean)", p.http.toFixed(2)],
-          ["write-back: result to row updated", p.writeBack.toFixed(2)],
+          ["dispatch, HTTP, write-back: row inserted to row updated", p.toResult.toFixed(2)],
+          ["(of which HTTP, in the worker, mean)", p.http.toFixed(2)],
           ["wake + read: row updated to the client's answer", p.wakeRead.toFixed(2)],
           ["total (median)", p.total.toFixed(2)],
-          ["(worker's claim statement, mean)", p.claimStatement.toFixed(2)],
-          ["(worker's complete statement, mean)", p.completeStatement.toFixed(2)],
+          ["(worker's statement writing results, mean)", p.completeStatement.toFixed(2)],
         ],
       ),
     );

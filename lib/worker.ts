@@ -413,6 +413,10 @@ export class Worker {
     return started
       .then((go) => go ? this.#caller.run(request, running) : undefined)
       .then(async (result) => {
+        // Finished before its claim was sent: the write claims it.
+        if (result && !afterClaim && this.#dispatcher!.withdraw(request.id)) {
+          return this.#writer!.write({ ...result, unclaimed: true });
+        }
         if (result && await mine) return this.#writer!.write(result);
         // Its lock is the window's: free it if the request finished elsewhere (the window frees
         // none of a request it runs).

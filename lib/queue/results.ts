@@ -14,14 +14,20 @@ const LARGE = 64 * 1024;
  * response is in the request row already (see `ResponsePieces` in ./pieces.ts).
  */
 export type RequestResult =
-  | { id: number; outcome: "response"; status: number; body: string | null; isJson: boolean }
-  | { id: number; outcome: "stored"; status: number }
-  | {
-    id: number;
-    outcome: "failed";
-    error: string;
-    /** The SQLSTATE its caller gets; absent: OKT01, the call got no HTTP answer. */
-    code?: string;
+  & (
+    | { id: number; outcome: "response"; status: number; body: string | null; isJson: boolean }
+    | { id: number; outcome: "stored"; status: number }
+    | {
+      id: number;
+      outcome: "failed";
+      error: string;
+      /** The SQLSTATE its caller gets; absent: OKT01, the call got no HTTP answer. */
+      code?: string;
+    }
+  )
+  & {
+    /** A dispatched request run before any claim of it committed: its row may still be queued. */
+    unclaimed?: boolean;
   };
 
 /** The result statements of one worker, on its queue session. */
@@ -63,11 +69,13 @@ export class ResultStatements {
     const stored = results.map((r) => r.outcome === "stored" ? "t" : "f");
     const errors = results.map((r) => r.outcome === "failed" ? r.error : null);
     const codes = results.map((r) => r.outcome === "failed" ? r.code ?? null : null);
+    const unclaimed = results.filter((r) => r.unclaimed).map((r) => r.id);
     await this.session`
       select omni_kube._finish_requests(${this.workerId}, ${ids}::bigint[], ${statuses}::int2[],
                                         ${bodies}::text[], ${isJson}::text[]::bool[],
                                         ${stored}::text[]::bool[], ${errors}::text[],
-                                        ${codes}::text[], ${tolerant}, ${announce})`;
+                                        ${codes}::text[], ${tolerant}, ${announce},
+                                        ${unclaimed}::bigint[])`;
   }
 
   /**
@@ -85,6 +93,7 @@ export class ResultStatements {
                                         array[${response?.isJson ?? false}::bool], array[false],
                                         array[${failed?.error ?? null}::text],
                                         array[${failed?.code ?? null}::text], ${tolerant},
-                                        ${announce})`;
+                                        ${announce},
+                                        ${result.unclaimed ? [result.id] : []}::bigint[])`;
   }
 }

@@ -37,7 +37,16 @@ export interface DispatcherOptions {
   wake(): void;
   log: Logger;
   metrics?: WorkerMetrics;
+  /** How long a started call waits for its claim statement; default {@linkcode CLAIM_DELAY_MS}. */
+  claimDelayMs?: number;
 }
+
+/**
+ * How long a dispatched call runs before its claim is sent: most GETs finish sooner, and the
+ * statement that writes their result claims them (a claim by another worker leaves a dispatched
+ * request alone for a second, see `omni_kube._dispatched_elsewhere`).
+ */
+export const CLAIM_DELAY_MS = 100;
 
 /** Starts the dispatched requests this worker may run. */
 export class Dispatcher {
@@ -97,7 +106,7 @@ export class Dispatcher {
       startUnclaimed(
         request.kind,
         request.requestedBy,
-        () => run(request, this.#claim(request.id), afterClaim),
+        () => run(request, this.#claim(request.id, afterClaim), afterClaim),
       )
     );
     // No room for some: a claim takes them when a slot frees, in their role's turn.
@@ -105,26 +114,49 @@ export class Dispatcher {
   }
 
   /**
-   * Whether the request `id`, started, is this worker's: marked running by the next claim
-   * statement, which takes every id started while the one before it is under way.
+   * Whether the request `id`, started, is this worker's: marked running by a claim statement
+   * that takes every id started meanwhile. The statement waits `claimDelayMs` (none with `now`),
+   * and the one before it: a call that finishes first is {@linkcode withdraw}n and
+   * claimed by the statement that writes its result.
    */
-  #claim(id: number): Promise<boolean> {
-    if (!this.#next) {
-      const batch: ClaimBatch = { ids: [], claimed: Promise.withResolvers() };
-      this.#next = batch;
-      // After the statement under way (or this tick's other dispatches) the batch is closed.
-      this.#underWay.then(() => {
-        this.#next = undefined;
-        this.#underWay = this.#send(batch);
-      });
+  #claim(id: number, now: boolean): Promise<boolean> {
+    let batch = this.#next;
+    if (!batch) {
+      const opened: ClaimBatch = { ids: [], claimed: Promise.withResolvers(), timer: undefined };
+      const close = () => {
+        clearTimeout(opened.timer);
+        if (this.#next === opened) this.#next = undefined;
+        this.#underWay = this.#underWay.then(() => this.#send(opened));
+      };
+      opened.close = close;
+      opened.timer = setTimeout(close, this.#options.claimDelayMs ?? CLAIM_DELAY_MS);
+      batch = this.#next = opened;
     }
-    this.#next.ids.push(id);
-    return this.#next.claimed.promise.then((claimed) => claimed.has(id));
+    batch.ids.push(id);
+    if (now) batch.close?.();
+    return batch.claimed.promise.then((claimed) => claimed.has(id));
+  }
+
+  /**
+   * Takes request `id` out of the claim statement still to be sent; true if it was there (the
+   * statement writing its result claims it: see `unclaimed` in ../queue/results.ts), false if that
+   * statement was sent.
+   */
+  withdraw(id: number): boolean {
+    const ids = this.#next?.ids;
+    const at = ids?.indexOf(id) ?? -1;
+    if (at < 0) return false;
+    ids!.splice(at, 1);
+    return true;
   }
 
   /** Sends one claim statement; on failure its requests are left to a claim. Never rejects. */
   async #send({ ids, claimed }: ClaimBatch): Promise<void> {
     const { claims, metrics, log, wake } = this.#options;
+    if (ids.length === 0) {
+      claimed.resolve(new Set());
+      return;
+    }
     const started = performance.now();
     try {
       claimed.resolve(await claims.claimDispatched(ids));
@@ -146,4 +178,8 @@ export class Dispatcher {
 interface ClaimBatch {
   ids: number[];
   claimed: PromiseWithResolvers<Set<number>>;
+  /** When the statement is sent (unless it is sent sooner). */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Sends the statement after the one under way, and lets the next ids open another. */
+  close?: () => void;
 }

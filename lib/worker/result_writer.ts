@@ -104,6 +104,7 @@ export class ResultWriter {
           id: result.id,
           outcome: "failed",
           error: `the response could not be stored: ${errorMessage(refused)}`,
+          ...(result.unclaimed ? { unclaimed: true } : {}),
         }]).catch(() => {});
       }
     }

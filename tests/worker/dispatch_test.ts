@@ -35,7 +35,12 @@ function fakeDispatcher(
   const startedAfterClaim: number[] = [];
   const outcomes = new Map<number, boolean>();
   const followed: number[] = [];
-  const state = { wakes: 0, gate: undefined as Promise<void> | undefined, running: 0 };
+  const state = {
+    wakes: 0,
+    gate: undefined as Promise<void> | undefined,
+    fail: false,
+    running: 0,
+  };
   const log = recordingLog();
   const dispatcher = new Dispatcher({
     window: {
@@ -53,6 +58,7 @@ function fakeDispatcher(
       async claimDispatched(ids) {
         statements.push([...ids]);
         await state.gate;
+        if (state.fail) throw new Error("connection lost");
         return new Set(ids.filter(claimable));
       },
     },
@@ -69,6 +75,7 @@ function fakeDispatcher(
     },
     wake: () => state.wakes++,
     log,
+    claimDelayMs: 0,
   });
   const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
   return {
@@ -142,20 +149,37 @@ Deno.test("Dispatcher: without room, a request is left to a claim", async () => 
   assert.equal(d.state.wakes, 1);
 });
 
-Deno.test("Dispatcher: one claim statement takes every request started while the one before it runs", async () => {
-  const d = fakeDispatcher({ held: [1, 2, 3] });
+Deno.test("Dispatcher: one claim statement takes every request started within its delay, or while the one before it runs", async () => {
+  const d = fakeDispatcher({ held: [1, 2, 3, 4] });
+  d.dispatcher.receive(payload(1));
+  d.dispatcher.receive(payload(2));
   let open!: () => void;
   d.state.gate = new Promise((resolve) => open = resolve);
-  d.dispatcher.receive(payload(1));
   await d.settle();
-  d.dispatcher.receive(payload(2));
+  await d.settle();
+  assert.deepEqual(d.statements, [[1, 2]]);
   d.dispatcher.receive(payload(3));
+  d.dispatcher.receive(payload(4));
   await d.settle();
-  assert.deepEqual(d.statements, [[1]]);
+  await d.settle();
+  assert.deepEqual(d.statements, [[1, 2]]);
   open();
   await d.settle();
   await d.settle();
-  assert.deepEqual(d.statements, [[1], [2, 3]]);
+  assert.deepEqual(d.statements, [[1, 2], [3, 4]]);
+});
+
+Deno.test("Dispatcher.withdraw: a call that finished before its claim was sent leaves it", async () => {
+  const d = fakeDispatcher({ held: [1, 2] });
+  d.dispatcher.receive(payload(1, 2));
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.equal(d.dispatcher.withdraw(1), true);
+  await d.settle();
+  await d.settle();
+  assert.deepEqual(d.statements, [[2]]);
+  assert.equal(d.dispatcher.withdraw(2), false); // sent already
+  assert.deepEqual([...d.outcomes], [[1, false], [2, true]]);
 });
 
 Deno.test("Dispatcher: a request the claim did not take is told so; a failed claim leaves all to a claim", async () => {
@@ -166,7 +190,7 @@ Deno.test("Dispatcher: a request the claim did not take is told so; a failed cla
   assert.deepEqual([...d.outcomes], [[1, true], [2, false]]);
 
   const failing = fakeDispatcher({ held: [5] });
-  failing.state.gate = Promise.reject(new Error("connection lost"));
+  failing.state.fail = true;
   failing.dispatcher.receive(payload(5));
   await failing.settle();
   await failing.settle();

@@ -1,15 +1,18 @@
 -- Transition: running -> done (an HTTP answer: its status and body) or failed (no answer: the
--- error, and the SQLSTATE its caller gets, NULL for OKT01), for the requests of `ids` that `worker` is running; any other is left as it is (its
--- caller cancelled it meanwhile). One element per request in each array. A body said to be JSON
+-- error, and the SQLSTATE its caller gets, NULL for OKT01), for the requests of `ids` that
+-- `worker` is running; any other is left as it is (its caller cancelled it meanwhile). One element per request in each array. A body said to be JSON
 -- is cast to jsonb, which fails the whole statement if one is not JSON after all (or not storable
 -- as jsonb); `tolerant` stores such a body as a JSON string instead, at the price of a
 -- subtransaction per row. `stored` marks a response assembled in the row already (large bodies).
 -- With `announce`, tells the finished ids on omni_kube_done, so that other workers release their
 -- window locks on them (a NOTIFY payload must stay under 8000 bytes: many say "*", sweep); a
--- worker that holds the locks of all of them itself has nothing to tell.
+-- worker that holds the locks of all of them itself has nothing to tell. `unclaimed` are
+-- dispatched requests (_insert_requests) that `worker` ran before any claim of them committed: they
+-- are finished from queued too, and claimed by the same statement.
 create or replace function omni_kube._finish_requests(
   worker uuid, ids bigint[], statuses int2[], bodies text[], is_json boolean[], stored boolean[],
-  errors text[], error_codes text[], tolerant boolean default false, announce boolean default true
+  errors text[], error_codes text[], tolerant boolean default false, announce boolean default true,
+  unclaimed bigint[] default '{}'
 ) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -17,6 +20,7 @@ create or replace function omni_kube._finish_requests(
 declare
   finished int;
   finished_ids text;
+  now constant timestamptz := clock_timestamp();
 begin
   with written as (
     update omni_kube.request r
@@ -29,11 +33,20 @@ begin
                            else to_jsonb(x.body) end,
            error = x.error,
            error_code = x.error_code,
-           finished_at = clock_timestamp()
+           worker_id = worker,
+           claimed_at = coalesce(r.claimed_at, now),
+           finished_at = now
       from unnest(ids, statuses, bodies, is_json, stored, errors, error_codes)
              as x(id, status, body, is_json, stored, error, error_code)
-     where r.id = x.id and r.state = 'running' and r.worker_id = worker
+     where r.id = x.id
+       and ((r.state = 'running' and r.worker_id = worker)
+            or (r.state = 'queued' and r.dispatched and r.id = any(unclaimed)))
     returning r.id
+  ), forgotten as (
+    -- (A dispatched request's credentials row holds no secret; a claim would have deleted it.)
+    delete from omni_kube.request_credentials c
+     where cardinality(unclaimed) > 0 and c.request_id = any(unclaimed)
+       and c.request_id in (select id from written)
   )
   select count(*), string_agg(id::text, ',') into finished, finished_ids from written;
   if finished > 0 and announce then
@@ -42,4 +55,4 @@ begin
 end
 $$;
 revoke all on function omni_kube._finish_requests(uuid, bigint[], int2[], text[], boolean[],
-  boolean[], text[], text[], boolean, boolean) from public;
+  boolean[], text[], text[], boolean, boolean, bigint[]) from public;
