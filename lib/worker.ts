@@ -393,7 +393,7 @@ export class Worker {
     claimed: Promise<boolean>,
     afterClaim: boolean,
   ): Promise<void> {
-    const running = { abort: new AbortController(), finish: new AbortController() };
+    const running: Running = { abort: new AbortController(), finish: new AbortController() };
     this.#running.set(request.id, running);
     const claimedHere = Promise.withResolvers<boolean>();
     this.#unclaimed.set(request.id, claimedHere.resolve);
@@ -407,6 +407,12 @@ export class Worker {
       }
       return ok;
     });
+    running.claimed = async () => {
+      this.#dispatcher!.hurry(request.id);
+      if (!await mine) {
+        throw new DOMException("another worker claimed it, or its caller gave up", "AbortError");
+      }
+    };
     // A lock taken outside the window may have been free because an earlier claim of this
     // request was under way: the call waits for this worker's claim.
     const started = afterClaim ? mine : Promise.resolve(true);

@@ -37,6 +37,11 @@ const LARGE_RESPONSE_BYTES = 256 * 1024;
 export interface Running {
   abort: AbortController;
   finish: AbortController;
+  /**
+   * For a call started before its row says it runs here (dispatched): settles once it does, and
+   * rejects if it never will. A large body waits for it: the row is where its pieces end up.
+   */
+  claimed?: () => Promise<void>;
 }
 
 /** What {@linkcode Caller} works with. */
@@ -71,7 +76,7 @@ export class Caller {
     try {
       result = request.kind === "watch"
         ? await this.#watch(request, running)
-        : await this.#call(request, running.abort.signal);
+        : await this.#call(request, running);
     } catch (error) {
       const limited = error instanceof ResponseLimitExceeded
         ? overLimit(error, request.kind)
@@ -148,7 +153,8 @@ export class Caller {
     return { id: request.id, outcome: "response", status: watched.status, body, isJson: true };
   }
 
-  async #call(request: ClaimedRequest, signal: AbortSignal): Promise<RequestResult> {
+  async #call(request: ClaimedRequest, running: Running): Promise<RequestResult> {
+    const signal = running.abort.signal;
     const { fetch, pieces } = this.#options;
     const { maxResponseBytes } = this.#limits;
     checkRequestTimeout(request.timeoutMs, 0, this.#limits);
@@ -179,7 +185,10 @@ export class Caller {
     }
     const body = await readResponseBody(response, {
       largeAt: LARGE_RESPONSE_BYTES,
-      openSink: () => pieces.sink(id, callSignal),
+      openSink: async () => {
+        await running.claimed?.();
+        return pieces.sink(id, callSignal);
+      },
       maxBytes: maxResponseBytes,
       signal: callSignal,
     });

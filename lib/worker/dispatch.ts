@@ -137,6 +137,11 @@ export class Dispatcher {
     return batch.claimed.promise.then((claimed) => claimed.has(id));
   }
 
+  /** Sends the claim statement still to be sent now, if it takes request `id`. */
+  hurry(id: number): void {
+    if (this.#next?.ids.includes(id)) this.#next.close?.();
+  }
+
   /**
    * Takes request `id` out of the claim statement still to be sent; true if it was there (the
    * statement writing its result claims it: see `unclaimed` in ../queue/results.ts), false if that
