@@ -86,7 +86,8 @@ export class Dispatcher {
     if (requests.length === 0) return;
     // Ids come in order: keep the window ahead of the newest.
     await window.follow(requests[requests.length - 1].id + 1);
-    // Held by the window since before the request was made: no claim can take it now.
+    // Held by the window since before the request was made: for a second, no other worker's
+    // claim takes it (`omni_kube._dispatched_elsewhere`).
     const held = requests.filter((request) => window.holds(request.id) > 0);
     // Not in the window (issued after a jump of the sequence, or another worker's window has it,
     // or the heartbeat released it while the request was being made): this worker's only if it
@@ -123,7 +124,10 @@ export class Dispatcher {
     let batch = this.#next;
     if (!batch) {
       const opened: ClaimBatch = { ids: [], claimed: Promise.withResolvers(), timer: undefined };
+      let closed = false;
       const close = () => {
+        if (closed) return;
+        closed = true;
         clearTimeout(opened.timer);
         if (this.#next === opened) this.#next = undefined;
         this.#underWay = this.#underWay.then(() => this.#send(opened));
