@@ -327,6 +327,7 @@ export class Worker {
       claims,
       startUnclaimed: (kind, role, run) => claimLoop.startUnclaimed(kind, role, run),
       run: (request, claimed, afterClaim) => this.#runDispatched(request, claimed, afterClaim),
+      isRunning: (id) => this.#running.has(id),
       wake: () => this.wake(),
       log,
       metrics,

@@ -33,6 +33,8 @@ export interface DispatcherOptions {
    * runs it (false: drop the answer). With `afterClaim`, the call starts only once it does.
    */
   run(request: ClaimedRequest, claimed: Promise<boolean>, afterClaim: boolean): Promise<void>;
+  /** Whether this worker runs request `id` already (its claim took it before its dispatch came). */
+  isRunning(id: number): boolean;
   /** Looks for queued requests: those left to a claim. */
   wake(): void;
   log: Logger;
@@ -81,11 +83,12 @@ export class Dispatcher {
     });
   }
 
-  async #dispatch(requests: ClaimedRequest[]): Promise<void> {
-    const { window, locks, startUnclaimed, run, wake } = this.#options;
-    if (requests.length === 0) return;
+  async #dispatch(dispatched: ClaimedRequest[]): Promise<void> {
+    const { window, locks, startUnclaimed, run, wake, isRunning } = this.#options;
+    if (dispatched.length === 0) return;
     // Ids come in order: keep the window ahead of the newest.
-    await window.follow(requests[requests.length - 1].id + 1);
+    await window.follow(dispatched[dispatched.length - 1].id + 1);
+    const requests = dispatched.filter((request) => !isRunning(request.id));
     // Held by the window since before the request was made: for a second, no other worker's
     // claim takes it (`omni_kube._dispatched_elsewhere`).
     const held = requests.filter((request) => window.holds(request.id) > 0);

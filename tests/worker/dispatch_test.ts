@@ -25,6 +25,7 @@ function fakeDispatcher(
   {
     held = [] as number[],
     othersHold = [] as number[],
+    runningAlready = [] as number[],
     room = 10,
     claimable = (_id: number): boolean => true,
   } = {},
@@ -73,6 +74,7 @@ function fakeDispatcher(
       if (afterClaim) startedAfterClaim.push(request.id);
       outcomes.set(request.id, await claimed);
     },
+    isRunning: (id) => runningAlready.includes(id),
     wake: () => state.wakes++,
     log,
     claimDelayMs: 0,
@@ -139,6 +141,13 @@ Deno.test("Dispatcher: runs what its window holds, takes a free lock, leaves one
   await d.settle();
   assert.deepEqual([...d.outcomes], [[1, true], [2, true]]);
   assert.equal(d.state.wakes, 0);
+});
+
+Deno.test("Dispatcher: a request this worker's claim took before its dispatch came is not run again", async () => {
+  const d = fakeDispatcher({ held: [1, 2], runningAlready: [1] });
+  d.dispatcher.receive(payload(1, 2));
+  await d.settle();
+  assert.deepEqual(d.started, [2]);
 });
 
 Deno.test("Dispatcher: without room, a request is left to a claim", async () => {
