@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { type Bridge, startBridge } from "./bridge.ts";
-import { uniqueName } from "./testbed.ts";
+import { createNamespace as createNamespaceWithDefaults, uniqueName } from "./testbed.ts";
 
 type Sql = postgres.Sql<Record<string, never>>;
 interface WatchEvent {
@@ -15,11 +15,12 @@ interface WatchEvent {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function createNamespace(sql: Sql): Promise<string> {
-  const name = uniqueName("watch");
-  await sql`select omni_kube.api('/api/v1/namespaces', method => 'POST',
-              body => ${JSON.stringify({ metadata: { name } })}::text::jsonb)`;
-  return name;
+/**
+ * A fresh namespace, once the controllers have given it its ConfigMap kube-root-ca.crt: a watch
+ * begun earlier would see that ConfigMap ADDED among the test's own changes.
+ */
+function createNamespace(sql: Sql): Promise<string> {
+  return createNamespaceWithDefaults(sql, "watch");
 }
 
 async function createConfigMap(sql: Sql, namespace: string, name: string, labels = {}) {

@@ -23,13 +23,21 @@ export class LockStatements {
     return Number(row.next);
   }
 
-  /** Takes the locks of `ids` that nobody holds; returns the ids locked. */
+  /**
+   * Takes the locks of those of `ids` that the sequence has not issued yet and that nobody holds;
+   * returns the ids locked. A lock held from before its request was made is one no claim can have
+   * taken the request under: the worker holding it may start the request on its dispatch alone
+   * (lib/worker/dispatch.ts).
+   */
   async tryLock(ids: number[]): Promise<number[]> {
     if (ids.length === 0) return [];
     const rows = await this.session`
       select id from unnest(${ids}::bigint[]) id
-       where pg_try_advisory_lock(omni_kube._lock_class(),
-                                  omni_kube._lock_key(id, omni_kube._lock_salt()))`;
+       where case when id > (select case when is_called then last_value else last_value - 1 end
+                               from omni_kube.request_id_seq)
+                  then pg_try_advisory_lock(omni_kube._lock_class(),
+                                            omni_kube._lock_key(id, omni_kube._lock_salt()))
+                  else false end`;
     return rows.map((r) => Number(r.id));
   }
 

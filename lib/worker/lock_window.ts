@@ -84,7 +84,10 @@ export class LockWindow {
     this.#end = Math.max(this.#end, next + this.#size);
   }
 
-  /** Locks the ids in [start, end) that this worker does not hold yet. */
+  /**
+   * Locks the ids in [start, end) that this worker does not hold yet (of those, the statement
+   * takes only ids the sequence has not issued: see `LockStatements.tryLock`).
+   */
   async #lockRange(start: number, end: number): Promise<void> {
     const ids: number[] = [];
     for (let id = start; id < end; id++) if (!this.#held.has(id)) ids.push(id);
