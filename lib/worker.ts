@@ -104,6 +104,10 @@ export function roleLimits(
 /** Large bodies copied at once; more wait (and are read no faster) until a session is free. */
 const COPY_SESSIONS = 4;
 
+/** Why a dispatched call is stopped when its claim finds it is not this worker's. */
+const notOurs = () =>
+  new DOMException("another worker claimed it, or its caller gave up", "AbortError");
+
 /** A running worker. */
 export class Worker {
   /** This worker's id in `omni_kube.workers`. */
@@ -403,7 +407,7 @@ export class Worker {
       this.#unclaimed.delete(request.id);
       if (!ok) {
         running.abort.abort(
-          new DOMException("another worker claimed it, or its caller gave up", "AbortError"),
+          notOurs(),
         );
       }
       return ok;
@@ -411,7 +415,7 @@ export class Worker {
     running.claimed = async () => {
       this.#dispatcher!.hurry(request.id);
       if (!await mine) {
-        throw new DOMException("another worker claimed it, or its caller gave up", "AbortError");
+        throw notOurs();
       }
     };
     // A lock taken outside the window may have been free because an earlier claim of this

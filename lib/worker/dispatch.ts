@@ -1,9 +1,11 @@
 /**
  * Dispatched requests: api() GETs and HEADs that carry no secret (the worker's own credentials,
- * or none) arrive whole on the secret dispatch channel (see `omni_kube._insert_requests`). The worker holding a request's
- * lock starts the call at once, with no claim round trip before it, and marks the request running
- * in a statement sent alongside the call. A request it cannot take stays queued for a claim:
- * another worker holds its lock, or its kind or role has no room here.
+ * or none) arrive whole on the secret dispatch channel (see `omni_kube._insert_requests`). The
+ * worker holding a request's lock starts the call at once, with no claim round trip before it.
+ * The claim follows after {@linkcode CLAIM_DELAY_MS}, for every call started meanwhile; a call
+ * that finishes first is claimed by the statement that writes its result. A request the worker
+ * cannot take stays queued for a claim: another worker holds its lock, or its kind or role has no
+ * room here.
  *
  * Starting before the row says so is safe for these methods only: if another worker's claim
  * takes the request meanwhile, or its caller gives up, the call is aborted and its answer
@@ -124,29 +126,33 @@ export class Dispatcher {
    * claimed by the statement that writes its result.
    */
   #claim(id: number, now: boolean): Promise<boolean> {
-    let batch = this.#next;
-    if (!batch) {
-      const opened: ClaimBatch = { ids: [], claimed: Promise.withResolvers(), timer: undefined };
-      let closed = false;
-      const close = () => {
+    const batch = this.#next ?? this.#open();
+    batch.ids.push(id);
+    if (now) batch.close();
+    return batch.claimed.promise.then((claimed) => claimed.has(id));
+  }
+
+  /** A claim statement to come, sent when closed: by its timer, or sooner. */
+  #open(): ClaimBatch {
+    let closed = false;
+    const batch: ClaimBatch = {
+      ids: [],
+      claimed: Promise.withResolvers(),
+      close: () => {
         if (closed) return;
         closed = true;
-        clearTimeout(opened.timer);
-        if (this.#next === opened) this.#next = undefined;
-        this.#underWay = this.#underWay.then(() => this.#send(opened));
-      };
-      opened.close = close;
-      opened.timer = setTimeout(close, this.#options.claimDelayMs ?? CLAIM_DELAY_MS);
-      batch = this.#next = opened;
-    }
-    batch.ids.push(id);
-    if (now) batch.close?.();
-    return batch.claimed.promise.then((claimed) => claimed.has(id));
+        clearTimeout(timer);
+        if (this.#next === batch) this.#next = undefined;
+        this.#underWay = this.#underWay.then(() => this.#send(batch));
+      },
+    };
+    const timer = setTimeout(batch.close, this.#options.claimDelayMs ?? CLAIM_DELAY_MS);
+    return this.#next = batch;
   }
 
   /** Sends the claim statement still to be sent now, if it takes request `id`. */
   hurry(id: number): void {
-    if (this.#next?.ids.includes(id)) this.#next.close?.();
+    if (this.#next?.ids.includes(id)) this.#next.close();
   }
 
   /**
@@ -155,10 +161,10 @@ export class Dispatcher {
    * statement was sent.
    */
   withdraw(id: number): boolean {
-    const ids = this.#next?.ids;
-    const at = ids?.indexOf(id) ?? -1;
+    const ids = this.#next?.ids ?? [];
+    const at = ids.indexOf(id);
     if (at < 0) return false;
-    ids!.splice(at, 1);
+    ids.splice(at, 1);
     return true;
   }
 
@@ -190,8 +196,6 @@ export class Dispatcher {
 interface ClaimBatch {
   ids: number[];
   claimed: PromiseWithResolvers<Set<number>>;
-  /** When the statement is sent (unless it is sent sooner). */
-  timer: ReturnType<typeof setTimeout> | undefined;
   /** Sends the statement after the one under way, and lets the next ids open another. */
-  close?: () => void;
+  close(): void;
 }

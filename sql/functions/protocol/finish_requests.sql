@@ -1,14 +1,15 @@
 -- Transition: running -> done (an HTTP answer: its status and body) or failed (no answer: the
 -- error, and the SQLSTATE its caller gets, NULL for OKT01), for the requests of `ids` that
--- `worker` is running; any other is left as it is (its caller cancelled it meanwhile). One element per request in each array. A body said to be JSON
--- is cast to jsonb, which fails the whole statement if one is not JSON after all (or not storable
--- as jsonb); `tolerant` stores such a body as a JSON string instead, at the price of a
--- subtransaction per row. `stored` marks a response assembled in the row already (large bodies).
--- With `announce`, tells the finished ids on omni_kube_done, so that other workers release their
--- window locks on them (a NOTIFY payload must stay under 8000 bytes: many say "*", sweep); a
--- worker that holds the locks of all of them itself has nothing to tell. `unclaimed` are
--- dispatched requests (_insert_requests) that `worker` ran before any claim of them committed: they
--- are finished from queued too, and claimed by the same statement.
+-- `worker` is running; any other is left as it is (its caller cancelled it meanwhile). One element
+-- per request in each array. A body said to be JSON is cast to jsonb, which fails the whole
+-- statement if one is not JSON after all (or not storable as jsonb); `tolerant` stores such a body
+-- as a JSON string instead, at the price of a subtransaction per row. `stored` marks a response
+-- assembled in the row already (large bodies). With `announce`, tells the finished ids on
+-- omni_kube_done, so that other workers release their window locks on them (a NOTIFY payload must
+-- stay under 8000 bytes: many say "*", sweep); a worker that holds the locks of all of them itself
+-- has nothing to tell. `unclaimed` are dispatched requests (_insert_requests) that `worker` ran
+-- before any claim of them committed: they are finished from queued too, and claimed by the same
+-- statement.
 create or replace function omni_kube._finish_requests(
   worker uuid, ids bigint[], statuses int2[], bodies text[], is_json boolean[], stored boolean[],
   errors text[], error_codes text[], tolerant boolean default false, announce boolean default true,
@@ -49,8 +50,7 @@ begin
   ), forgotten as (
     -- (A dispatched request's credentials row holds no secret; a claim would have deleted it.)
     delete from omni_kube.request_credentials c
-     where cardinality(unclaimed) > 0 and c.request_id = any(unclaimed)
-       and c.request_id in (select id from written)
+     where c.request_id = any(unclaimed) and c.request_id in (select id from written)
   )
   select count(*), string_agg(id::text, ',') into finished, finished_ids from written;
   if finished > 0 and announce then

@@ -29,8 +29,9 @@ declare
   ids bigint[];
   queue_limit int;
   queued int;
-  -- The new requests as the dispatch channel carries them, [id, method, path] each, after what
-  -- they share: [role, stream, server, timeout_ms, use_worker_default, cacert, requests].
+  -- What a dispatch notification carries: what the new requests share, [role, stream, server,
+  -- timeout_ms, use_worker_default, cacert], then the requests, [id, method, path] each.
+  dispatch_head jsonb;
   dispatch jsonb;
   -- Where they are announced whole; NULL: on omni_kube_request, to be claimed.
   dispatch_channel text;
@@ -88,13 +89,15 @@ begin
       if kind = 'api' and token is null and client_certificate is null
          and client_private_key is null
          and not exists (select from unnest(new_positions) p
-                          where methods[p] not in ('GET', 'HEAD') or bodies[p] is not null)
-         and octet_length(jsonb_build_array(requested_by, stream, server, timeout_ms,
-                                            use_worker_default, cacert)::text)
+                          where methods[p] not in ('GET', 'HEAD') or bodies[p] is not null) then
+        dispatch_head := jsonb_build_array(requested_by, stream, server, timeout_ms,
+                                           use_worker_default, cacert);
+        if octet_length(dispatch_head::text)
              + (select sum(2 * octet_length(paths[p]) + 40) from unnest(new_positions) p) <= 7900
-      then
-        dispatch_channel := (select s.value from omni_kube.instance_settings s
-                              where s.name = 'dispatch_channel');
+        then
+          dispatch_channel := (select s.value from omni_kube.instance_settings s
+                                where s.name = 'dispatch_channel');
+        end if;
       end if;
       with inserted as (
         insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
@@ -114,9 +117,7 @@ begin
       select jsonb_agg(jsonb_build_array(i.id, i.method, i.path) order by i.id) into dispatch
         from inserted i;
       if dispatch_channel is not null then
-        perform pg_notify(dispatch_channel,
-                          jsonb_build_array(requested_by, stream, server, timeout_ms,
-                                            use_worker_default, cacert, dispatch)::text);
+        perform pg_notify(dispatch_channel, (dispatch_head || jsonb_build_array(dispatch))::text);
       else
         perform pg_notify('omni_kube_request', '');
       end if;
