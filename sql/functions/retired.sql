@@ -25,3 +25,10 @@ $$;
 -- parameter defaults to announcing, as before).
 drop function if exists omni_kube._finish_requests(uuid, bigint[], int2[], text[], boolean[],
   boolean[], text[], text[], boolean);
+
+-- _call and _insert_requests take each path's named cluster.
+drop function if exists omni_kube._call(text, text[], omni_kube.http_method[], jsonb[], boolean,
+  text, text, omni_kube.client_certificate, text, int);
+drop function if exists omni_kube._insert_requests(uuid, name, name, int, timestamptz, text,
+  omni_kube.http_method[], text[], jsonb[], boolean, text, text, int, boolean, text, text, text,
+  text, bytea);

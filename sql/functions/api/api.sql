@@ -27,16 +27,42 @@ begin
 end
 $$;
 
--- Batch: one row per path, in input order; the calls run in parallel.
+-- Single call to a named cluster (cluster => 'name'): its server and credentials are the worker's
+-- (its kubeconfig's context of that name); server and credentials may not be given beside it.
 create or replace function omni_kube.api(
-  paths text[],
-  server text default omni_kube._setting('omni_kube.server'),
-  cacert text default omni_kube._setting('omni_kube.cacert'),
-  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
-  token text default omni_kube._setting('omni_kube.token'),
-  methods omni_kube.http_method[] default null,
-  bodies jsonb[] default null,
+  path text,
+  cluster omni_kube.cluster_name,
+  server text default null,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  method omni_kube.http_method default 'GET',
+  body jsonb default null,
   stream boolean default false
+) returns jsonb
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  result record;
+begin
+  select * into result from omni_kube._call('api', array[path], array[method], array[body], stream,
+                                            server, cacert, clientcert, token,
+                                            clusters => array[cluster::text]);
+  if result.state = 'done' and result.status < 400 then
+    return result.response;
+  end if;
+  perform omni_kube._raise_for(result.state, result.status, result.response, result.error,
+                               format('%s %s on cluster %s', method, path, cluster), result.error_code);
+  return null; -- not reached: _raise_for raises
+end
+$$;
+
+-- The batch forms' work: `clusters` NULL, or one per path.
+create or replace function omni_kube._api_batch(
+  paths text[], clusters text[], server text, cacert text,
+  clientcert omni_kube.client_certificate, token text, methods omni_kube.http_method[],
+  bodies jsonb[], stream boolean
 ) returns table (response jsonb, status int2)
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -61,9 +87,69 @@ begin
       from omni_kube._call('api', paths,
                            coalesce(methods, array_fill('GET'::omni_kube.http_method, array[cardinality(paths)])),
                            coalesce(bodies, array_fill(null::jsonb, array[cardinality(paths)])),
-                           stream, server, cacert, clientcert, token) c;
+                           stream, server, cacert, clientcert, token, clusters => clusters) c;
 end
 $$;
 
+-- Batch: one row per path, in input order; the calls run in parallel.
+create or replace function omni_kube.api(
+  paths text[],
+  server text default omni_kube._setting('omni_kube.server'),
+  cacert text default omni_kube._setting('omni_kube.cacert'),
+  clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
+  token text default omni_kube._setting('omni_kube.token'),
+  methods omni_kube.http_method[] default null,
+  bodies jsonb[] default null,
+  stream boolean default false
+) returns table (response jsonb, status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select * from omni_kube._api_batch(paths, null, server, cacert, clientcert, token, methods,
+                                       bodies, stream)
+  $$;
+
+-- Batch to one named cluster.
+create or replace function omni_kube.api(
+  paths text[],
+  cluster omni_kube.cluster_name,
+  server text default null,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  methods omni_kube.http_method[] default null,
+  bodies jsonb[] default null,
+  stream boolean default false
+) returns table (response jsonb, status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select * from omni_kube._api_batch(paths, array_fill(cluster::text, array[coalesce(cardinality(paths), 0)]),
+                                       server, cacert, clientcert, token, methods, bodies, stream)
+  $$;
+
+-- Batch across named clusters: one cluster per path (NULL: the default cluster).
+create or replace function omni_kube.api(
+  paths text[],
+  clusters omni_kube.cluster_names,
+  server text default null,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  methods omni_kube.http_method[] default null,
+  bodies jsonb[] default null,
+  stream boolean default false
+) returns table (response jsonb, status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select * from omni_kube._api_batch(paths, clusters, server, cacert, clientcert, token, methods,
+                                       bodies, stream)
+  $$;
+
 grant execute on function omni_kube.api(text, text, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean) to omni_kube;
 grant execute on function omni_kube.api(text[], text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;
+grant execute on function omni_kube.api(text, omni_kube.cluster_name, text, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean) to omni_kube;
+grant execute on function omni_kube.api(text[], omni_kube.cluster_name, text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;
+grant execute on function omni_kube.api(text[], omni_kube.cluster_names, text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;
+grant execute on function omni_kube._api_batch(text[], text[], text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;

@@ -3,7 +3,9 @@ create or replace function omni_kube._call(
   kind text, paths text[], methods omni_kube.http_method[], bodies jsonb[],
   stream boolean, server text, cacert text, clientcert omni_kube.client_certificate, token text,
   -- Added to omni_kube.request_timeout: how long the call itself is meant to last (a watch).
-  duration_ms int default 0
+  duration_ms int default 0,
+  -- The named cluster of each path (NULL: server and credentials above, or the worker's own).
+  clusters text[] default null
 ) returns table (id bigint, state text, status int2, response jsonb, error text,
                 error_code text)
   language plpgsql volatile security definer
@@ -43,6 +45,13 @@ begin
     raise exception 'omni_kube: duration % ms is out of range', duration_ms using errcode = '22023';
   end if;
   perform omni_kube._check_paths(paths);
+  if clusters is not null then
+    perform omni_kube._check_clusters(requested_by, clusters, cardinality(paths), server, cacert,
+                                      clientcert, token);
+  end if;
+  if server is not null then
+    perform omni_kube._check_explicit_server(server);
+  end if;
   -- Only https://host[:port]: credentials never travel in clear text, and a path or user part in
   -- the server would change where the call goes.
   if server is not null and server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
@@ -115,13 +124,14 @@ begin
     -- must not change how the other session reads it.
     select array_agg(value::bigint order by ordinality) into ids
       from jsonb_array_elements_text(omni_kube._autonomous(format(
-        'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L)',
+        'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L)',
         enqueue_key, requested_by, session_user, pg_backend_pid(),
         to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
         kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
         cacert, clientcert.certificate, clientcert.private_key, token,
         sha256(convert_to(jsonb_build_array(use_worker_default, cacert, clientcert.certificate,
-                                            clientcert.private_key, token)::text, 'UTF8')))))
+                                            clientcert.private_key, token)::text, 'UTF8')),
+        clusters)))
       with ordinality;
     perform omni_kube._await(ids, timeout_ms);
   exception
@@ -160,6 +170,6 @@ begin
 end
 $$;
 revoke all on function omni_kube._call(text, text[], omni_kube.http_method[], jsonb[], boolean,
-  text, text, omni_kube.client_certificate, text, int) from public;
+  text, text, omni_kube.client_certificate, text, int, text[]) from public;
 grant execute on function omni_kube._call(text, text[], omni_kube.http_method[], jsonb[], boolean,
-  text, text, omni_kube.client_certificate, text, int) to omni_kube;
+  text, text, omni_kube.client_certificate, text, int, text[]) to omni_kube;

@@ -6,14 +6,15 @@
 -- runs requests of), what its entry of `busy_api_room` and `busy_watch_room` leaves it. In the
 -- same transaction their credentials are taken out of the database and their locks taken
 -- (`locked` is false where the lock was held already, e.g. by the worker's own window). A request
--- dispatched to another worker a moment ago is left to it (_dispatched_elsewhere). Ordered by id.
+-- dispatched to another worker a moment ago is left to it (_dispatched_elsewhere). A request for a
+-- named cluster is claimed only by a worker that serves it (`clusters`). Ordered by id.
 create or replace function omni_kube._claim_requests(
   worker uuid, api_slots int, watch_slots int, role_api_slots int, role_watch_slots int,
-  busy_roles name[], busy_api_room int[], busy_watch_room int[])
+  busy_roles name[], busy_api_room int[], busy_watch_room int[], clusters text[])
   returns table (id bigint, kind text, requested_by name, method text, path text, body text,
                  stream boolean, patch_type text, server text, timeout_ms int,
                  use_worker_default boolean, cacert text, client_certificate text,
-                 client_private_key text, token text, locked boolean)
+                 client_private_key text, token text, locked boolean, cluster text)
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
@@ -49,10 +50,12 @@ begin
     -- The rows chosen stay locked until the claim below, in this same transaction.
     taken := array(select r.id from omni_kube.request r
                     where r.state = 'queued' and r.kind = 'api' and r.requested_by = only_role
+                      and (r.cluster is null or r.cluster = any(clusters))
                       and not omni_kube._dispatched_elsewhere(r.dispatched, r.created_at, r.id, salt)
                     order by r.id limit greatest(room_api, 0) for update skip locked)
           || array(select r.id from omni_kube.request r
                     where r.state = 'queued' and r.kind = 'watch' and r.requested_by = only_role
+                      and (r.cluster is null or r.cluster = any(clusters))
                     order by r.id limit greatest(room_watch, 0) for update skip locked);
   else
     taken := array(
@@ -87,6 +90,7 @@ begin
              select r.id from omni_kube.request r
               where r.state = 'queued' and r.kind = p.kind and r.requested_by = p.who
                 and r.id >= p.oldest
+                and (r.cluster is null or r.cluster = any(clusters))
                 and not omni_kube._dispatched_elsewhere(r.dispatched, r.created_at, r.id, salt)
               order by r.id limit least(room.n, k.slots) for update skip locked) x) c
          where room.n > 0
@@ -105,7 +109,7 @@ begin
          set state = 'running', worker_id = worker, claimed_at = clock_timestamp()
        where r.id = any(taken)
       returning r.id, r.kind, r.requested_by, r.method, r.path, r.body, r.stream, r.patch_type,
-                r.server, r.timeout_ms
+                r.server, r.timeout_ms, r.cluster
     ), credentials as (
       delete from omni_kube.request_credentials c using claimed
        where c.request_id = claimed.id
@@ -115,10 +119,33 @@ begin
            claimed.body::text, claimed.stream, claimed.patch_type, claimed.server,
            claimed.timeout_ms, coalesce(c.use_worker_default, false), c.cacert,
            c.client_certificate, c.client_private_key, c.token,
-           pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(claimed.id, salt))
+           pg_try_advisory_lock(omni_kube._lock_class(), omni_kube._lock_key(claimed.id, salt)),
+           claimed.cluster
       from claimed left join credentials c on c.request_id = claimed.id
      order by claimed.id;
 end
 $$;
+revoke all on function omni_kube._claim_requests(uuid, int, int, int, int, name[], int[], int[],
+  text[]) from public;
+
+-- The claim of workers of release 0.4.0 and older, which know no named cluster: they claim only
+-- requests that name none, until they are restarted with this release.
+create or replace function omni_kube._claim_requests(
+  worker uuid, api_slots int, watch_slots int, role_api_slots int, role_watch_slots int,
+  busy_roles name[], busy_api_room int[], busy_watch_room int[])
+  returns table (id bigint, kind text, requested_by name, method text, path text, body text,
+                 stream boolean, patch_type text, server text, timeout_ms int,
+                 use_worker_default boolean, cacert text, client_certificate text,
+                 client_private_key text, token text, locked boolean)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select c.id, c.kind, c.requested_by, c.method, c.path, c.body, c.stream, c.patch_type,
+           c.server, c.timeout_ms, c.use_worker_default, c.cacert, c.client_certificate,
+           c.client_private_key, c.token, c.locked
+      from omni_kube._claim_requests(worker, api_slots, watch_slots, role_api_slots,
+                                     role_watch_slots, busy_roles, busy_api_room, busy_watch_room,
+                                     '{}') c
+  $$;
 revoke all on function omni_kube._claim_requests(uuid, int, int, int, int, name[], int[], int[])
   from public;

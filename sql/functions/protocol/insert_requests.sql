@@ -6,13 +6,14 @@
 -- shares. Returns the ids, one per input. Refuses (OKL03, nothing inserted) what would take the
 -- role's queued requests past the workers' --role-queue-limit (instance setting role_queue_limit).
 -- GETs and HEADs that carry no secret are announced whole on the secret dispatch channel
--- (instance setting dispatch_channel), the rest on omni_kube_request.
+-- (instance setting dispatch_channel), the rest on omni_kube_request. `clusters`: each path's named
+-- cluster, or NULL.
 create or replace function omni_kube._insert_requests(
   enqueue_key uuid, requested_by name, session_role name, backend_pid int,
   statement_started timestamptz, kind text, methods omni_kube.http_method[], paths text[],
   bodies jsonb[], stream boolean, patch_type text, server text, timeout_ms int,
   use_worker_default boolean, cacert text, client_certificate text, client_private_key text,
-  token text, credentials_digest bytea
+  token text, credentials_digest bytea, clusters text[]
 ) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -39,7 +40,8 @@ begin
   digests := array(
     select case when methods[i] = 'GET' and kind = 'api' then
              sha256(convert_to(jsonb_build_array(kind, paths[i], stream, server,
-                                                 encode(credentials_digest, 'hex'))::text, 'UTF8'))
+                                                 encode(credentials_digest, 'hex'),
+                                                 clusters[i])::text, 'UTF8'))
            end
       from generate_subscripts(paths, 1) i order by i);
   if not exists (select from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key) then
@@ -85,9 +87,11 @@ begin
       -- Requests that carry no secret (the worker's own credentials, or none: a CA is public) and
       -- change nothing when sent twice travel whole to the workers, and the one holding a
       -- request's lock runs it at once; the rest are claimed. (The size allows for the longest
-      -- ids and for escapes in the paths: a notification's payload stays under 8000 bytes.)
+      -- ids and for escapes in the paths: a notification's payload stays under 8000 bytes.) A
+      -- named cluster's request is claimed: only the workers that serve it may run it.
       if kind = 'api' and token is null and client_certificate is null
          and client_private_key is null
+         and not exists (select from unnest(clusters) c where c is not null)
          and not exists (select from unnest(new_positions) p
                           where methods[p] not in ('GET', 'HEAD') or bodies[p] is not null) then
         dispatch_head := jsonb_build_array(requested_by, stream, server, timeout_ms,
@@ -103,10 +107,10 @@ begin
         insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
                                        timeout_ms, position, requested_by, session_role,
                                        backend_pid, enqueue_key, statement_started, digest,
-                                       dispatched)
+                                       dispatched, cluster)
           select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, p,
                  requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p],
-                 dispatch_channel is not null
+                 dispatch_channel is not null, clusters[p]
             from unnest(new_positions) p
            order by p
         returning id, method, path),
