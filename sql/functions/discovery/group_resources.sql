@@ -1,7 +1,8 @@
 -- omni_kube.group_resources(group_version): the resources a group version serves (discovery),
 -- subresources such as pods/log included.
 
-create or replace function omni_kube.group_resources(group_version text)
+-- `cluster` NULL: the caller's settings.
+create or replace function omni_kube._group_resources(group_version text, cluster text)
   returns table (name text, singular_name text, namespaced boolean, kind text, verbs text[],
                  storage_version_hash text)
   language plpgsql volatile set search_path = pg_catalog, pg_temp
@@ -10,13 +11,33 @@ declare
   list jsonb;
 begin
   begin
-    list := omni_kube.api(omni_kube.group_path(group_version));
+    list := omni_kube._cluster_api(omni_kube.group_path(group_version), cluster);
   exception when sqlstate 'OK404' then
-    raise exception 'omni_kube: the cluster does not serve group version "%"', group_version
-      using errcode = 'OK404', hint = 'omni_kube.api_group_version lists the ones it does.';
+    if cluster is null then
+      raise exception 'omni_kube: the cluster does not serve group version "%"', group_version
+        using errcode = 'OK404', hint = 'omni_kube.api_group_version lists the ones it does.';
+    end if;
+    raise exception 'omni_kube: cluster "%" does not serve group version "%"', cluster, group_version
+      using errcode = 'OK404',
+        hint = format('select omni_kube.api(''/apis'', cluster => %L) lists the groups it serves.', cluster);
   end;
   return query select * from omni_kube._api_resource_rows(list);
 end
 $$;
 
+create or replace function omni_kube.group_resources(group_version text)
+  returns table (name text, singular_name text, namespaced boolean, kind text, verbs text[],
+                 storage_version_hash text)
+  language sql volatile set search_path = pg_catalog, pg_temp
+  as $$ select * from omni_kube._group_resources(group_version, null) $$;
+
+-- Of a named cluster (cluster => 'name'; NULL: as without one).
+create or replace function omni_kube.group_resources(group_version text,
+                                                     cluster omni_kube.cluster_name)
+  returns table (name text, singular_name text, namespaced boolean, kind text, verbs text[],
+                 storage_version_hash text)
+  language sql volatile set search_path = pg_catalog, pg_temp
+  as $$ select * from omni_kube._group_resources(group_version, cluster) $$;
+
 grant execute on function omni_kube.group_resources(text) to omni_kube;
+grant execute on function omni_kube.group_resources(text, omni_kube.cluster_name) to omni_kube;

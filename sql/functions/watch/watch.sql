@@ -2,11 +2,13 @@
 -- no resource_version is given, collects events for `timeout` seconds and ends with a BOOKMARK
 -- carrying the version to resume from.
 
--- Runs watches and returns (events, status) per input, in order. Shared by both forms.
+-- Runs watches and returns (events, status) per input, in order. Shared by every form.
 create or replace function omni_kube._watch(
   group_versions text[], resources text[], resource_versions text[], timeout int,
   namespaces text[], label_selectors text[], field_selectors text[],
-  server text, cacert text, clientcert omni_kube.client_certificate, token text
+  server text, cacert text, clientcert omni_kube.client_certificate, token text,
+  -- One named cluster per watch (NULL: the default cluster), or NULL: none named.
+  clusters text[]
 ) returns table (events jsonb[], status int2, state text, error text, error_code text)
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -28,7 +30,8 @@ begin
      or cardinality(coalesce(resource_versions, array_fill(null::text, array[n]))) <> n
      or cardinality(coalesce(namespaces, array_fill(null::text, array[n]))) <> n
      or cardinality(coalesce(label_selectors, array_fill(null::text, array[n]))) <> n
-     or cardinality(coalesce(field_selectors, array_fill(null::text, array[n]))) <> n then
+     or cardinality(coalesce(field_selectors, array_fill(null::text, array[n]))) <> n
+     or cardinality(coalesce(clusters, array_fill(null::text, array[n]))) <> n then
     raise exception 'omni_kube: watch arrays differ in length (% group versions)', n
       using errcode = '2202E', hint = 'Give every array one element per watch, or leave it NULL.';
   end if;
@@ -52,7 +55,7 @@ begin
            c.state, c.error, c.error_code
       from omni_kube._call('watch', paths,
                            array_fill('GET'::omni_kube.http_method, array[n]), bodies, false,
-                           server, cacert, clientcert, token, timeout * 1000) c;
+                           server, cacert, clientcert, token, timeout * 1000, clusters) c;
 end
 $$;
 
@@ -78,7 +81,7 @@ declare
 begin
   select * into result from omni_kube._watch(
     array[group_version], array[resource], array[resource_version], timeout, array[namespace],
-    array[label_selector], array[field_selector], server, cacert, clientcert, token);
+    array[label_selector], array[field_selector], server, cacert, clientcert, token, null);
   if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
     perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
                                  format('watch of %s %s', group_version, resource),
@@ -109,8 +112,124 @@ create or replace function omni_kube.watch(
   as $$
     select w.events, w.status
       from omni_kube._watch(group_versions, resources, resource_versions, timeout, namespaces,
-                            label_selectors, field_selectors, server, cacert, clientcert, token) w
+                            label_selectors, field_selectors, server, cacert, clientcert, token,
+                            null) w
+  $$;
+
+-- The forms with a cluster. The parameter a cluster displaces goes last: every other keeps the
+-- position and type it has in the form without, so that a call of that form resolves to this one
+-- only where it passed an untyped NULL or literal in the cluster's place (watch(group_versions,
+-- resources, NULL)). A NULL cluster is then as none (server and credentials default to the
+-- settings): such a call means what it meant.
+create or replace function omni_kube._watch_with_cluster(
+  group_versions text[], resources text[], resource_versions text[], timeout int,
+  namespaces text[], label_selectors text[], field_selectors text[],
+  server text, cacert text, clientcert omni_kube.client_certificate, token text, clusters text[]
+) returns table (events jsonb[], status int2, state text, error text, error_code text)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select w.*
+      from omni_kube._watch(
+             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
+             field_selectors,
+             case when clusters is null then coalesce(server, omni_kube._setting('omni_kube.server')) else server end,
+             case when clusters is null then coalesce(cacert, omni_kube._setting('omni_kube.cacert')) else cacert end,
+             case when clusters is null then coalesce(clientcert, omni_kube._setting_clientcert()) else clientcert end,
+             case when clusters is null then coalesce(token, omni_kube._setting('omni_kube.token')) else token end,
+             clusters) w
+  $$;
+
+-- One watch of a named cluster (cluster => 'name'): its server and credentials are the worker's
+-- (its kubeconfig's context of that name), and may not be given beside it.
+create or replace function omni_kube.watch(
+  group_version text,
+  resource text,
+  cluster omni_kube.cluster_name,
+  timeout int default 1,
+  namespace text default null,
+  label_selector text default null,
+  field_selector text default null,
+  server text default null,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  resource_version text default null
+) returns table (events jsonb[], status int2)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  result record;
+begin
+  select * into result from omni_kube._watch_with_cluster(
+    array[group_version], array[resource], array[resource_version], timeout, array[namespace],
+    array[label_selector], array[field_selector], server, cacert, clientcert, token,
+    case when cluster is not null then array[cluster::text] end);
+  if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
+    perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
+                                 format('watch of %s %s', group_version, resource)
+                                   || coalesce(' on cluster ' || cluster, ''),
+                                 result.error_code);
+  end if;
+  events := result.events;
+  status := result.status;
+  return next;
+end
+$$;
+
+-- Several watches of one named cluster.
+create or replace function omni_kube.watch(
+  group_versions text[],
+  resources text[],
+  cluster omni_kube.cluster_name,
+  timeout int default 1,
+  namespaces text[] default null,
+  label_selectors text[] default null,
+  field_selectors text[] default null,
+  server text default null,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  resource_versions text[] default null
+) returns table (events jsonb[], status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select w.events, w.status
+      from omni_kube._watch_with_cluster(
+             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
+             field_selectors, server, cacert, clientcert, token,
+             case when cluster is not null
+                  then array_fill(cluster::text, array[coalesce(cardinality(group_versions), 0)]) end) w
+  $$;
+
+-- Several watches across named clusters: one cluster per watch (NULL: the default cluster).
+create or replace function omni_kube.watch(
+  group_versions text[],
+  resources text[],
+  clusters omni_kube.cluster_names,
+  timeout int default 1,
+  namespaces text[] default null,
+  label_selectors text[] default null,
+  field_selectors text[] default null,
+  server text default null,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  resource_versions text[] default null
+) returns table (events jsonb[], status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select w.events, w.status
+      from omni_kube._watch_with_cluster(
+             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
+             field_selectors, server, cacert, clientcert, token, clusters) w
   $$;
 
 grant execute on function omni_kube.watch(text, text, text, int, text, text, text, text, text, omni_kube.client_certificate, text) to omni_kube;
 grant execute on function omni_kube.watch(text[], text[], text[], int, text[], text[], text[], text, text, omni_kube.client_certificate, text) to omni_kube;
+grant execute on function omni_kube.watch(text, text, omni_kube.cluster_name, int, text, text, text, text, text, omni_kube.client_certificate, text, text) to omni_kube;
+grant execute on function omni_kube.watch(text[], text[], omni_kube.cluster_name, int, text[], text[], text[], text, text, omni_kube.client_certificate, text, text[]) to omni_kube;
+grant execute on function omni_kube.watch(text[], text[], omni_kube.cluster_names, int, text[], text[], text[], text, text, omni_kube.client_certificate, text, text[]) to omni_kube;

@@ -12,9 +12,32 @@ create or replace function omni_kube.resource_views(
   language sql volatile set search_path = pg_catalog, pg_temp
   as $$
     select omni_kube._create_resource_view(omni_kube._target_schema(r.schema), r.object_name,
-                                           r.group_version, r.resource, r.kind, r.namespaced, null, null)
+                                           r.group_version, r.resource, r.kind, r.namespaced, null,
+                                           null, null)
       from omni_kube._resources_to_create(base_schema, group_versions, singular, underscore_case,
-                                          schema_template) r
+                                          schema_template, null) r
+  $$;
+
+-- The views of a named cluster (cluster => 'name'), as resource_view(..., cluster => 'name') makes
+-- them. NULL: as without one (so that resource_views(base_schema, NULL), which PostgreSQL resolves
+-- to this form, means what it meant).
+create or replace function omni_kube.resource_views(
+  base_schema name,
+  cluster omni_kube.cluster_name,
+  -- (group_versions last: see watch.sql.)
+  singular boolean default true,
+  underscore_case boolean default true,
+  schema_template text default '%s/%s',
+  group_versions text[] default null
+) returns setof regclass
+  language sql volatile set search_path = pg_catalog, pg_temp
+  as $$
+    select omni_kube._create_resource_view(omni_kube._target_schema(r.schema), r.object_name,
+                                           r.group_version, r.resource, r.kind, r.namespaced, null,
+                                           null, cluster)
+      from omni_kube._resources_to_create(base_schema, group_versions, singular, underscore_case,
+                                          schema_template, cluster) r
   $$;
 
 grant execute on function omni_kube.resource_views(name, text[], boolean, boolean, text) to omni_kube;
+grant execute on function omni_kube.resource_views(name, omni_kube.cluster_name, boolean, boolean, text, text[]) to omni_kube;

@@ -10,4 +10,16 @@ create or replace function omni_kube.resources_metadata(group_version text, reso
                                                   'limit=1')) -> 'metadata') - 'continue' - 'remainingItemCount'
   $$;
 
+-- Of a named cluster (cluster => 'name'; NULL: as without one).
+create or replace function omni_kube.resources_metadata(group_version text, resource text,
+                                                        cluster omni_kube.cluster_name)
+  returns jsonb
+  language sql volatile set search_path = pg_catalog, pg_temp
+  as $$
+    select (omni_kube._cluster_api(omni_kube._append_query(
+              omni_kube.resources_path(group_version, resource), 'limit=1'), cluster) -> 'metadata')
+           - 'continue' - 'remainingItemCount'
+  $$;
+
 grant execute on function omni_kube.resources_metadata(text, text) to omni_kube;
+grant execute on function omni_kube.resources_metadata(text, text, omni_kube.cluster_name) to omni_kube;

@@ -1,5 +1,7 @@
--- Refreshes several tables, listing all their collections in parallel.
-create or replace function omni_kube._refresh_resource_tables(tables text[], paths text[])
+-- Refreshes several tables, listing all their collections in parallel. `clusters`: each table's
+-- named cluster; NULL (as the refresh functions of tables without one call it): the settings.
+create or replace function omni_kube._refresh_resource_tables(tables text[], paths text[],
+                                                              clusters text[] default null)
   returns table (resource_table regclass, type text, object jsonb)
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
@@ -14,7 +16,7 @@ begin
     end if;
   end loop;
   select array_agg(l.path_index), array_agg(l.object) into indexes, objects
-    from omni_kube._list_collections(paths) l;
+    from omni_kube._list_collections(paths, clusters => clusters) l;
   for i in 1 .. cardinality(tables) loop
     return query
       select tables[i]::regclass, m.type, m.object

@@ -17,10 +17,10 @@ create or replace function omni_kube.resource_table(
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
 declare
-  description record := omni_kube._describe_resource(group_version, resource);
+  description record := omni_kube._describe_resource(group_version, resource, null);
   created regclass := omni_kube._create_resource_table(
     omni_kube._target_schema(schema), table_name, group_version, resource, description.kind,
-    description.namespaced, label_selector, field_selector, coalesce(transactional, false));
+    description.namespaced, label_selector, field_selector, coalesce(transactional, false), null);
 begin
   -- Filled by its own refresh function, which returns the objects as ADDED.
   execute format('select from %I.%I()', schema, 'refresh_' || table_name);
@@ -28,4 +28,32 @@ begin
 end
 $$;
 
+-- A table of a named cluster (cluster => 'name'): its refresh and its writes go there, as the role
+-- that makes them (which must be allowed to use the cluster). NULL: as without one.
+create or replace function omni_kube.resource_table(
+  table_name name,
+  group_version text,
+  resource text,
+  cluster omni_kube.cluster_name,
+  -- (label_selector last: see watch.sql.)
+  field_selector text default null,
+  transactional boolean default false,
+  schema name default current_schema(),
+  label_selector text default null
+) returns regclass
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  description record := omni_kube._describe_resource(group_version, resource, cluster);
+  created regclass := omni_kube._create_resource_table(
+    omni_kube._target_schema(schema), table_name, group_version, resource, description.kind,
+    description.namespaced, label_selector, field_selector, coalesce(transactional, false),
+    cluster);
+begin
+  execute format('select from %I.%I()', schema, 'refresh_' || table_name);
+  return created;
+end
+$$;
+
 grant execute on function omni_kube.resource_table(name, text, text, text, text, boolean, name) to omni_kube;
+grant execute on function omni_kube.resource_table(name, text, text, omni_kube.cluster_name, text, boolean, name, text) to omni_kube;

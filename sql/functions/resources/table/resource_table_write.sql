@@ -1,11 +1,13 @@
 -- BEFORE INSERT / UPDATE / DELETE on a resource table: the write goes to the cluster (or, when
 -- transactional, is dry-run there and queued for commit) and the row takes the server's answer.
--- Arguments: group version, resource, kind, namespaced, transactional, default namespace.
+-- Arguments: group version, resource, kind, namespaced, transactional, default namespace, and the
+-- named cluster of a table that has one.
 create or replace function omni_kube._resource_table_write() returns trigger
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
 declare
   transactional boolean := tg_argv[4]::boolean;
+  cluster text := case when tg_nargs > 6 then tg_argv[6] end;
   request omni_kube.resource_request;
   result jsonb;
   created boolean;
@@ -19,7 +21,7 @@ begin
                                          to_jsonb(new));
 
   if not transactional then
-    result := omni_kube._send(request);
+    result := omni_kube._send(request, cluster);
     if tg_op = 'DELETE' then
       return old;
     end if;
@@ -35,7 +37,8 @@ begin
       return old;
     end if;
     begin
-      perform omni_kube.api(omni_kube.path_with(request.path, dry_run => true), method => 'DELETE');
+      perform omni_kube._cluster_api(omni_kube.path_with(request.path, dry_run => true), cluster,
+                                     'DELETE');
       perform omni_kube._pending_put(tg_relid, request.name, request.namespace, 'DELETE', request.path, null);
     exception when sqlstate 'OK404' then
       perform omni_kube._pending_drop(tg_relid, request.name, request.namespace);
@@ -49,8 +52,8 @@ begin
     request.method := 'POST';
     request.path := request.collection;
   end if;
-  result := omni_kube.api(omni_kube.path_with(request.path, dry_run => true),
-                          method => request.method, body => request.body);
+  result := omni_kube._cluster_api(omni_kube.path_with(request.path, dry_run => true), cluster,
+                                   request.method, request.body);
   if created then
     -- The dry run picked the name (generateName); the object created at commit gets that name.
     request.body := jsonb_set(request.body, '{metadata}',

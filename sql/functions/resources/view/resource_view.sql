@@ -14,12 +14,36 @@ create or replace function omni_kube.resource_view(
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
 declare
-  description record := omni_kube._describe_resource(group_version, resource);
+  description record := omni_kube._describe_resource(group_version, resource, null);
 begin
   return omni_kube._create_resource_view(omni_kube._target_schema(schema), view_name, group_version,
                                          resource, description.kind, description.namespaced,
-                                         label_selector, field_selector);
+                                         label_selector, field_selector, null);
+end
+$$;
+
+-- A view of a named cluster (cluster => 'name'): its queries and writes go there, as the role that
+-- makes them (which must be allowed to use the cluster). NULL: as without one.
+create or replace function omni_kube.resource_view(
+  view_name name,
+  group_version text,
+  resource text,
+  cluster omni_kube.cluster_name,
+  -- (label_selector last: see watch.sql.)
+  field_selector text default null,
+  schema name default current_schema(),
+  label_selector text default null
+) returns regclass
+  language plpgsql volatile set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  description record := omni_kube._describe_resource(group_version, resource, cluster);
+begin
+  return omni_kube._create_resource_view(omni_kube._target_schema(schema), view_name, group_version,
+                                         resource, description.kind, description.namespaced,
+                                         label_selector, field_selector, cluster);
 end
 $$;
 
 grant execute on function omni_kube.resource_view(name, text, text, text, text, name) to omni_kube;
+grant execute on function omni_kube.resource_view(name, text, text, omni_kube.cluster_name, text, name, text) to omni_kube;
