@@ -9,6 +9,8 @@ import { describeMigration, IncompatibleDatabase, migrate } from "./migrate.ts";
 import { DEFAULT_WORKER_CONFIG, Worker, type WorkerConfig } from "./worker.ts";
 import { logger } from "./observe.ts";
 import { statusReport } from "./status.ts";
+import { normalizeServer } from "./kube/client.ts";
+import type { ExplicitServers } from "./worker/call.ts";
 
 /** Port of the health and metrics endpoints when none is configured. */
 export const DEFAULT_HTTP_PORT = 8080;
@@ -36,13 +38,18 @@ Flags (environment variable in brackets):
   --max-response-bytes N  bytes of a response, stream or watch one call keeps [OMNI_KUBE_MAX_RESPONSE_BYTES] (default ${DEFAULT_WORKER_CONFIG.maxResponseBytes})
   --max-watch-events N  events one watch keeps [OMNI_KUBE_MAX_WATCH_EVENTS] (default ${DEFAULT_WORKER_CONFIG.maxWatchEvents})
   --max-request-timeout SEC  longest omni_kube.request_timeout served [OMNI_KUBE_MAX_REQUEST_TIMEOUT] (default ${DEFAULT_WORKER_CONFIG.maxRequestTimeoutSeconds})
+  --kubeconfig FILES    kubeconfig files, ':'-separated, merged as kubectl does [KUBECONFIG] (default ~/.kube/config)
+  --contexts A,B        the kubeconfig contexts served as named clusters [OMNI_KUBE_CONTEXTS] (default all)
+  --explicit-servers any|none|URL,...  servers calls may name in SQL (server =>) [OMNI_KUBE_EXPLICIT_SERVERS] (default any)
   --no-migrate          do not apply migrations at start
   --help                this text
 
 A call over a --max-* limit fails: its caller gets SQLSTATE OKL01 (response, stream, watch) or
 OKL02 (request timeout); an enqueue past --role-queue-limit fails with OKL03.
 The worker's own cluster (for calls naming no server or credentials) is the pod's service account
-inside a pod, else the current context of $KUBECONFIG (or ~/.kube/config).
+inside a pod, else the current context of the kubeconfig. Every context of the kubeconfig (or
+those of --contexts) is served as a named cluster (cluster => 'name'), and inside a pod its
+service account as 'in-cluster'; roles use one once granted it (omni_kube.grant_cluster).
 Log level: OMNI_KUBE_LOG_LEVEL=debug|info|warn|error (default info).`;
 
 function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
@@ -62,6 +69,37 @@ function optionalInteger<K extends string>(
 ): Partial<Record<K, number>> {
   if (value === undefined || value === "") return {};
   return { [key]: integer(name, value, 0) } as Partial<Record<K, number>>;
+}
+
+/** `--explicit-servers`: `any`, `none`, or a comma-separated list of API server URLs. */
+export function parseExplicitServers(value: string | undefined): ExplicitServers {
+  const text = (value ?? "any").trim();
+  if (text === "any" || text === "none") return text;
+  const servers = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (servers.length === 0) {
+    throw new Error(`--explicit-servers must be any, none or a list of https URLs, got "${value}"`);
+  }
+  return servers.map((server) => {
+    try {
+      return normalizeServer(server).toLowerCase();
+    } catch (error) {
+      throw new Error(`--explicit-servers: ${error instanceof Error ? error.message : error}`);
+    }
+  });
+}
+
+function optionalString<K extends string>(key: K, value: string | undefined) {
+  return value ? { [key]: value } as Record<K, string> : {};
+}
+
+/** `--contexts a,b`: the names, none empty. */
+function contextsOf(value: string | undefined): { contexts?: string[] } {
+  if (value === undefined || value === "") return {};
+  const contexts = value.split(",").map((c) => c.trim());
+  if (contexts.some((c) => c === "")) {
+    throw new Error(`--contexts must be a comma-separated list of context names, got "${value}"`);
+  }
+  return { contexts };
 }
 
 const COMMANDS = ["start", "migrate", "status", "help"] as const;
@@ -89,6 +127,9 @@ export function parseCommand(
       "role-queue-limit": { type: "string" },
       retention: { type: "string" },
       "no-migrate": { type: "boolean" },
+      kubeconfig: { type: "string" },
+      contexts: { type: "string" },
+      "explicit-servers": { type: "string" },
       "http-port": { type: "string" },
       "http-host": { type: "string" },
       "shutdown-grace": { type: "string" },
@@ -140,6 +181,11 @@ export function parseCommand(
       ),
       retentionSeconds: count("retention", "OMNI_KUBE_RETENTION", defaults.retentionSeconds),
       migrate: !values["no-migrate"],
+      ...optionalString("kubeconfig", values.kubeconfig ?? env("KUBECONFIG")),
+      ...contextsOf(values.contexts ?? env("OMNI_KUBE_CONTEXTS")),
+      explicitServers: parseExplicitServers(
+        values["explicit-servers"] ?? env("OMNI_KUBE_EXPLICIT_SERVERS"),
+      ),
       httpPort: count("http-port", "OMNI_KUBE_HTTP_PORT", DEFAULT_HTTP_PORT, 0),
       httpHostname: values["http-host"] ?? env("OMNI_KUBE_HTTP_HOST") ?? defaults.httpHostname,
       shutdownGraceMs: 1000 *

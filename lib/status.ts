@@ -6,7 +6,7 @@
 import type { Sql } from "./db.ts";
 import { REQUEST_STATES } from "./queue/protocol.ts";
 import { RELEASE } from "./version.ts";
-import { queueDepth, recentFailures, workerList } from "./queue/inspect.ts";
+import { clusterList, queueDepth, recentFailures, workerList } from "./queue/inspect.ts";
 
 /** Left-aligned columns separated by two spaces, with a header row. */
 export function table(header: string[], rows: string[][]): string {
@@ -26,13 +26,14 @@ function clip(text: string, width: number): string {
 }
 
 /**
- * The status report: the installed release, queue depth by state, workers, the most recent
- * failures.
+ * The status report: the installed release, queue depth by state, workers, named clusters, the
+ * most recent failures.
  */
 export async function statusReport(sql: Sql, now = new Date()): Promise<string> {
-  const [depth, workers, failures, [{ version }]] = await Promise.all([
+  const [depth, workers, clusters, failures, [{ version }]] = await Promise.all([
     queueDepth(sql),
     workerList(sql),
+    clusterList(sql),
     recentFailures(sql, 10),
     sql`select omni_kube.version() as version`,
   ]);
@@ -52,6 +53,20 @@ export async function statusReport(sql: Sql, now = new Date()): Promise<string> 
         w.alive ? "yes" : "no",
         ago(w.startedAt, now),
         ago(w.lastSeen, now),
+      ]),
+    ),
+    "",
+    "Named clusters",
+    clusters.length === 0 ? "(none)" : table(
+      ["name", "server", "auth", "version", "reachable", "workers", "last error"],
+      clusters.map((c) => [
+        c.name,
+        c.server ?? "-",
+        c.auth ?? "-",
+        c.serverVersion ?? "-",
+        c.reachable === null ? "-" : c.reachable ? "yes" : "no",
+        String(c.workers),
+        clip(c.lastError ?? "", 60),
       ]),
     ),
     "",

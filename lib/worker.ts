@@ -24,6 +24,15 @@ import { MaintenanceStatements } from "./queue/maintenance.ts";
 import { ResponsePieces } from "./queue/pieces.ts";
 import { queueDepth } from "./queue/inspect.ts";
 import { KubeHttp } from "./kube/client.ts";
+import {
+  IN_CLUSTER,
+  loadClusters,
+  type NamedCluster,
+  podCluster,
+  probeCluster,
+  type UnusableCluster,
+} from "./kube/clusters.ts";
+import { NoKubeconfigError } from "./kube/kubeconfig.ts";
 import { type DefaultCluster, defaultCluster, podServiceAccount } from "./credentials.ts";
 import { errorMessage, type Logger, logger } from "./observe.ts";
 import { WorkerMetrics } from "./metrics.ts";
@@ -32,7 +41,8 @@ import { ClaimLoop } from "./worker/claim_loop.ts";
 import { Dispatcher } from "./worker/dispatch.ts";
 import { LockWindow } from "./worker/lock_window.ts";
 import { ResultWriter } from "./worker/result_writer.ts";
-import { Caller, type Running } from "./worker/call.ts";
+import { Caller, type ExplicitServers, type Running } from "./worker/call.ts";
+import type { PublishedCluster } from "./queue/maintenance.ts";
 import { type CallLimits, DEFAULT_CALL_LIMITS } from "./worker/limits.ts";
 import { Maintenance } from "./worker/maintenance.ts";
 
@@ -61,8 +71,18 @@ export interface WorkerConfig extends CallLimits {
   heartbeatMs: number;
   /** Apply pending migrations at start. */
   migrate: boolean;
-  /** Kubeconfig for the worker's own cluster (default `$KUBECONFIG`, then `~/.kube/config`). */
+  /**
+   * Kubeconfig files, `:`-separated and merged as kubectl merges them (default `$KUBECONFIG`,
+   * then `~/.kube/config`): its current context is the worker's own cluster, and its contexts are
+   * the named clusters it serves.
+   */
   kubeconfig?: string;
+  /** The contexts served as named clusters (default: all of the kubeconfig's). */
+  contexts?: string[];
+  /** Servers calls may name in SQL (`server =>`): any (default), none, or these origins. */
+  explicitServers?: ExplicitServers;
+  /** How often each named cluster's /version is probed for `omni_kube.clusters`. */
+  clusterProbeMs?: number;
   /** Where a pod's service account is mounted (default the standard path). */
   serviceAccountDir?: string;
   /** Port of /healthz, /readyz and /metrics (0: any free port); no server when absent. */
@@ -88,6 +108,19 @@ export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   ...DEFAULT_CALL_LIMITS,
 };
 
+/** The files of a `:`-separated kubeconfig list (`$KUBECONFIG`, then `~/.kube/config`). */
+function kubeconfigFiles(kubeconfig: string | undefined): string[] {
+  const list = kubeconfig ?? Deno.env.get("KUBECONFIG");
+  if (list) return list.split(":").filter(Boolean);
+  const home = Deno.env.get("HOME");
+  return home ? [`${home}/.kube/config`] : [];
+}
+
+/** `--explicit-servers` as the instance setting `explicit_servers` holds it. */
+export function explicitServersSetting(allowed: ExplicitServers = "any"): string {
+  return typeof allowed === "string" ? allowed : allowed.join(",");
+}
+
 /**
  * Requests of each kind one role runs at once: `roleConcurrency` (else half of `concurrency`, at
  * least one) api() calls and `roleWatchConcurrency` watches.
@@ -100,6 +133,9 @@ export function roleLimits(
     watch: config.roleWatchConcurrency,
   };
 }
+
+/** How often named clusters are probed, by default. */
+const CLUSTER_PROBE_MS = 30_000;
 
 /** Large bodies copied at once; more wait (and are read no faster) until a session is free. */
 const COPY_SESSIONS = 4;
@@ -124,6 +160,10 @@ export class Worker {
   #session: Sql | undefined;
   #pieces!: ResponsePieces;
   #defaults: DefaultCluster | undefined;
+  /** The named clusters this worker serves, usable or not (with why). */
+  readonly #clusters = new Map<string, NamedCluster | UnusableCluster>();
+  /** What the last probe of each named cluster found. */
+  readonly #probes = new Map<string, PublishedCluster>();
   /** Requests this worker is running. */
   readonly #running = new Map<number, Running>();
   /**
@@ -206,9 +246,18 @@ export class Worker {
       source: this.#defaults?.source ?? "none",
       server: this.#defaults?.target.server ?? null,
     });
+    await this.#loadClusters();
     const maintenance = this.#compose();
     await maintenance.register();
     await this.#upkeep!.recordRoleQueueLimit(this.#config.roleQueueLimit);
+    await this.#upkeep!.recordExplicitServers(explicitServersSetting(this.#config.explicitServers));
+    await this.#publishClusters();
+    if (this.#clusters.size > 0) {
+      this.#probeClusters();
+      this.#timers.push(
+        setInterval(() => this.#probeClusters(), this.#config.clusterProbeMs ?? CLUSTER_PROBE_MS),
+      );
+    }
     const requests = await this.#sql.listen(REQUEST_CHANNEL, () => this.wake(), () => {
       // (Re)connected: notifications sent while away are lost, so look for queued work.
       this.wake();
@@ -231,6 +280,96 @@ export class Worker {
       role_queue_limit: this.#config.roleQueueLimit,
     });
     this.wake();
+  }
+
+  /**
+   * The named clusters: the contexts of the kubeconfig (all, or `contexts`), and inside a pod its
+   * service account as `in-cluster`. A kubeconfig that cannot be read leaves only the latter.
+   */
+  async #loadClusters(): Promise<void> {
+    const pod = this.#defaults?.source.startsWith("service account") ? this.#defaults : undefined;
+    if (pod) {
+      this.#clusters.set(
+        IN_CLUSTER,
+        podCluster(pod.target.server, () => {
+          const target = this.#defaults?.target;
+          return target?.token ? { token: target.token, caCert: target.caCert } : undefined;
+        }),
+      );
+    }
+    const files = kubeconfigFiles(this.#config.kubeconfig);
+    if (files.length === 0 && !this.#config.contexts) return;
+    try {
+      const { clusters, unusable } = await loadClusters(files, this.#config.contexts);
+      for (const [name, cluster] of clusters) this.#clusters.set(name, cluster);
+      for (const cluster of unusable) {
+        this.#clusters.set(cluster.name, cluster);
+        this.#log.warn("cluster unusable", { cluster: cluster.name, error: cluster.error });
+      }
+    } catch (error) {
+      // No kubeconfig at all is usual inside a pod, unless contexts were asked for.
+      if (this.#config.contexts) throw error;
+      if (error instanceof NoKubeconfigError) {
+        this.#log.debug("no kubeconfig: no named clusters from it", { files });
+      } else {
+        this.#log.warn("kubeconfig unusable: no named clusters from it", {
+          error: errorMessage(error),
+        });
+      }
+    }
+    this.#log.info("named clusters", { clusters: [...this.#clusters.keys()] });
+  }
+
+  /** Publishes the named clusters as last probed. */
+  async #publishClusters(): Promise<void> {
+    const rows = [...this.#clusters.entries()].map(([name, cluster]) =>
+      this.#probes.get(name) ?? ("error" in cluster
+        ? {
+          name,
+          server: null,
+          auth: "none",
+          server_version: null,
+          reachable: false,
+          last_error: cluster.error,
+          checked: true,
+        }
+        : {
+          name,
+          server: cluster.server,
+          auth: cluster.auth,
+          server_version: null,
+          reachable: null,
+          last_error: null,
+          checked: false,
+        })
+    );
+    await this.#upkeep!.publishClusters(rows);
+  }
+
+  /** Probes every usable named cluster at once, then publishes what was found. */
+  #probeClusters(): void {
+    const probes = [...this.#clusters.values()].flatMap((cluster) =>
+      "error" in cluster ? [] : [
+        probeCluster((target, request) => this.#http.fetch(target, request), cluster).then(
+          (probe) => {
+            this.#probes.set(cluster.name, {
+              name: cluster.name,
+              server: cluster.server,
+              auth: cluster.auth,
+              server_version: probe.serverVersion ?? null,
+              reachable: probe.reachable,
+              last_error: probe.error ?? null,
+              checked: true,
+            });
+          },
+        ),
+      ]
+    );
+    Promise.all(probes)
+      .then(() => this.#stopping ? undefined : this.#publishClusters())
+      .catch((error) =>
+        this.#log.warn("publishing the clusters failed", { error: errorMessage(error) })
+      );
   }
 
   /**
@@ -310,11 +449,14 @@ export class Worker {
       fetch: (target, request) => this.#http.fetch(target, request),
       pieces: this.#pieces,
       defaults: () => this.#defaults,
+      cluster: (name) => this.#clusters.get(name),
+      explicitServers: config.explicitServers,
       log,
       metrics,
       limits: config,
     });
-    const claims = new ClaimStatements(session, this.id);
+    const served = [...this.#clusters.keys()];
+    const claims = new ClaimStatements(session, this.id, () => served);
     const claimLoop = this.#claimLoop = new ClaimLoop({
       claims,
       limits: { api: config.concurrency, watch: config.watchConcurrency },

@@ -25,6 +25,7 @@ Deno.test("parseCommand: defaults to start with the default config", () => {
       maxResponseBytes: 64 * 1024 * 1024,
       maxWatchEvents: 100_000,
       maxRequestTimeoutSeconds: 600,
+      explicitServers: "any",
     },
   });
   assert.equal(DEFAULT_HTTP_PORT, 8080);
@@ -208,4 +209,44 @@ Deno.test("parseCommand: the limits and shares must be positive integers; --help
   assert.match(USAGE, /OMNI_KUBE_ROLE_CONCURRENCY\] \(default half of --concurrency\)/);
   assert.match(USAGE, /OMNI_KUBE_ROLE_WATCH_CONCURRENCY\] \(default 256\)/);
   assert.match(USAGE, /OMNI_KUBE_ROLE_QUEUE_LIMIT\] \(default 100000\)/);
+});
+
+Deno.test("parseCommand: kubeconfig, contexts and explicit servers, by flag or environment", () => {
+  const { config } = parseCommand([
+    "--kubeconfig=/etc/a.yaml:/etc/b.yaml",
+    "--contexts",
+    "prod, staging",
+    "--explicit-servers=https://Kube.Example:6443/,https://10.0.0.1",
+  ], envOf({ DATABASE_URL: DB }));
+  assert.equal(config.kubeconfig, "/etc/a.yaml:/etc/b.yaml");
+  assert.deepEqual(config.contexts, ["prod", "staging"]);
+  assert.deepEqual(config.explicitServers, ["https://kube.example:6443", "https://10.0.0.1"]);
+  const fromEnv = parseCommand(
+    [],
+    envOf({
+      DATABASE_URL: DB,
+      KUBECONFIG: "/k",
+      OMNI_KUBE_CONTEXTS: "a",
+      OMNI_KUBE_EXPLICIT_SERVERS: "none",
+    }),
+  ).config;
+  assert.equal(fromEnv.kubeconfig, "/k");
+  assert.deepEqual(fromEnv.contexts, ["a"]);
+  assert.equal(fromEnv.explicitServers, "none");
+  assert.equal(parseCommand([], envOf({ DATABASE_URL: DB })).config.explicitServers, "any");
+});
+
+Deno.test("parseCommand: bad contexts and explicit servers say what is wrong", () => {
+  const env = envOf({ DATABASE_URL: DB });
+  assert.throws(
+    () => parseCommand(["--contexts=a,,b"], env),
+    /--contexts must be a comma-separated/,
+  );
+  assert.throws(
+    () => parseCommand(["--explicit-servers=http://kube:80"], env),
+    /--explicit-servers: server "http:\/\/kube:80" must use https/,
+  );
+  assert.throws(() => parseCommand(["--explicit-servers=,"], env), /any, none or a list/);
+  assert.match(USAGE, /--explicit-servers any\|none\|URL/);
+  assert.match(USAGE, /--contexts A,B/);
 });

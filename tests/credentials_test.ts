@@ -345,3 +345,24 @@ Deno.test("kubeconfigCluster: insecure-skip-tls-verify is refused, not obeyed", 
     );
   });
 });
+
+Deno.test("defaultCluster: merges the files of KUBECONFIG as kubectl does", async () => {
+  await withTempDir(async (dir) => {
+    // The first file only chooses the context; the second defines it, and its token file is
+    // read relative to the second file.
+    const first = await writeJson(join(dir, "first"), { "current-context": "main" });
+    await Deno.mkdir(join(dir, "second"));
+    await Deno.writeTextFile(join(dir, "second", "token"), "second-token\n");
+    const second = await writeJson(
+      join(dir, "second", "config"),
+      {
+        ...kubeconfig({ server: "https://second.example" }, { tokenFile: "token" }),
+        "current-context": "other",
+      },
+    );
+    const found = await defaultCluster({ KUBECONFIG: `${first}::${second}` }, noPod(dir));
+    assert.equal(found?.target.server, "https://second.example");
+    assert.equal(found?.target.token, "second-token");
+    assert.equal(found?.source, `kubeconfig ${second}, context main`);
+  });
+});

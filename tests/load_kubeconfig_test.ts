@@ -66,6 +66,23 @@ Deno.test("omni_kube.load_kubeconfig()", async (t) => {
     await Deno.chmod(path, 0o644);
     return path;
   };
+  // The server's OS user owns its data directory. A file it cannot read: mode 0600, owned by the
+  // tests' user (root, with the server as nobody); when the server runs as the tests' user, mode 0.
+  const [{ dataDirectory }] = await sql`
+    select current_setting('data_directory') as "dataDirectory"`;
+  const serverUid = (await Deno.stat(dataDirectory)).uid!;
+  const serverUser = (await Deno.readTextFile("/etc/passwd")).split("\n")
+    .map((line) => line.split(":")).find((fields) => fields[2] === String(serverUid))?.[0];
+  const serverCannotRead = async (name: string, content: string) => {
+    const path = await write(name, content);
+    await Deno.chmod(path, serverUid === Deno.uid() ? 0o000 : 0o600);
+    return path;
+  };
+  /** The message for a file the server's OS user cannot read. */
+  const osDenied = (path: string, what: string) =>
+    "omni_kube: the database server's operating-system user" +
+    (serverUser ? `, "${serverUser}" (uid ${serverUid}),` : ` (uid ${serverUid})`) +
+    ` cannot read "${path}" (${what})`;
   await write("ca.crt", caCert);
   await write("certs/admin.crt", clientCert);
   await write("certs/admin.key", clientKey);
@@ -578,6 +595,97 @@ users:
     );
 
     await t.step(
+      "files the server's OS user cannot read, directories and missing files: named, and what for",
+      async () => {
+        const db = session();
+        const load = (file: string) => db`select omni_kube.load_kubeconfig(${file}::text)`;
+        const config = kubeconfig(
+          { server: env.KUBE_SERVER, "certificate-authority": "private/ca.crt" },
+          { admin: { token: env.KUBE_ADMIN_TOKEN } },
+          "admin",
+        );
+        const kubeconfigFile = await serverCannotRead("private/config", JSON.stringify(config));
+        const readable = await write("refers-to-private.json", JSON.stringify(config));
+        const caFile = await serverCannotRead("private/ca.crt", caCert);
+        await serverCannotRead("private/token", env.KUBE_LIMITED_TOKEN);
+
+        // A superuser, refused by the OS: not the message about database privileges.
+        for (
+          const [file, path, what] of [
+            [kubeconfigFile, kubeconfigFile, "the kubeconfig"],
+            [readable, caFile, 'certificate-authority of cluster "testbed"'],
+          ]
+        ) {
+          const error = await sqlError(load(file), "42501");
+          assert.equal(error.message, osDenied(path, what));
+          assert.match(error.detail!, /Permission denied/);
+          assert.match(error.hint!, /no database privilege \(not even superuser\)/);
+          if (serverUser) assert.match(error.hint!, new RegExp(`Give "${serverUser}" read access`));
+          assert.match(error.hint!, /jsonb or json .*certificate-authority-data/);
+          assertNoSecrets(error, [...secrets, caCert.split("\n")[1]]);
+        }
+        const tokenConfig = kubeconfig(
+          { server: env.KUBE_SERVER, "certificate-authority": "ca.crt" },
+          { limited: { tokenFile: "private/token" } },
+          "limited",
+        );
+        const tokenError = await sqlError(
+          load(await write("token-config.json", JSON.stringify(tokenConfig))),
+          "42501",
+        );
+        assert.equal(
+          tokenError.message,
+          osDenied(join(dir, "private/token"), 'tokenFile of user "limited"'),
+        );
+        assertNoSecrets(tokenError, secrets);
+
+        // A directory, as the kubeconfig or as a file it names.
+        const asFile = await sqlError(load(dir), "42809");
+        assert.equal(
+          asFile.message,
+          `omni_kube: "${dir}" (the kubeconfig) is a directory, not a file`,
+        );
+        const directoryCa = kubeconfig(
+          { server: env.KUBE_SERVER, "certificate-authority": "certs" },
+          { admin: { token: env.KUBE_ADMIN_TOKEN } },
+          "admin",
+        );
+        const directoryError = await sqlError(
+          load(await write("directory-ca.json", JSON.stringify(directoryCa))),
+          "42809",
+        );
+        assert.equal(
+          directoryError.message,
+          `omni_kube: "${join(dir, "certs")}" (certificate-authority of cluster "testbed") ` +
+            "is a directory, not a file",
+        );
+        assertNoSecrets(directoryError, secrets);
+
+        // A file named in the kubeconfig that is not there.
+        const missing = kubeconfig(
+          { server: env.KUBE_SERVER, "certificate-authority": "ca.crt" },
+          {
+            "admin-cert": {
+              "client-certificate": "certs/missing.crt",
+              "client-key": "certs/admin.key",
+            },
+          },
+          "admin-cert",
+        );
+        const missingError = await sqlError(
+          load(await write("missing-cert.json", JSON.stringify(missing))),
+          "58P01",
+        );
+        assert.equal(
+          missingError.message,
+          `omni_kube: "${join(dir, "certs/missing.crt")}" (client-certificate of user ` +
+            '"admin-cert") does not exist',
+        );
+        assert.equal((await settings(db)).server, "");
+      },
+    );
+
+    await t.step(
       "non-superusers: pg_read_server_files reads files; without it, jsonb",
       async () => {
         const reader = uniqueName("reader").replaceAll("-", "_");
@@ -612,6 +720,29 @@ users:
           );
           assert.match(denied.hint!, /superuser or membership in pg_read_server_files/);
           assert.match(denied.hint!, /jsonb or json/);
+          // Without the privilege, the privilege is what is missing, whatever the OS would say.
+          const privateFile = join(dir, "private/config");
+          const deniedPrivate = await sqlError(
+            asPlain`select omni_kube.load_kubeconfig(${privateFile}::text)`,
+            "42501",
+          );
+          assert.equal(
+            deniedPrivate.message,
+            `omni_kube: permission denied to read "${privateFile}" (the kubeconfig)`,
+          );
+          assert.match(deniedPrivate.hint!, /superuser or membership in pg_read_server_files/);
+          // With it (reading with COPY), the OS refusing the server's user is said as such.
+          const osRefused = await sqlError(
+            asReader`select omni_kube.load_kubeconfig(${privateFile}::text)`,
+            "42501",
+          );
+          assert.equal(osRefused.message, osDenied(privateFile, "the kubeconfig"));
+          // Not allowed pg_stat_file, it cannot tell a directory from other things that are not files.
+          await sqlError(
+            asReader`select omni_kube.load_kubeconfig(${dir}::text)`,
+            "42809",
+            /\(the kubeconfig\) is not a file$/,
+          );
           const config = kubeconfig(
             { server: env.KUBE_SERVER, "certificate-authority-data": base64(caCert) },
             { admin: { token: env.KUBE_ADMIN_TOKEN } },

@@ -33,7 +33,7 @@ Deno.test("worker endpoints: /healthz, /readyz, /metrics", async () => {
   assert.match(text, /^# TYPE omni_kube_database_reconnects_total counter$/m);
 });
 
-Deno.test("deno task status: release, queue depth, workers, recent failures", async () => {
+Deno.test("deno task status: release, queue depth, workers, named clusters, recent failures", async () => {
   await using bridge = await startBridge("status");
   await bridge.sql`select status from omni_kube.api(array['/api/v1/namespaces/nope'])`;
   const output = await new Deno.Command(Deno.execPath(), {
@@ -49,6 +49,8 @@ Deno.test("deno task status: release, queue depth, workers, recent failures", as
   assert.match(text, /^queued\s+0$/m);
   assert.match(text, new RegExp(`^${bridge.workers[0].id}\\s+\\S+\\s+\\d+\\s+yes\\s`, "m"));
   assert.match(text, /\s404\s+GET\s+\/api\/v1\/namespaces\/nope/);
+  // The bridge's worker serves the context of the test bed's kubeconfig by name.
+  assert.match(text, /^admin@testbed\s+https:\/\/127\.0\.0\.1:\d+\s+token\s+\S+\s+\S+\s+1\b/m);
 });
 
 Deno.test("graceful shutdown: watches end with their bookmark, hung calls fail at once", async () => {

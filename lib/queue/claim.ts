@@ -27,6 +27,8 @@ export interface ClaimedRequest {
   token: string | null;
   /** Whether the claim took this request's lock (false: it was already held, e.g. by the window). */
   locked: boolean;
+  /** The named cluster it goes to (its server and credentials are the worker's), or null. */
+  cluster: string | null;
 }
 
 /** How much one claim may take, in total and of each role. */
@@ -47,8 +49,15 @@ export function roomOf(rooms: ClaimRooms, kind: RequestKind, role: string): numb
 
 /** The claim statement of one worker, on its queue session. */
 export class ClaimStatements {
-  /** `session` is the worker's queue session, which also holds its locks. */
-  constructor(readonly session: Sql, readonly workerId: string) {}
+  /**
+   * `session` is the worker's queue session, which also holds its locks; `clusters` gives the
+   * named clusters the worker serves, whose requests its claims take.
+   */
+  constructor(
+    readonly session: Sql,
+    readonly workerId: string,
+    readonly clusters: () => string[] = () => [],
+  ) {}
 
   /**
    * Marks the dispatched requests of `ids` running for this worker, which started them on
@@ -72,7 +81,7 @@ export class ClaimStatements {
     const rows = await this.session`
       select * from omni_kube._claim_requests(${this.workerId}, ${slots.api}, ${slots.watch},
         ${roleSlots.api}, ${roleSlots.watch}, ${busy.roles}::name[], ${busy.api}::int[],
-        ${busy.watch}::int[])`;
+        ${busy.watch}::int[], ${this.clusters()}::text[])`;
     return rows.map((r) => ({
       id: Number(r.id),
       kind: r.kind,
@@ -90,6 +99,7 @@ export class ClaimStatements {
       clientPrivateKey: r.client_private_key,
       token: r.token,
       locked: r.locked,
+      cluster: r.cluster,
     }));
   }
 }
@@ -147,6 +157,8 @@ export function parseDispatch(payload: string): ClaimedRequest[] {
       token: null,
       // The lock is the window's, held before the request was made.
       locked: false,
+      // A named cluster's requests are claimed, never dispatched.
+      cluster: null,
     };
   });
 }

@@ -37,6 +37,34 @@ export async function workerList(sql: Sql): Promise<WorkerRow[]> {
   }));
 }
 
+/** A named cluster as `deno task status` shows it (`omni_kube.clusters`). */
+export interface ClusterRow {
+  name: string;
+  server: string | null;
+  auth: string | null;
+  serverVersion: string | null;
+  reachable: boolean | null;
+  lastError: string | null;
+  workers: number;
+}
+
+/** The named clusters the live workers serve or that have grants, by name. */
+export async function clusterList(sql: Sql): Promise<ClusterRow[]> {
+  const rows = await sql`
+    select name, server, auth, server_version, reachable, last_error,
+           cardinality(workers) as workers
+      from omni_kube.clusters order by name`;
+  return rows.map((r) => ({
+    name: r.name,
+    server: r.server,
+    auth: r.auth,
+    serverVersion: r.server_version,
+    reachable: r.reachable,
+    lastError: r.last_error,
+    workers: r.workers,
+  }));
+}
+
 /** A failed request as `deno task status` shows it. */
 export interface FailureRow {
   id: number;

@@ -9,6 +9,19 @@ import type { Sql } from "../db.ts";
 /** Why a request whose caller went away is cancelled. */
 const CALLER_GONE = "the caller is gone";
 
+/** A named cluster as a worker publishes it: never a credential. */
+export interface PublishedCluster {
+  name: string;
+  server: string | null;
+  auth: string;
+  server_version: string | null;
+  /** Null until probed. */
+  reachable: boolean | null;
+  last_error: string | null;
+  /** Whether a probe found what this says. */
+  checked: boolean;
+}
+
 /** The upkeep statements of one worker, on its queue session. */
 export class MaintenanceStatements {
   /** `session` is the worker's queue session, which holds the worker lock `register` takes. */
@@ -45,6 +58,43 @@ export class MaintenanceStatements {
     await this.session`
       insert into omni_kube.instance_settings (name, value) values ('role_queue_limit', ${limit})
       on conflict (name) do update set value = excluded.value`;
+  }
+
+  /**
+   * Records which servers calls may name in SQL (`server =>`), which `omni_kube._call` checks:
+   * `any`, `none` or a comma-separated list of origins. One value for the database: the last
+   * worker to start sets it.
+   */
+  async recordExplicitServers(value: string): Promise<void> {
+    await this.session`
+      insert into omni_kube.instance_settings (name, value) values ('explicit_servers', ${value})
+      on conflict (name) do update set value = excluded.value`;
+  }
+
+  /**
+   * Publishes the named clusters this worker serves, as `omni_kube.clusters` shows them, in place
+   * of what it published before.
+   */
+  async publishClusters(clusters: PublishedCluster[]): Promise<void> {
+    await this.session`
+      with published as (
+        select * from jsonb_to_recordset(${JSON.stringify(clusters)}::jsonb)
+          as c(name text, server text, auth text, server_version text, reachable boolean,
+               last_error text, checked boolean)
+      ), gone as (
+        delete from omni_kube.worker_cluster wc
+         where wc.worker_id = ${this.workerId}
+           and wc.name not in (select p.name from published p)
+      )
+      insert into omni_kube.worker_cluster (worker_id, name, server, auth, server_version,
+                                            reachable, last_error, checked_at)
+      select ${this.workerId}, p.name, p.server, p.auth, p.server_version, p.reachable,
+             p.last_error, case when p.checked then now() end
+        from published p
+      on conflict (worker_id, name) do update
+        set server = excluded.server, auth = excluded.auth,
+            server_version = excluded.server_version, reachable = excluded.reachable,
+            last_error = excluded.last_error, checked_at = excluded.checked_at`;
   }
 
   /** Publishes the pod's service-account token and CA for `omni_kube.pod_credentials()`. */

@@ -24,6 +24,7 @@ import {
   overLimit,
 } from "./limits.ts";
 import type { DefaultCluster } from "../credentials.ts";
+import type { NamedCluster, UnusableCluster } from "../kube/clusters.ts";
 import { errorMessage, type Logger } from "../observe.ts";
 import { statusClass, type WorkerMetrics } from "../metrics.ts";
 
@@ -52,11 +53,18 @@ export interface CallerOptions {
   pieces: Pick<ResponsePieces, "sink" | "assemble" | "discard">;
   /** The worker's own cluster, if it has one (read at each call: its token rotates). */
   defaults(): DefaultCluster | undefined;
+  /** The named cluster `name` as this worker serves it (unusable: with why), if it serves it. */
+  cluster?(name: string): NamedCluster | UnusableCluster | undefined;
+  /** Servers calls may name in SQL (`server =>`): any (the default), none, or these origins. */
+  explicitServers?: ExplicitServers;
   log: Logger;
   metrics?: WorkerMetrics;
   /** Bounds on each call; default {@linkcode DEFAULT_CALL_LIMITS}. */
   limits?: CallLimits;
 }
+
+/** Which servers a call may name itself: `any`, `none`, or a list of origins (`https://host:port`). */
+export type ExplicitServers = "any" | "none" | string[];
 
 /** Runs claimed requests against their API servers. */
 export class Caller {
@@ -131,7 +139,7 @@ export class Caller {
     checkRequestTimeout(request.timeoutMs, timeoutSeconds * 1000, this.#limits);
     const watched = await watchOnce(
       this.#options.fetch,
-      targetFor(request, this.#options.defaults()),
+      await this.#target(request, running.abort.signal),
       {
         path: request.path,
         resourceVersion,
@@ -158,15 +166,24 @@ export class Caller {
     const { fetch, pieces } = this.#options;
     const { maxResponseBytes } = this.#limits;
     checkRequestTimeout(request.timeoutMs, 0, this.#limits);
-    const target = targetFor(request, this.#options.defaults());
     const callSignal = AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]);
-    const response = await fetch(target, {
-      method: request.method,
-      path: request.path,
-      body: request.body ?? undefined,
-      patchType: request.patchType ?? undefined,
-      signal: callSignal,
-    });
+    const send = (target: KubeTarget) =>
+      fetch(target, {
+        method: request.method,
+        path: request.path,
+        body: request.body ?? undefined,
+        patchType: request.patchType ?? undefined,
+        signal: callSignal,
+      });
+    const cluster = request.cluster === null ? undefined : this.#cluster(request.cluster);
+    let target = cluster ? await cluster.target(callSignal) : this.#plainTarget(request);
+    let response = await send(target);
+    // A named cluster's credential may have been revoked or have expired early: renewed once.
+    if (response.status === 401 && cluster?.renewAfterUnauthorized(target)) {
+      await response.body?.cancel();
+      target = await cluster.target(callSignal);
+      response = await send(target);
+    }
     const contentType = response.headers.get("content-type") ?? "";
     const isJson = /\bjson\b/i.test(contentType);
     const { id } = request;
@@ -200,6 +217,45 @@ export class Caller {
       throw new Error(`the response could not be stored: ${errorMessage(error)}`);
     }
     return { id, outcome: "stored", status };
+  }
+
+  /** The named cluster `name`, if this worker serves it and can use it; else why not. */
+  #cluster(name: string): NamedCluster {
+    const cluster = this.#options.cluster?.(name);
+    if (!cluster) throw new Error(`this worker does not serve cluster "${name}"`);
+    if ("error" in cluster) throw new Error(`cluster "${name}" cannot be used: ${cluster.error}`);
+    return cluster;
+  }
+
+  /**
+   * Server and credentials for a request that names no cluster, as {@linkcode targetFor} says.
+   * A server the request names itself must be one `explicitServers` allows.
+   */
+  #plainTarget(request: ClaimedRequest): KubeTarget {
+    if (request.server !== null) checkExplicitServer(request.server, this.#options.explicitServers);
+    return targetFor(request, this.#options.defaults());
+  }
+
+  /** Server and credentials for a request: its named cluster's, else {@linkcode #plainTarget}. */
+  async #target(request: ClaimedRequest, signal: AbortSignal): Promise<KubeTarget> {
+    return request.cluster === null
+      ? this.#plainTarget(request)
+      : await this.#cluster(request.cluster).target(signal);
+  }
+}
+
+/** Throws unless `allowed` lets a call name `server` itself. */
+export function checkExplicitServer(server: string, allowed: ExplicitServers = "any"): void {
+  if (allowed === "any") return;
+  if (allowed === "none") {
+    throw new Error(
+      "this worker calls no server named in SQL (--explicit-servers none): name a cluster it serves",
+    );
+  }
+  if (!allowed.includes(normalizeServer(server).toLowerCase())) {
+    throw new Error(
+      `this worker does not call ${server} (--explicit-servers allows ${allowed.join(", ")})`,
+    );
   }
 }
 

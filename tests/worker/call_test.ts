@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import type { DefaultCluster } from "../../lib/credentials.ts";
 import type { KubeFetch, KubeRequest, KubeTarget } from "../../lib/kube/client.ts";
-import { Caller, type Running, targetFor } from "../../lib/worker/call.ts";
+import {
+  Caller,
+  type CallerOptions,
+  checkExplicitServer,
+  type Running,
+  targetFor,
+} from "../../lib/worker/call.ts";
+import { NamedCluster } from "../../lib/kube/clusters.ts";
 import {
   ABOVE_MAX_REQUEST_TIMEOUT,
   type CallLimits,
@@ -79,6 +86,7 @@ Deno.test("targetFor: no server and no default cluster is an error that says wha
 function caller(
   reply: (request: KubeRequest) => Response | Promise<Response>,
   limits: Partial<CallLimits> = {},
+  options: Partial<CallerOptions> = {},
 ) {
   const calls: { target: KubeTarget; request: KubeRequest }[] = [];
   const stored = {
@@ -117,6 +125,7 @@ function caller(
     defaults: () => undefined,
     log,
     limits: { ...DEFAULT_CALL_LIMITS, ...limits },
+    ...options,
   });
   return { runner, calls, stored, state, log };
 }
@@ -407,4 +416,85 @@ Deno.test("Caller.run: the request timeout stops a stalled read", async () => {
   );
   assert.equal(result.outcome, "failed");
   assert.ok(stalled.cancelled);
+});
+
+Deno.test("Caller.run: a named cluster's request goes to its server with its credentials", async () => {
+  const prod = new NamedCluster("prod", "https://prod.test", "PROD CA", "token", {
+    kind: "static",
+    token: "prod-token",
+  });
+  const { runner, calls } = caller(() => json("{}"), {}, {
+    cluster: (name) => name === "prod" ? prod : undefined,
+  });
+  const result = await runner.run(request({ cluster: "prod", server: null }), running());
+  assert.equal(result.outcome, "response");
+  assert.deepEqual(calls[0].target, {
+    server: "https://prod.test",
+    caCert: "PROD CA",
+    token: "prod-token",
+    clientCert: undefined,
+  });
+  const unknown = await runner.run(request({ cluster: "staging", server: null }), running());
+  assert.deepEqual(unknown, {
+    id: 1,
+    outcome: "failed",
+    error: 'this worker does not serve cluster "staging"',
+  });
+  assert.equal(calls.length, 1);
+});
+
+Deno.test("Caller.run: a cluster the worker cannot use fails with the reason", async () => {
+  const { runner, calls } = caller(() => json("{}"), {}, {
+    cluster: () => ({ name: "broken", error: "its CA file is missing" }),
+  });
+  const result = await runner.run(request({ cluster: "broken", server: null }), running());
+  assert.deepEqual(result, {
+    id: 1,
+    outcome: "failed",
+    error: 'cluster "broken" cannot be used: its CA file is missing',
+  });
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("Caller.run: a 401 re-reads a cluster's token file and tries once more", async () => {
+  const dir = await Deno.makeTempDir();
+  const tokenFile = `${dir}/token`;
+  await Deno.writeTextFile(tokenFile, "old-token\n");
+  const rotating = new NamedCluster("rotating", "https://r.test", undefined, "token", {
+    kind: "token-file",
+    path: tokenFile,
+    readAt: 0,
+  });
+  const { runner, calls } = caller(
+    (r) => {
+      if (calls.length === 1) Deno.writeTextFileSync(tokenFile, "new-token\n");
+      return json("{}", r.path === "/denied" || calls.length === 1 ? 401 : 200);
+    },
+    {},
+    { cluster: () => rotating },
+  );
+  const result = await runner.run(request({ cluster: "rotating", server: null }), running());
+  assert.equal(result.outcome === "response" && result.status, 200);
+  assert.deepEqual(calls.map((c) => c.target.token), ["old-token", "new-token"]);
+  const denied = await runner.run(
+    request({ cluster: "rotating", server: null, path: "/denied" }),
+    running(),
+  );
+  assert.equal(denied.outcome === "response" && denied.status, 401, "one renewal, no loop");
+  assert.equal(calls.length, 4, "one more try with the file read again, not a loop");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("Caller.run: --explicit-servers refuses servers named in SQL", async () => {
+  const none = caller(() => json("{}"), {}, { explicitServers: "none" });
+  const refused = await none.runner.run(request({ server: "https://kube.test" }), running());
+  assert.equal(refused.outcome, "failed");
+  assert.match(refused.outcome === "failed" ? refused.error : "", /--explicit-servers none/);
+  assert.equal(none.calls.length, 0);
+  assert.doesNotThrow(() => checkExplicitServer("https://KUBE.test/", ["https://kube.test"]));
+  assert.throws(
+    () => checkExplicitServer("https://other.test", ["https://kube.test"]),
+    /does not call https:\/\/other.test \(--explicit-servers allows https:\/\/kube.test\)/,
+  );
+  assert.doesNotThrow(() => checkExplicitServer("https://anything.test", "any"));
 });

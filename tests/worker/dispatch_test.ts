@@ -120,6 +120,7 @@ Deno.test("parseDispatch: each entry becomes a request that uses no stored crede
     clientPrivateKey: null,
     token: null,
     locked: false,
+    cluster: null,
   });
 });
 

@@ -34,6 +34,7 @@ export function claimedRequest(fields: Partial<ClaimedRequest> = {}): ClaimedReq
     clientPrivateKey: null,
     token: null,
     locked: true,
+    cluster: null,
     ...fields,
   };
 }

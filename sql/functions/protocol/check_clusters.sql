@@ -54,7 +54,7 @@ begin
     if not exists (select from omni_kube.worker_cluster wc
                     where wc.name = cluster and omni_kube._worker_locked(wc.worker_id)) then
       raise exception 'omni_kube: no worker serves cluster "%"', cluster
-        using errcode = 'OKW02',
+        using errcode = 'OKW04',
           hint = format('omni_kube.clusters lists the clusters the running workers serve. Start a worker whose kubeconfig has a context named %L (--kubeconfig, --contexts).', cluster);
     end if;
   end loop;
