@@ -42,9 +42,10 @@ export const STATUS_ENV_NAME = "OMNI_KUBE_DEV_STATUS";
 
 export const USAGE = `Usage: deno task dev [--keep [DIR]] [--pg N] [--env-file PATH]
 
-Starts PostgreSQL, Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK nodes) and the
-worker on loopback, writes the variables to source, and stays in the foreground; Ctrl-C stops
-everything. The worker is restarted when it exits.
+Starts PostgreSQL, Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK nodes), a
+second cluster (b: a kube-apiserver only) and the worker, serving both clusters, on loopback,
+writes the variables to source, and stays in the foreground; Ctrl-C stops everything. The worker
+is restarted when it exits.
 
   --keep [DIR]     keep the database and the cluster's state in DIR between runs, and pick up
                    what an earlier run left there (default DIR: .dev/state); without --keep the
@@ -199,7 +200,9 @@ class WorkerSupervisor {
       ],
       env: {
         DATABASE_URL: this.#testbed.env.DATABASE_URL,
-        KUBECONFIG: this.#testbed.env.KUBECONFIG,
+        // A context per cluster, so that the worker serves both by name; `a` is current, its
+        // default cluster.
+        KUBECONFIG: this.#testbed.env.KUBE_FLEET_KUBECONFIG,
       },
       logFile: this.logFile,
       echo: true,
@@ -374,14 +377,20 @@ function banner(
   envFile: string,
 ): string {
   const [etcd, apiserver, ...others] = testbed.kube.processes;
+  const siblings = testbed.kube.siblings;
   const rows: [string, string][] = [
     [
       "PostgreSQL",
       `${testbed.env.DATABASE_URL}  (pid ${testbed.postgres.process.pid}, socket ${testbed.postgres.socketDir})`,
     ],
     ["etcd", `${testbed.kube.etcdUrl}  (pid ${etcd.pid})`],
-    ["kube-apiserver", `${testbed.env.KUBE_SERVER}  (pid ${apiserver.pid})`],
-    ...others.map((p): [string, string] => [p.name, `(pid ${p.pid})`]),
+    ["kube-apiserver", `${testbed.env.KUBE_SERVER}  (pid ${apiserver.pid}; cluster a)`],
+    ...siblings.map(({ name, server, process }): [string, string] => [
+      process.name,
+      `${server}  (pid ${process.pid}; cluster ${name}, API server only)`,
+    ]),
+    ...others.filter((p) => !siblings.some((sibling) => sibling.process === p))
+      .map((p): [string, string] => [p.name, `(pid ${p.pid})`]),
     [
       "worker",
       `deno task start  (pid ${worker.pid}; http://127.0.0.1:${httpPort}/metrics; ` +
@@ -403,6 +412,7 @@ function banner(
     `  source ${source}`,
     `  psql "$DATABASE_URL" -c "select omni_kube.api('/api/v1/namespaces')"`,
     `  kubectl --kubeconfig "$KUBECONFIG" get namespaces`,
+    `  kubectl --kubeconfig "$KUBE_FLEET_KUBECONFIG" --context b get namespaces`,
     "",
     `Ctrl-C stops everything${
       kept ? "; the database and the cluster stay for the next --keep" : ""
@@ -441,8 +451,8 @@ async function main(args: string[]): Promise<number> {
   });
 
   log(
-    "starting PostgreSQL, Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK) and the " +
-      "worker (the first run builds the cluster's binaries)" +
+    "starting PostgreSQL, Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK), a " +
+      "second cluster's kube-apiserver and the worker (the first run builds the binaries)" +
       (keepDir ? `; state kept in ${keepDir}` : ""),
   );
   try {

@@ -3,21 +3,23 @@
  * from a CA made for the run, token and client-certificate authentication, RBAC and
  * service-account signing keys (the shape of controller-runtime's envtest), and behind them
  * kube-controller-manager, kube-scheduler and KWOK's simulated nodes, so that objects change as in
- * a real cluster. Built from source by `testbed/build.sh`.
+ * a real cluster. Built from source by `testbed/build.sh`. Further clusters ("siblings") can be
+ * served from the same etcd: each an API server of its own, under its own etcd key prefix, with
+ * its own credentials and nothing behind it.
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { freePort, type ManagedProcess, spawnProcess, waitUntilReady } from "./process.ts";
 import { createCertificateAuthority, createSigningKeyPair, issueCertificate } from "./pki.ts";
 import { startControllerManager, startScheduler } from "./controllers.ts";
 import { startKwok } from "./kwok.ts";
 
-/** A running cluster and the credentials to reach it, all as files under the run directory. */
-export interface KubeCluster {
+/** Where an API server listens and the credentials to reach it, all as files under its directory. */
+export interface KubeAccess {
   /** `https://127.0.0.1:PORT` */
   readonly server: string;
-  /** CA that signed the serving certificates (PEM file). */
+  /** CA that signed the serving certificate (PEM file). */
   readonly caFile: string;
   /** Bearer token of `admin`, a member of `system:masters`. */
   readonly adminToken: string;
@@ -26,18 +28,48 @@ export interface KubeCluster {
   /** Client certificate and key of `admin-cert`, a member of `system:masters`. */
   readonly clientCertFile: string;
   readonly clientKeyFile: string;
+}
+
+/**
+ * A further cluster: a kube-apiserver of its own on the cluster's etcd, under its own key prefix,
+ * so that none of its objects is the cluster's. Nothing runs behind it: its objects are stored and
+ * never acted on (no Pod is scheduled, a deleted namespace stays Terminating).
+ */
+export interface SiblingCluster extends KubeAccess {
+  readonly name: string;
+  readonly etcdPrefix: string;
+  /** Its directory: credentials under `pki/`, and the API server's log. */
+  readonly dir: string;
+  readonly process: ManagedProcess;
+}
+
+/** A running cluster and the credentials to reach it, all as files under the run directory. */
+export interface KubeCluster extends KubeAccess {
   /** A kubeconfig whose current context is the admin token. */
   readonly kubeconfigFile: string;
   readonly etcdUrl: string;
   /** The Kubernetes release `testbed/build.sh` was asked for, e.g. `1.37.2` (unknown for `*_BIN`). */
   readonly version?: string;
-  /** Every process of the cluster, etcd and kube-apiserver first. */
+  /** The further clusters served from the same etcd, in the order they were asked for. */
+  readonly siblings: readonly SiblingCluster[];
+  /**
+   * Every process of the cluster: etcd, this cluster's kube-apiserver, the siblings' API servers,
+   * then what runs behind this cluster's.
+   */
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
   /** Stops only kube-apiserver (etcd keeps the data), for fault tests. */
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again on the same port after stopApiServer(). */
   startApiServer(): Promise<void>;
+}
+
+/** A further cluster to serve from the same etcd. */
+export interface SiblingOptions {
+  /** Lower-case letters, digits and `-`; its state goes to `cluster-NAME` in the run directory. */
+  name: string;
+  /** Its etcd key prefix, e.g. `/cluster-b`; this cluster's is the API server's, `/registry`. */
+  etcdPrefix: string;
 }
 
 /** How to start a cluster. */
@@ -49,6 +81,14 @@ export interface KubeClusterOptions {
   controllers?: boolean;
   /** Reuse the credentials and etcd data that an earlier run left in `dir` (default false). */
   reuse?: boolean;
+  /** Further clusters, started beside this one's API server (default none). */
+  siblings?: readonly SiblingOptions[];
+  /**
+   * An OS group that may read the CA certificates and the kubeconfig (not the keys or the token
+   * files): the database server's, when it runs as another user, so that
+   * `omni_kube.load_kubeconfig()` can read them. The caller makes `dir` itself searchable.
+   */
+  readableBy?: number;
 }
 
 /** Paths of the binaries the cluster runs. */
@@ -124,6 +164,46 @@ async function writeSecret(path: string, content: string): Promise<string> {
   return path;
 }
 
+/**
+ * Lets the OS group `gid` read `files` and search (not list) `directories`; nothing when `gid` is
+ * undefined.
+ *
+ * This is for the database server, which as root runs as an unprivileged user (`nobody` by
+ * default) and must read a kubeconfig and its CA file for `omni_kube.load_kubeconfig()`. The
+ * files stay ours, mode 640, group the server's: it can read them, but neither rewrite them (a CA
+ * file it rewrote would make the worker and the tests trust a server of its choosing) nor widen
+ * their mode, as it could as their owner. The directories are 710, so it opens only files it
+ * knows the name of and may read; private keys and token files keep mode 600 and stay ours alone.
+ * Other users get nothing. Copies for the server would be no safer (they hold the same token) and
+ * would leave two files to keep in step.
+ */
+async function grantRead(
+  gid: number | undefined,
+  { directories = [], files = [] }: { directories?: string[]; files?: string[] },
+): Promise<void> {
+  if (gid === undefined) return;
+  for (const [paths, mode] of [[directories, 0o710], [files, 0o640]] as const) {
+    for (const path of paths) {
+      await Deno.chown(path, null, gid);
+      await Deno.chmod(path, mode);
+    }
+  }
+}
+
+/**
+ * Writes a kubeconfig as JSON (valid YAML, which kubectl reads): readable by us alone, and by the
+ * OS group `readableBy` when given (see grantRead()).
+ */
+export async function writeKubeconfig(
+  path: string,
+  config: Record<string, unknown>,
+  readableBy?: number,
+): Promise<string> {
+  await writeSecret(path, JSON.stringify(config, null, 2));
+  await grantRead(readableBy, { files: [path] });
+  return path;
+}
+
 /** A kubeconfig (JSON is valid YAML, and kubectl reads it) for one token-authenticated user. */
 export function kubeconfigFor(server: string, caFile: string, user: string, token: string) {
   return {
@@ -133,6 +213,38 @@ export function kubeconfigFor(server: string, caFile: string, user: string, toke
     users: [{ name: user, user: { token } }],
     contexts: [{ name: `${user}@testbed`, context: { cluster: "testbed", user } }],
     "current-context": `${user}@testbed`,
+  };
+}
+
+/** One context of {@linkcode kubeconfigForContexts}: a cluster, and whom to call it as. */
+export interface KubeconfigContext {
+  /** The context's name, and its cluster's. */
+  name: string;
+  server: string;
+  caFile: string;
+  /** The user; its entry is named `USER@NAME`, so that each context has its own. */
+  user: string;
+  token: string;
+}
+
+/** A kubeconfig with one context per entry; the current one is `current`, else the first. */
+export function kubeconfigForContexts(
+  contexts: readonly KubeconfigContext[],
+  current: string = contexts[0].name,
+) {
+  return {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: contexts.map(({ name, server, caFile }) => ({
+      name,
+      cluster: { server, "certificate-authority": caFile },
+    })),
+    users: contexts.map(({ name, user, token }) => ({ name: `${user}@${name}`, user: { token } })),
+    contexts: contexts.map(({ name, user }) => ({
+      name,
+      context: { cluster: name, user: `${user}@${name}` },
+    })),
+    "current-context": current,
   };
 }
 
@@ -167,7 +279,7 @@ function pkiPaths(pkiDir: string): Credentials["files"] {
  * Makes the credentials, or with `reuse` reads the ones an earlier run wrote (a kept etcd holds
  * service-account tokens and objects signed or owned under them, so they must not change).
  */
-async function loadOrCreateCredentials(pkiDir: string, reuse: boolean): Promise<Credentials> {
+async function readOrCreateCredentials(pkiDir: string, reuse: boolean): Promise<Credentials> {
   const record = join(pkiDir, "tokens.json");
   const files = pkiPaths(pkiDir);
   if (reuse) {
@@ -217,6 +329,20 @@ async function loadOrCreateCredentials(pkiDir: string, reuse: boolean): Promise<
   return { adminToken, limitedToken, files };
 }
 
+/**
+ * The credentials in `pkiDir`, made or (with `reuse`) read; the CA certificate readable by the
+ * group `readableBy`. Granted at every start, so that a kept directory has it whatever made it.
+ */
+async function loadOrCreateCredentials(
+  pkiDir: string,
+  reuse: boolean,
+  readableBy: number | undefined,
+): Promise<Credentials> {
+  const credentials = await readOrCreateCredentials(pkiDir, reuse);
+  await grantRead(readableBy, { directories: [pkiDir], files: [credentials.files.caFile] });
+  return credentials;
+}
+
 async function startEtcd(
   binary: string,
   dir: string,
@@ -252,29 +378,42 @@ async function startEtcd(
   return { process, url };
 }
 
-/**
- * Starts etcd and kube-apiserver with their state under `dir` (which the caller removes), waits
- * until `/readyz` answers and namespace `default` exists, then (unless `controllers: false`)
- * starts the controllers, the scheduler and KWOK, and waits until the nodes are Ready and
- * namespace `default` has its service account.
- */
-export async function startKubeCluster(
-  dir: string,
-  { controllers = true, reuse = false }: KubeClusterOptions = {},
-): Promise<KubeCluster> {
-  const binaries = await testbedBinaries();
-  const { adminToken, limitedToken, files } = await loadOrCreateCredentials(
-    join(dir, "pki"),
-    reuse,
-  );
-  const caCertificate = await Deno.readTextFile(files.caFile);
+/** What differs between the API servers of the test bed. */
+interface ApiServerSpec {
+  /** The process's name, e.g. `kube-apiserver-b`. */
+  name: string;
+  binary: string;
+  /** Where its log goes. */
+  dir: string;
+  etcdUrl: string;
+  /** Its etcd key prefix; undefined: the API server's own, `/registry`. */
+  etcdPrefix?: string;
+  credentials: Credentials;
+  /** kube-controller-manager runs behind it (which creates the service accounts). */
+  controllers: boolean;
+  /** KWOK's kubelets serve pod logs to it. */
+  kubelets: boolean;
+}
 
-  const etcd = await startEtcd(binaries.etcd, dir);
+/** An API server's address, and how to start it (again, on the same port) and ask it things. */
+interface ApiServer {
+  server: string;
+  caCertificate: string;
+  /** Starts it and waits until `/readyz` answers and namespace `default` exists. */
+  launch(): Promise<ManagedProcess>;
+  /** Whether `path` answers 2xx to the admin. */
+  answers(path: string): Promise<boolean>;
+}
+
+async function apiServer(spec: ApiServerSpec): Promise<ApiServer> {
+  const { files, adminToken } = spec.credentials;
+  const caCertificate = await Deno.readTextFile(files.caFile);
   const port = freePort();
   const server = `https://127.0.0.1:${port}`;
   const args = [
-    `--etcd-servers=${etcd.url}`,
-    `--cert-dir=${join(dir, "pki")}`,
+    `--etcd-servers=${spec.etcdUrl}`,
+    ...(spec.etcdPrefix === undefined ? [] : [`--etcd-prefix=${spec.etcdPrefix}`]),
+    `--cert-dir=${dirname(files.caFile)}`,
     `--tls-cert-file=${files.servingCert}`,
     `--tls-private-key-file=${files.servingKey}`,
     `--secure-port=${port}`,
@@ -290,10 +429,14 @@ export async function startKubeCluster(
     `--client-ca-file=${files.clientCaFile}`,
     `--token-auth-file=${files.tokens}`,
     // Pod logs come from KWOK's kubelet endpoint, whose certificate the run's CA signed.
-    `--kubelet-certificate-authority=${files.caFile}`,
-    `--kubelet-client-certificate=${files.clientCertFile}`,
-    `--kubelet-client-key=${files.clientKeyFile}`,
-    "--kubelet-preferred-address-types=InternalIP",
+    ...(spec.kubelets
+      ? [
+        `--kubelet-certificate-authority=${files.caFile}`,
+        `--kubelet-client-certificate=${files.clientCertFile}`,
+        `--kubelet-client-key=${files.clientKeyFile}`,
+        "--kubelet-preferred-address-types=InternalIP",
+      ]
+      : []),
     "--allow-privileged=true",
     // PodTemplates skip the watch cache, so a watch on them is served by etcd and a test can expire
     // a resourceVersion at once by compacting etcd (the API server compacts every five minutes; a
@@ -302,7 +445,7 @@ export async function startKubeCluster(
     "--v=1",
     // Without the controller manager no service account is ever created, and this admission
     // plugin would refuse every Pod.
-    ...(controllers ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+    ...(spec.controllers ? [] : ["--disable-admission-plugins=ServiceAccount"]),
   ];
   const answers = async (path: string) => {
     using http = Deno.createHttpClient({ caCerts: [caCertificate] });
@@ -314,9 +457,9 @@ export async function startKubeCluster(
     return response.ok;
   };
   const launch = async () => {
-    const process = await spawnProcess("kube-apiserver", binaries.kubeApiserver, {
+    const process = await spawnProcess(spec.name, spec.binary, {
       args,
-      logFile: join(dir, "kube-apiserver.log"),
+      logFile: join(spec.dir, "kube-apiserver.log"),
     });
     try {
       await waitUntilReady(process, "/readyz ok", () => answers("/readyz"), {
@@ -335,52 +478,161 @@ export async function startKubeCluster(
     }
     return process;
   };
+  return { server, caCertificate, launch, answers };
+}
+
+const SIBLING_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function checkSiblings(siblings: readonly SiblingOptions[]): void {
+  const names = new Set<string>();
+  const prefixes = new Set<string>(["/registry"]);
+  for (const { name, etcdPrefix } of siblings) {
+    if (!SIBLING_NAME.test(name) || names.has(name)) {
+      throw new Error(`sibling cluster "${name}": not a name of its own (a-z, 0-9 and -)`);
+    }
+    const prefix = etcdPrefix.replace(/\/+$/, "");
+    if (!prefix.startsWith("/") || prefixes.has(prefix)) {
+      throw new Error(
+        `sibling cluster "${name}": etcd prefix "${etcdPrefix}" is not an absolute prefix of ` +
+          "its own",
+      );
+    }
+    names.add(name);
+    prefixes.add(prefix);
+  }
+}
+
+/** Rejections of `results`, as one error: the only one, or all of them. */
+function failureOf(results: readonly PromiseSettledResult<unknown>[]): unknown {
+  const reasons = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+  if (reasons.length <= 1) return reasons[0];
+  return new AggregateError(reasons, reasons.map(String).join("; "));
+}
+
+/**
+ * Starts etcd and kube-apiserver with their state under `dir` (which the caller removes), waits
+ * until `/readyz` answers and namespace `default` exists, then (unless `controllers: false`)
+ * starts the controllers, the scheduler and KWOK, and waits until the nodes are Ready and
+ * namespace `default` has its service account. The siblings' API servers start beside this
+ * cluster's, once etcd serves, and are ready when namespace `default` exists in each.
+ */
+export async function startKubeCluster(
+  dir: string,
+  { controllers = true, reuse = false, siblings = [], readableBy }: KubeClusterOptions = {},
+): Promise<KubeCluster> {
+  checkSiblings(siblings);
+  const binaries = await testbedBinaries();
+  const siblingDirs = siblings.map(({ name }) => join(dir, `cluster-${name}`));
+  // The credentials are made while etcd starts: both take a moment, mostly waiting.
+  const etcdStarting = startEtcd(binaries.etcd, dir);
+  const credentialsMade = Promise.all([
+    loadOrCreateCredentials(join(dir, "pki"), reuse, readableBy),
+    ...siblingDirs.map(async (siblingDir) => {
+      await Deno.mkdir(siblingDir, { mode: 0o700, recursive: true });
+      await grantRead(readableBy, { directories: [siblingDir] });
+      return await loadOrCreateCredentials(join(siblingDir, "pki"), reuse, readableBy);
+    }),
+  ]);
+  const prepared = await Promise.allSettled([etcdStarting, credentialsMade]);
+  const [etcdStarted, credentialsRead] = prepared;
+  if (etcdStarted.status === "rejected" || credentialsRead.status === "rejected") {
+    if (etcdStarted.status === "fulfilled") await etcdStarted.value.process.stop("SIGTERM", 10_000);
+    throw failureOf(prepared);
+  }
+  const etcd = etcdStarted.value;
+  const [own, ...siblingCredentials] = credentialsRead.value;
+  const { adminToken, limitedToken, files } = own;
+
+  let main: ApiServer;
+  let siblingServers: ApiServer[];
+  try {
+    [main, ...siblingServers] = await Promise.all([
+      apiServer({
+        name: "kube-apiserver",
+        binary: binaries.kubeApiserver,
+        dir,
+        etcdUrl: etcd.url,
+        credentials: own,
+        controllers,
+        kubelets: true,
+      }),
+      ...siblings.map(({ name, etcdPrefix }, i) =>
+        apiServer({
+          name: `kube-apiserver-${name}`,
+          binary: binaries.kubeApiserver,
+          dir: siblingDirs[i],
+          etcdUrl: etcd.url,
+          etcdPrefix,
+          credentials: siblingCredentials[i],
+          controllers: false,
+          kubelets: false,
+        })
+      ),
+    ]);
+  } catch (error) {
+    await etcd.process.stop("SIGTERM", 10_000);
+    throw error;
+  }
+  const { server, caCertificate } = main;
 
   let apiserver: ManagedProcess | undefined;
+  const siblingProcesses: (ManagedProcess | undefined)[] = siblings.map(() => undefined);
   const behind: ManagedProcess[] = [];
   const stop = async () => {
     await Promise.all(behind.map((process) => process.stop("SIGTERM", 10_000)));
-    await apiserver?.stop("SIGTERM", 10_000);
+    await Promise.all(
+      [apiserver, ...siblingProcesses].map((process) => process?.stop("SIGTERM", 10_000)),
+    );
     await etcd.process.stop("SIGTERM", 10_000);
   };
   const kubeconfigFile = join(dir, "kubeconfig");
-  try {
-    await writeSecret(
+  const startOwn = async () => {
+    await writeKubeconfig(
       kubeconfigFile,
-      JSON.stringify(kubeconfigFor(server, files.caFile, "admin", adminToken), null, 2),
+      kubeconfigFor(server, files.caFile, "admin", adminToken),
+      readableBy,
     );
-    apiserver = await launch();
-    if (controllers) {
-      const component = {
-        dir,
-        kubeconfigFile,
-        caCertificate,
-        servingCertFile: files.servingCert,
-        servingKeyFile: files.servingKey,
-      };
-      const started = await Promise.allSettled([
-        startControllerManager(binaries.kubeControllerManager, component, {
-          serviceAccountPrivateKeyFile: files.serviceAccountPrivate,
-          rootCaFile: files.caFile,
-          clusterSigningCertFile: files.clientCaFile,
-          clusterSigningKeyFile: files.clientCaKey,
-        }),
-        startScheduler(binaries.kubeScheduler, component),
-        startKwok(binaries.kwok, { ...component, server, adminToken }),
-      ]);
-      for (const result of started) if (result.status === "fulfilled") behind.push(result.value);
-      const failed = started.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
-      if (failed.length > 0) throw new AggregateError(failed, failed.map(String).join("; "));
-      await waitUntilReady(
-        behind[0],
-        "namespace default has its service account",
-        () => answers("/api/v1/namespaces/default/serviceaccounts/default"),
-        { timeoutMs: 60_000, intervalMs: 250 },
-      );
-    }
-  } catch (error) {
+    apiserver = await main.launch();
+    if (!controllers) return;
+    const component = {
+      dir,
+      kubeconfigFile,
+      caCertificate,
+      servingCertFile: files.servingCert,
+      servingKeyFile: files.servingKey,
+    };
+    const started = await Promise.allSettled([
+      startControllerManager(binaries.kubeControllerManager, component, {
+        serviceAccountPrivateKeyFile: files.serviceAccountPrivate,
+        rootCaFile: files.caFile,
+        clusterSigningCertFile: files.clientCaFile,
+        clusterSigningKeyFile: files.clientCaKey,
+      }),
+      startScheduler(binaries.kubeScheduler, component),
+      startKwok(binaries.kwok, { ...component, server, adminToken }),
+    ]);
+    for (const result of started) if (result.status === "fulfilled") behind.push(result.value);
+    const failed = started.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+    if (failed.length > 0) throw new AggregateError(failed, failed.map(String).join("; "));
+    await waitUntilReady(
+      behind[0],
+      "namespace default has its service account",
+      () => main.answers("/api/v1/namespaces/default/serviceaccounts/default"),
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+  };
+  // The siblings' API servers start with this cluster's, not after its controllers: on a small
+  // machine they share the CPU, but the test bed is ready sooner than one after the other.
+  const started = await Promise.allSettled([
+    startOwn(),
+    ...siblingServers.map(async (sibling, i) => {
+      siblingProcesses[i] = await sibling.launch();
+    }),
+  ]);
+  const failure = failureOf(started);
+  if (failure !== undefined) {
     await stop();
-    throw error;
+    throw failure;
   }
 
   return {
@@ -393,13 +645,25 @@ export async function startKubeCluster(
     kubeconfigFile,
     etcdUrl: etcd.url,
     version: binaries.version,
+    siblings: siblings.map(({ name, etcdPrefix }, i) => ({
+      name,
+      etcdPrefix,
+      dir: siblingDirs[i],
+      server: siblingServers[i].server,
+      caFile: siblingCredentials[i].files.caFile,
+      adminToken: siblingCredentials[i].adminToken,
+      limitedToken: siblingCredentials[i].limitedToken,
+      clientCertFile: siblingCredentials[i].files.clientCertFile,
+      clientKeyFile: siblingCredentials[i].files.clientKeyFile,
+      process: siblingProcesses[i]!,
+    })),
     get processes() {
-      return [etcd.process, apiserver!, ...behind];
+      return [etcd.process, apiserver!, ...siblingProcesses.map((p) => p!), ...behind];
     },
     stop,
     stopApiServer: () => apiserver!.stop("SIGTERM", 10_000),
     async startApiServer() {
-      apiserver = await launch();
+      apiserver = await main.launch();
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The test bed: a PostgreSQL cluster and a real Kubernetes control plane (etcd, kube-apiserver,
- * controllers, scheduler and KWOK's simulated nodes) on loopback, started together, described by
- * the environment variables that `deno task dev` writes to `.dev/env` and that `deno task test`
+ * controllers, scheduler and KWOK's simulated nodes) on loopback, and beside it a second cluster,
+ * "b" (an API server of its own on the same etcd, nothing behind it), started together, described
+ * by the environment variables that `deno task dev` writes to `.dev/env` and that `deno task test`
  * passes to the test files. Throwaway by default; with `stateDir` its state is kept there.
  *
  * ```ts
@@ -11,11 +12,21 @@
  *
  * @module
  */
-import { dirname } from "node:path";
-import { type KubeCluster, startKubeCluster } from "./kube.ts";
-import { type PostgresServer, startPostgres } from "./postgres.ts";
+import { dirname, join } from "node:path";
+import {
+  type KubeCluster,
+  kubeconfigForContexts,
+  type SiblingOptions,
+  startKubeCluster,
+  writeKubeconfig,
+} from "./kube.ts";
+import { type PostgresServer, serverIdentity, startPostgres } from "./postgres.ts";
 
-/** The variables, in the order `.dev/env` lists them. */
+/**
+ * The variables, in the order `.dev/env` lists them. `KUBECONFIG` and `KUBE_*` are cluster A's
+ * (with controllers and nodes), `KUBE_B_*` cluster B's; `KUBE_FLEET_KUBECONFIG` has a context for
+ * each, `a` (current) and `b`, both as `admin`.
+ */
 export const TESTBED_ENV_NAMES = [
   "DATABASE_URL",
   "KUBECONFIG",
@@ -25,6 +36,11 @@ export const TESTBED_ENV_NAMES = [
   "KUBE_LIMITED_TOKEN",
   "KUBE_CLIENT_CERT_FILE",
   "KUBE_CLIENT_KEY_FILE",
+  "KUBE_B_SERVER",
+  "KUBE_B_CA_FILE",
+  "KUBE_B_ADMIN_TOKEN",
+  "KUBE_B_LIMITED_TOKEN",
+  "KUBE_FLEET_KUBECONFIG",
 ] as const;
 
 /** Name of one test-bed environment variable. */
@@ -39,6 +55,7 @@ export interface Testbed extends AsyncDisposable {
   /** Whether `dir` outlives the test bed. */
   readonly kept: boolean;
   readonly postgres: PostgresServer;
+  /** Cluster A; cluster B is its sibling, `kube.siblings[0]`. */
   readonly kube: KubeCluster;
   readonly env: Record<TestbedEnvName, string>;
   stop(): Promise<void>;
@@ -56,6 +73,39 @@ export interface TestbedOptions {
   postgresMajor?: number;
 }
 
+/**
+ * Cluster B: its own API server, credentials and etcd prefix, so that nothing of it is cluster A's;
+ * nothing behind it (no controllers, scheduler or nodes), which keeps it cheap.
+ */
+export const CLUSTER_B: SiblingOptions = { name: "b", etcdPrefix: "/cluster-b" };
+
+/** Clusters A and B, and the kubeconfig with a context for each (`a` current). */
+async function startClusters(
+  dir: string,
+  { reuse, readableBy, fleetKubeconfigFile }: {
+    reuse: boolean;
+    readableBy: number | undefined;
+    fleetKubeconfigFile: string;
+  },
+): Promise<KubeCluster> {
+  const a = await startKubeCluster(dir, { reuse, siblings: [CLUSTER_B], readableBy });
+  const b = a.siblings[0];
+  try {
+    await writeKubeconfig(
+      fleetKubeconfigFile,
+      kubeconfigForContexts([
+        { name: "a", server: a.server, caFile: a.caFile, user: "admin", token: a.adminToken },
+        { name: "b", server: b.server, caFile: b.caFile, user: "admin", token: b.adminToken },
+      ]),
+      readableBy,
+    );
+  } catch (error) {
+    await a.stop();
+    throw error;
+  }
+  return a;
+}
+
 /** Starts PostgreSQL and the Kubernetes control plane side by side. */
 export async function startTestbed(
   { stateDir, postgresMajor }: TestbedOptions = {},
@@ -69,9 +119,13 @@ export async function startTestbed(
   const dir = stateDir ?? await Deno.makeTempDir({ prefix: "omni_kube-testbed-" });
   const removeDir = () =>
     kept ? Promise.resolve() : Deno.remove(dir, { recursive: true }).catch(() => {});
+  // As root, PostgreSQL runs as another OS user, whose group may read the kubeconfigs and the CA
+  // files they name, so that a superuser's omni_kube.load_kubeconfig() can read them.
+  const readableBy = (await serverIdentity())?.gid;
+  const fleetKubeconfigFile = join(dir, "kubeconfig-fleet");
   const [postgres, kube] = await Promise.allSettled([
     startPostgres(dir, { major: postgresMajor, reuse: kept }),
-    startKubeCluster(dir, { reuse: kept }),
+    startClusters(dir, { reuse: kept, readableBy, fleetKubeconfigFile }),
   ]);
   if (postgres.status === "rejected" || kube.status === "rejected") {
     if (postgres.status === "fulfilled") await postgres.value.stop();
@@ -83,20 +137,27 @@ export async function startTestbed(
   let stopped: Promise<void> | undefined;
   const stop = () =>
     stopped ??= Promise.all([postgres.value.stop(), kube.value.stop()]).then(removeDir);
+  const a = kube.value;
+  const b = a.siblings[0];
   return {
     dir,
     kept,
     postgres: postgres.value,
-    kube: kube.value,
+    kube: a,
     env: {
       DATABASE_URL: postgres.value.url,
-      KUBECONFIG: kube.value.kubeconfigFile,
-      KUBE_SERVER: kube.value.server,
-      KUBE_CA_FILE: kube.value.caFile,
-      KUBE_ADMIN_TOKEN: kube.value.adminToken,
-      KUBE_LIMITED_TOKEN: kube.value.limitedToken,
-      KUBE_CLIENT_CERT_FILE: kube.value.clientCertFile,
-      KUBE_CLIENT_KEY_FILE: kube.value.clientKeyFile,
+      KUBECONFIG: a.kubeconfigFile,
+      KUBE_SERVER: a.server,
+      KUBE_CA_FILE: a.caFile,
+      KUBE_ADMIN_TOKEN: a.adminToken,
+      KUBE_LIMITED_TOKEN: a.limitedToken,
+      KUBE_CLIENT_CERT_FILE: a.clientCertFile,
+      KUBE_CLIENT_KEY_FILE: a.clientKeyFile,
+      KUBE_B_SERVER: b.server,
+      KUBE_B_CA_FILE: b.caFile,
+      KUBE_B_ADMIN_TOKEN: b.adminToken,
+      KUBE_B_LIMITED_TOKEN: b.limitedToken,
+      KUBE_FLEET_KUBECONFIG: fleetKubeconfigFile,
     },
     stop,
     [Symbol.asyncDispose]: stop,

@@ -374,10 +374,10 @@ async function lookupUser(name: string): Promise<{ uid: number; gid: number }> {
 }
 
 /**
- * initdb refuses to run as root, so as root the cluster runs as an unprivileged user:
- * `$PG_OS_USER`, default `nobody`.
+ * The OS user the server runs as when it is not ours: initdb refuses to run as root, so as root
+ * the cluster runs as an unprivileged user, `$PG_OS_USER`, default `nobody`. Undefined otherwise.
  */
-async function serverIdentity(): Promise<{ uid: number; gid: number } | undefined> {
+export async function serverIdentity(): Promise<{ uid: number; gid: number } | undefined> {
   if (Deno.uid() !== 0) return undefined;
   return await lookupUser(Deno.env.get("PG_OS_USER") ?? "nobody");
 }

@@ -36,7 +36,10 @@ async function main(args: string[]): Promise<number> {
   let testbed: Testbed | undefined;
   const env: Record<string, string> = {};
   try {
-    log("starting PostgreSQL and Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK)");
+    log(
+      "starting PostgreSQL and Kubernetes (etcd, kube-apiserver, controllers, scheduler, KWOK; " +
+        "cluster b's kube-apiserver)",
+    );
     testbed = await startTestbed();
     Object.assign(env, testbed.env, {
       // For tests that read PostgreSQL's files (the WAL, for credentials that must not be there).
@@ -48,7 +51,8 @@ async function main(args: string[]): Promise<number> {
     log(
       `ready in ${((performance.now() - started) / 1000).toFixed(1)} s: ` +
         `PostgreSQL ${testbed.postgres.major} ${testbed.env.DATABASE_URL}, ` +
-        `Kubernetes ${testbed.kube.version ?? "(own binaries)"} ${testbed.env.KUBE_SERVER}`,
+        `Kubernetes ${testbed.kube.version ?? "(own binaries)"} ${testbed.env.KUBE_SERVER}, ` +
+        `cluster b ${testbed.env.KUBE_B_SERVER}`,
     );
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);

@@ -1,7 +1,8 @@
 /**
  * `deno task dev` as a developer runs it: real processes (dev, its own test bed and worker), no
- * fakes. A killed worker is restarted within seconds while the database and the cluster stay;
- * with `--keep` both survive a stop and a start. Then its flags and restart backoff as units.
+ * fakes. A killed worker is restarted within seconds while the database and the clusters stay;
+ * with `--keep` they survive a stop and a start; the kubeconfigs it writes load in its database.
+ * Then its flags and restart backoff as units.
  *
  * It starts a test bed of its own beside the one `deno task test` runs, from the same binaries
  * (`testbed/build.sh`'s cache, or the `*_BIN` variables, which it inherits).
@@ -10,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { KubeHttp, type KubeTarget } from "../lib/kube/client.ts";
 import { eventually } from "./testbed.ts";
 import {
   DEFAULT_ENV_FILE,
@@ -42,6 +44,15 @@ function parseEnvFile(text: string): Record<string, string> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Cluster B of a dev environment, as its admin. */
+async function clusterB(env: Record<string, string>): Promise<KubeTarget> {
+  return {
+    server: env.KUBE_B_SERVER,
+    caCert: await Deno.readTextFile(env.KUBE_B_CA_FILE),
+    token: env.KUBE_B_ADMIN_TOKEN,
+  };
+}
 
 /** One `deno task dev --keep DIR --env-file FILE`, its output kept for failure messages. */
 class Dev {
@@ -171,10 +182,36 @@ Deno.test("deno task dev: a killed worker is restarted; --keep keeps the state a
       await sql`insert into dev_test_kept values ('written before the kill')`;
       await sql`select omni_kube.api('/api/v1/namespaces/default/configmaps', method => 'POST',
                   body => '{"metadata": {"name": "dev-test-kept"}}')`;
+      using http = new KubeHttp();
+      const createdInB = await http.fetch(await clusterB(env), {
+        method: "POST",
+        path: "/api/v1/namespaces/default/configmaps",
+        body: JSON.stringify({ metadata: { name: "dev-test-kept-b" } }),
+      });
+      assert.equal(createdInB.status, 201, await createdInB.clone().text());
+      await createdInB.body?.cancel();
+
+      // As a new user would, in a session of their own: the database server (another OS user,
+      // when dev runs as root) reads the kubeconfig and its CA file.
+      const loader = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+      try {
+        await loader`select omni_kube.load_kubeconfig(${env.KUBECONFIG}::text)`;
+        const [{ kind }] = await loader`
+          select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
+        assert.equal(kind, "Namespace");
+      } finally {
+        await loader.end();
+      }
 
       const before = await readStatus(statusFile);
       assert.ok(before.kept);
       assert.ok(before.worker.serving && before.worker.pid, JSON.stringify(before));
+      // The worker serves both clusters: its kubeconfig has a context for each, `a` current.
+      const environ = await Deno.readTextFile(`/proc/${before.worker.pid}/environ`);
+      assert.ok(
+        environ.split("\0").includes(`KUBECONFIG=${env.KUBE_FLEET_KUBECONFIG}`),
+        "the worker's KUBECONFIG is the fleet kubeconfig",
+      );
       Deno.kill(before.worker.pid!, "SIGKILL");
       const killed = Date.now();
 
@@ -214,6 +251,7 @@ Deno.test("deno task dev: a killed worker is restarted; --keep keeps the state a
 
     dev = new Dev(keepDir, envFile);
     const again = await dev.ready();
+    assert.equal(again.KUBE_B_ADMIN_TOKEN, env.KUBE_B_ADMIN_TOKEN, "cluster b's credentials kept");
     const sql2 = postgres(again.DATABASE_URL, {
       max: 1,
       onnotice: () => {},
@@ -226,6 +264,12 @@ Deno.test("deno task dev: a killed worker is restarted; --keep keeps the state a
         select omni_kube.api('/api/v1/namespaces/default/configmaps/dev-test-kept')
                  -> 'metadata' ->> 'name' as name`;
       assert.equal(name, "dev-test-kept");
+      // Cluster B's objects were kept too; its context of the fleet kubeconfig reaches them.
+      await sql2`select omni_kube.load_kubeconfig(${again.KUBE_FLEET_KUBECONFIG}::text, 'b')`;
+      const [{ nameInB }] = await sql2`
+        select omni_kube.api('/api/v1/namespaces/default/configmaps/dev-test-kept-b')
+                 -> 'metadata' ->> 'name' as "nameInB"`;
+      assert.equal(nameInB, "dev-test-kept-b");
     } finally {
       await sql2.end();
     }

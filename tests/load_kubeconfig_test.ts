@@ -320,7 +320,7 @@ current-context: cert
     await t.step("the test bed's own kubeconfig, rewritten as YAML by a YAML library", async () => {
       // deno-lint-ignore no-explicit-any -- kubeconfig JSON
       const config: any = JSON.parse(await Deno.readTextFile(env.KUBECONFIG));
-      // Its CA file is private to the test bed: point at the readable copy, relatively.
+      // Its CA file named relative to the kubeconfig: the copy beside it.
       config.clusters[0].cluster["certificate-authority"] = "ca.crt";
       for (const indentSeq of [true, false]) {
         const file = await write(`testbed-${indentSeq}.yaml`, stringifyYaml(config, { indentSeq }));

@@ -193,8 +193,8 @@ Deno.test("named clusters", async (t) => {
           "OKT01",
           /b-broken/,
         );
-        const text = JSON.stringify(error);
-        assert.match(text, /\b3\b/);
+        const text = [error.message, error.detail, error.hint].join("\n");
+        assert.match(text, /exit status 3/);
         assert.doesNotMatch(text, /plugin-secret/);
         const [row] = await sql`select last_error from omni_kube.clusters where name = 'b-broken'`;
         assert.doesNotMatch(String(row?.last_error), /plugin-secret/);

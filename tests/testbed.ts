@@ -27,14 +27,20 @@ export function testbedEnv(): Record<TestbedEnvName, string> {
   >;
 }
 
-/** The API server as the admin: token auth and the run's CA. */
-export async function adminTarget(): Promise<KubeTarget> {
+/** An API server, cluster A's (the default) or B's, as the admin: token auth and its CA. */
+export async function adminTarget(cluster: "a" | "b" = "a"): Promise<KubeTarget> {
   const env = testbedEnv();
-  return {
-    server: env.KUBE_SERVER,
-    caCert: await Deno.readTextFile(env.KUBE_CA_FILE),
-    token: env.KUBE_ADMIN_TOKEN,
-  };
+  return cluster === "a"
+    ? {
+      server: env.KUBE_SERVER,
+      caCert: await Deno.readTextFile(env.KUBE_CA_FILE),
+      token: env.KUBE_ADMIN_TOKEN,
+    }
+    : {
+      server: env.KUBE_B_SERVER,
+      caCert: await Deno.readTextFile(env.KUBE_B_CA_FILE),
+      token: env.KUBE_B_ADMIN_TOKEN,
+    };
 }
 
 /** A superuser postgres.js connection to the test bed's database; end it when done. */

@@ -1,6 +1,6 @@
 /**
  * The test bed itself: the API server answers with each kind of credential and rejects the wrong
- * ones, and PostgreSQL takes a round trip with dblink available.
+ * ones, cluster B is a cluster of its own, and PostgreSQL takes a round trip with dblink available.
  */
 import assert from "node:assert/strict";
 import { KubeHttp, type KubeTarget, KubeTransportError } from "../lib/kube/client.ts";
@@ -88,6 +88,91 @@ Deno.test("kube-apiserver: the kubeconfig names the admin token and the run's CA
   assert.equal(config.clusters[0].cluster["certificate-authority"], env.KUBE_CA_FILE);
   assert.equal(config.users[0].user.token, env.KUBE_ADMIN_TOKEN);
   assert.equal(config["current-context"], config.contexts[0].name);
+});
+
+Deno.test("cluster b: a namespace created there is not cluster a's, and it has no nodes", async () => {
+  using http = new KubeHttp();
+  const [a, b] = [await adminTarget("a"), await adminTarget("b")];
+  assert.notEqual(a.server, b.server);
+  const name = uniqueName("cluster-b");
+  const created = await http.fetch(b, {
+    method: "POST",
+    path: "/api/v1/namespaces",
+    body: JSON.stringify({ metadata: { name } }),
+  });
+  assert.equal(created.status, 201, await created.clone().text());
+  await created.body?.cancel();
+  const inB = await http.fetch(b, { method: "GET", path: `/api/v1/namespaces/${name}` });
+  assert.equal(inB.status, 200);
+  await inB.body?.cancel();
+  const inA = await http.fetch(a, { method: "GET", path: `/api/v1/namespaces/${name}` });
+  assert.equal(inA.status, 404, "cluster a has cluster b's namespace");
+  await inA.body?.cancel();
+
+  // Cluster A's nodes are KWOK's; cluster B has none: nothing runs behind its API server.
+  const nodes = async (target: KubeTarget) => {
+    const response = await http.fetch(target, { method: "GET", path: "/api/v1/nodes" });
+    assert.equal(response.status, 200);
+    return (await response.json()).items.map((node: { metadata: { name: string } }) =>
+      node.metadata.name
+    );
+  };
+  assert.ok((await nodes(a)).length > 0);
+  assert.deepEqual(await nodes(b), []);
+});
+
+Deno.test("cluster b: its limited token is forbidden (403), cluster a's tokens unknown (401)", async () => {
+  const env = testbedEnv();
+  const b = await adminTarget("b");
+  using http = new KubeHttp();
+  const limited = await http.fetch({ ...b, token: env.KUBE_B_LIMITED_TOKEN }, {
+    method: "GET",
+    path: "/api/v1/namespaces/default/secrets",
+  });
+  assert.equal(limited.status, 403);
+  assert.match((await limited.json()).message, /"limited" cannot list resource "secrets"/);
+  for (const token of [env.KUBE_ADMIN_TOKEN, env.KUBE_LIMITED_TOKEN]) {
+    const response = await http.fetch({ ...b, token }, {
+      method: "GET",
+      path: "/api/v1/namespaces",
+    });
+    assert.equal(response.status, 401);
+    await response.body?.cancel();
+  }
+});
+
+Deno.test("cluster b: its CA is its own; cluster a's does not verify it", async () => {
+  const b = await adminTarget("b");
+  const target = { ...b, caCert: (await adminTarget("a")).caCert };
+  assert.notEqual(target.caCert, b.caCert);
+  using http = new KubeHttp();
+  await assert.rejects(
+    () => http.fetch(target, { method: "GET", path: "/api/v1/namespaces" }),
+    (error) => {
+      assert.ok(error instanceof KubeTransportError);
+      assert.match(error.message, /certif/i);
+      return true;
+    },
+  );
+});
+
+Deno.test("the fleet kubeconfig: contexts a and b as admin, a current, CA files by path", async () => {
+  const env = testbedEnv();
+  const config = JSON.parse(await Deno.readTextFile(env.KUBE_FLEET_KUBECONFIG));
+  assert.equal(config["current-context"], "a");
+  // deno-lint-ignore no-explicit-any -- kubeconfig JSON
+  const entry = (list: any[], name: string) => list.find((item) => item.name === name);
+  const expected = {
+    a: [env.KUBE_SERVER, env.KUBE_CA_FILE, env.KUBE_ADMIN_TOKEN],
+    b: [env.KUBE_B_SERVER, env.KUBE_B_CA_FILE, env.KUBE_B_ADMIN_TOKEN],
+  };
+  assert.deepEqual(config.contexts.map((c: { name: string }) => c.name), ["a", "b"]);
+  for (const [name, [server, caFile, token]] of Object.entries(expected)) {
+    const { context } = entry(config.contexts, name);
+    const { cluster } = entry(config.clusters, context.cluster);
+    assert.deepEqual(cluster, { server, "certificate-authority": caFile });
+    assert.deepEqual(entry(config.users, context.user).user, { token });
+  }
 });
 
 Deno.test("postgres: a round trip, with dblink to the same server", async () => {

@@ -78,7 +78,7 @@ export class MaintenanceStatements {
   async publishClusters(clusters: PublishedCluster[]): Promise<void> {
     await this.session`
       with published as (
-        select * from jsonb_to_recordset(${JSON.stringify(clusters)}::jsonb)
+        select * from jsonb_to_recordset(${JSON.stringify(clusters)}::text::jsonb)
           as c(name text, server text, auth text, server_version text, reachable boolean,
                last_error text, checked boolean)
       ), gone as (
