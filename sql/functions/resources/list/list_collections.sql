@@ -33,8 +33,11 @@ begin
                        with ordinality b(response, status, n) loop
       what := 'GET ' || pending_path[page.n] || coalesce(' on cluster ' || pending_cluster[page.n], '');
       if page.status = 0 then
-        -- (The Status of a failed call names a limit of the worker's by its reason.)
-        perform omni_kube._raise_for('failed', page.status, null, page.response ->> 'message', what,
+        -- (The Status of a failed call names a limit of the worker's by its reason. Its message
+        -- is all a failure says, so it gets the cluster's name.)
+        perform omni_kube._raise_for('failed', page.status, null,
+                                     coalesce('cluster "' || pending_cluster[page.n] || '": ', '')
+                                       || (page.response ->> 'message'), what,
                                      case page.response ->> 'reason'
                                        when 'ResponseTooLarge' then 'OKL01'
                                        when 'TimeoutTooLong' then 'OKL02' end);
