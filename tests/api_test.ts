@@ -166,7 +166,7 @@ Deno.test("omni_kube.api()", async (t) => {
           ${started}::timestamptz, 'api', array['GET', 'POST', 'GET']::omni_kube.http_method[],
           array['/api/v1/namespaces/default', ${CONFIGMAPS}, '/api/v1/namespaces/default'],
           array[null, '{}', null]::jsonb[], false, null, null, 1000, true, null, null, null, null,
-          '\\x00'::bytea) as ids`;
+          '\\x00'::bytea, null) as ids`;
       return ids;
     };
     const first = await enqueue();

@@ -234,7 +234,7 @@ Deno.test("roles, injection and the owner's connection", async (t) => {
           asAlice`select omni_kube._autonomous('select to_jsonb(1)')`,
           asAlice`select omni_kube._insert_requests(gen_random_uuid(), 'x', 'x', 1, now(), 'api',
                     array['GET']::omni_kube.http_method[], array['/'], array[null]::jsonb[], false,
-                    null, null, 1000, true, null, null, null, null, null)`,
+                    null, null, 1000, true, null, null, null, null, null, null)`,
           asAlice`select omni_kube_dblink.dblink_exec('omni_kube', 'alter role current_user superuser')`,
         ]
       ) {

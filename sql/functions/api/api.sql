@@ -29,16 +29,19 @@ $$;
 
 -- Single call to a named cluster (cluster => 'name'): its server and credentials are the worker's
 -- (its kubeconfig's context of that name); server and credentials may not be given beside it.
+-- Every parameter after `cluster` keeps the place and type it has in the form above, and the one
+-- `cluster` displaced, `server`, comes last: a positional call written for that form, untyped
+-- literals included, still resolves to it. `cluster => NULL` is that form, settings included.
 create or replace function omni_kube.api(
   path text,
   cluster omni_kube.cluster_name,
-  server text default null,
   cacert text default null,
   clientcert omni_kube.client_certificate default null,
   token text default null,
   method omni_kube.http_method default 'GET',
   body jsonb default null,
-  stream boolean default false
+  stream boolean default false,
+  server text default null
 ) returns jsonb
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -46,6 +49,13 @@ create or replace function omni_kube.api(
 declare
   result record;
 begin
+  if cluster is null then
+    return omni_kube.api(path, coalesce(server, omni_kube._setting('omni_kube.server')),
+                         coalesce(cacert, omni_kube._setting('omni_kube.cacert')),
+                         coalesce(clientcert, omni_kube._setting_clientcert()),
+                         coalesce(token, omni_kube._setting('omni_kube.token')),
+                         method, body, stream);
+  end if;
   select * into result from omni_kube._call('api', array[path], array[method], array[body], stream,
                                             server, cacert, clientcert, token,
                                             clusters => array[cluster::text]);
@@ -109,47 +119,67 @@ create or replace function omni_kube.api(
                                        bodies, stream)
   $$;
 
--- Batch to one named cluster.
+-- Batch to one named cluster. (Parameters placed as in the single form with a cluster.)
 create or replace function omni_kube.api(
   paths text[],
   cluster omni_kube.cluster_name,
-  server text default null,
   cacert text default null,
   clientcert omni_kube.client_certificate default null,
   token text default null,
   methods omni_kube.http_method[] default null,
   bodies jsonb[] default null,
-  stream boolean default false
+  stream boolean default false,
+  server text default null
 ) returns table (response jsonb, status int2)
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    select * from omni_kube._api_batch(paths, array_fill(cluster::text, array[coalesce(cardinality(paths), 0)]),
-                                       server, cacert, clientcert, token, methods, bodies, stream)
+    select * from omni_kube._api_batch(
+      paths, case when cluster is not null
+                  then array_fill(cluster::text, array[coalesce(cardinality(paths), 0)]) end,
+      case when cluster is null then coalesce(server, omni_kube._setting('omni_kube.server'))
+           else server end,
+      case when cluster is null then coalesce(cacert, omni_kube._setting('omni_kube.cacert'))
+           else cacert end,
+      case when cluster is null then coalesce(clientcert, omni_kube._setting_clientcert())
+           else clientcert end,
+      case when cluster is null then coalesce(token, omni_kube._setting('omni_kube.token'))
+           else token end,
+      methods, bodies, stream)
   $$;
 
--- Batch across named clusters: one cluster per path (NULL: the default cluster).
+-- Batch across named clusters: one cluster per path (NULL: the worker's own cluster).
+-- `clusters => NULL` is the form without clusters, settings included.
 create or replace function omni_kube.api(
   paths text[],
   clusters omni_kube.cluster_names,
-  server text default null,
   cacert text default null,
   clientcert omni_kube.client_certificate default null,
   token text default null,
   methods omni_kube.http_method[] default null,
   bodies jsonb[] default null,
-  stream boolean default false
+  stream boolean default false,
+  server text default null
 ) returns table (response jsonb, status int2)
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    select * from omni_kube._api_batch(paths, clusters, server, cacert, clientcert, token, methods,
-                                       bodies, stream)
+    select * from omni_kube._api_batch(
+      paths, clusters,
+      case when clusters is null then coalesce(server, omni_kube._setting('omni_kube.server'))
+           else server end,
+      case when clusters is null then coalesce(cacert, omni_kube._setting('omni_kube.cacert'))
+           else cacert end,
+      case when clusters is null then coalesce(clientcert, omni_kube._setting_clientcert())
+           else clientcert end,
+      case when clusters is null then coalesce(token, omni_kube._setting('omni_kube.token'))
+           else token end,
+      methods, bodies, stream)
   $$;
 
 grant execute on function omni_kube.api(text, text, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean) to omni_kube;
 grant execute on function omni_kube.api(text[], text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;
-grant execute on function omni_kube.api(text, omni_kube.cluster_name, text, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean) to omni_kube;
-grant execute on function omni_kube.api(text[], omni_kube.cluster_name, text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;
-grant execute on function omni_kube.api(text[], omni_kube.cluster_names, text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;
+grant execute on function omni_kube.api(text, omni_kube.cluster_name, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean, text) to omni_kube;
+grant execute on function omni_kube.api(text[], omni_kube.cluster_name, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean, text) to omni_kube;
+grant execute on function omni_kube.api(text[], omni_kube.cluster_names, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean, text) to omni_kube;
 grant execute on function omni_kube._api_batch(text[], text[], text, text, omni_kube.client_certificate, text, omni_kube.http_method[], jsonb[], boolean) to omni_kube;

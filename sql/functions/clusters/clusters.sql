@@ -1,3 +1,19 @@
+-- Whether `who` may use the named cluster `cluster`: a superuser, or a role granted it
+-- (omni_kube.grant_cluster) or a member of one. (Security definer: it tells a member only what
+-- omni_kube.clusters shows it, whether a role may use a cluster.)
+create or replace function omni_kube._cluster_usable(who name, cluster text) returns boolean
+  language sql stable security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select coalesce((select r.rolsuper from pg_roles r where r.rolname = who), false)
+        or exists (select from omni_kube.cluster_grant g
+                    where g.cluster = _cluster_usable.cluster
+                      and exists (select from pg_roles r where r.oid = g.grantee)
+                      and pg_has_role(who, g.grantee, 'USAGE'))
+  $$;
+revoke all on function omni_kube._cluster_usable(name, text) from public;
+grant execute on function omni_kube._cluster_usable(name, text) to omni_kube;
+
 -- omni_kube.clusters: the named clusters, one row per name: those the running workers serve (from
 -- their kubeconfigs) and those granted but served by none. What the workers last found of each:
 -- server, how they authenticate, the server's version, whether it answered, the last error. Never
