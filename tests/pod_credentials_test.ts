@@ -1,6 +1,7 @@
 /**
  * omni_kube.pod_credentials() and the in-pod default: a worker whose service-account directory holds
- * a token and CA publishes them, and a call made with them reaches the API server.
+ * a token and CA publishes them, a call made with them reaches the API server, and the pod's
+ * cluster is served by name as in-cluster.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -29,6 +30,14 @@ Deno.test("omni_kube.pod_credentials()", async (t) => {
           token => (omni_kube.pod_credentials()).token,
           cacert => (omni_kube.pod_credentials()).cacert) ->> 'kind' as kind`;
       assert.equal(kind, "Namespace");
+    });
+
+    await t.step("the pod's own cluster is served by name, as in-cluster", async () => {
+      const [row] = await sql`
+        select server, auth, workers from omni_kube.clusters where name = 'in-cluster'`;
+      assert.equal(row?.server, "https://kubernetes.default.svc");
+      assert.equal(row.auth, "token");
+      assert.deepEqual(row.workers, [bridge.workers[0].id]);
     });
 
     await t.step("they are kept only in an unlogged table", async () => {

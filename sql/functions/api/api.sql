@@ -119,35 +119,6 @@ create or replace function omni_kube.api(
                                        bodies, stream)
   $$;
 
--- Batch to one named cluster. (Parameters placed as in the single form with a cluster.)
-create or replace function omni_kube.api(
-  paths text[],
-  cluster omni_kube.cluster_name,
-  cacert text default null,
-  clientcert omni_kube.client_certificate default null,
-  token text default null,
-  methods omni_kube.http_method[] default null,
-  bodies jsonb[] default null,
-  stream boolean default false,
-  server text default null
-) returns table (response jsonb, status int2)
-  language sql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-    select * from omni_kube._api_batch(
-      paths, case when cluster is not null
-                  then array_fill(cluster::text, array[coalesce(cardinality(paths), 0)]) end,
-      case when cluster is null then coalesce(server, omni_kube._setting('omni_kube.server'))
-           else server end,
-      case when cluster is null then coalesce(cacert, omni_kube._setting('omni_kube.cacert'))
-           else cacert end,
-      case when cluster is null then coalesce(clientcert, omni_kube._setting_clientcert())
-           else clientcert end,
-      case when cluster is null then coalesce(token, omni_kube._setting('omni_kube.token'))
-           else token end,
-      methods, bodies, stream)
-  $$;
-
 -- Batch across named clusters: one cluster per path (NULL: the worker's own cluster).
 -- `clusters => NULL` is the form without clusters, settings included.
 create or replace function omni_kube.api(
@@ -175,6 +146,31 @@ create or replace function omni_kube.api(
       case when clusters is null then coalesce(token, omni_kube._setting('omni_kube.token'))
            else token end,
       methods, bodies, stream)
+  $$;
+
+-- Batch to one named cluster: the form above with that cluster for every path. (Parameters
+-- placed as in the single form with a cluster.)
+create or replace function omni_kube.api(
+  paths text[],
+  cluster omni_kube.cluster_name,
+  cacert text default null,
+  clientcert omni_kube.client_certificate default null,
+  token text default null,
+  methods omni_kube.http_method[] default null,
+  bodies jsonb[] default null,
+  stream boolean default false,
+  server text default null
+) returns table (response jsonb, status int2)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select * from omni_kube.api(
+      paths,
+      clusters => case when cluster is not null
+                       then array_fill(cluster::text, array[coalesce(cardinality(paths), 0)])
+                  end::omni_kube.cluster_names,
+      cacert => cacert, clientcert => clientcert, token => token, methods => methods,
+      bodies => bodies, stream => stream, server => server)
   $$;
 
 grant execute on function omni_kube.api(text, text, text, omni_kube.client_certificate, text, omni_kube.http_method, jsonb, boolean) to omni_kube;
