@@ -9,4 +9,4 @@ COPY sql sql
 RUN deno cache mod.ts
 USER deno
 EXPOSE 8080
-CMD ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-sys=hostname", "mod.ts", "start"]
+CMD ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-run", "--allow-sys=hostname", "mod.ts", "start"]

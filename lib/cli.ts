@@ -40,6 +40,7 @@ Flags (environment variable in brackets):
   --max-request-timeout SEC  longest omni_kube.request_timeout served [OMNI_KUBE_MAX_REQUEST_TIMEOUT] (default ${DEFAULT_WORKER_CONFIG.maxRequestTimeoutSeconds})
   --kubeconfig FILES    kubeconfig files, ':'-separated, merged as kubectl does [KUBECONFIG] (default ~/.kube/config)
   --contexts A,B        the kubeconfig contexts served as named clusters [OMNI_KUBE_CONTEXTS] (default all)
+  --default-context NAME|none  the worker's own cluster outside a pod [OMNI_KUBE_DEFAULT_CONTEXT] (default the current context; none: calls must name a cluster or a server)
   --explicit-servers any|none|URL,...  servers calls may name in SQL (server =>) [OMNI_KUBE_EXPLICIT_SERVERS] (default any)
   --no-migrate          do not apply migrations at start
   --help                this text
@@ -129,6 +130,7 @@ export function parseCommand(
       "no-migrate": { type: "boolean" },
       kubeconfig: { type: "string" },
       contexts: { type: "string" },
+      "default-context": { type: "string" },
       "explicit-servers": { type: "string" },
       "http-port": { type: "string" },
       "http-host": { type: "string" },
@@ -183,6 +185,10 @@ export function parseCommand(
       migrate: !values["no-migrate"],
       ...optionalString("kubeconfig", values.kubeconfig ?? env("KUBECONFIG")),
       ...contextsOf(values.contexts ?? env("OMNI_KUBE_CONTEXTS")),
+      ...optionalString(
+        "defaultContext",
+        values["default-context"] ?? env("OMNI_KUBE_DEFAULT_CONTEXT"),
+      ),
       explicitServers: parseExplicitServers(
         values["explicit-servers"] ?? env("OMNI_KUBE_EXPLICIT_SERVERS"),
       ),

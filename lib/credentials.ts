@@ -94,8 +94,8 @@ export async function kubeconfigCluster(file: string, context?: string): Promise
 }
 
 /**
- * The worker's default cluster: the pod's service account, else the current context of the files
- * of `$KUBECONFIG` merged as kubectl merges them (or of `~/.kube/config`), else none.
+ * The worker's default cluster: the pod's service account, else the current context (or `context`)
+ * of the files of `$KUBECONFIG` merged as kubectl merges them (or of `~/.kube/config`), else none.
  */
 export async function defaultCluster(
   env: { KUBECONFIG?: string; HOME?: string } = {
@@ -103,6 +103,7 @@ export async function defaultCluster(
     HOME: Deno.env.get("HOME"),
   },
   serviceAccountDir = SERVICE_ACCOUNT_DIR,
+  context?: string,
 ): Promise<DefaultCluster | undefined> {
   const pod = await podServiceAccount(serviceAccountDir);
   if (pod) return pod;
@@ -118,5 +119,5 @@ export async function defaultCluster(
     if (error instanceof NoKubeconfigError) return undefined;
     throw error;
   }
-  return await clusterOf(config);
+  return await clusterOf(config, context);
 }

@@ -79,6 +79,13 @@ export interface WorkerConfig extends CallLimits {
   kubeconfig?: string;
   /** The contexts served as named clusters (default: all of the kubeconfig's). */
   contexts?: string[];
+  /**
+   * The context that is the worker's own cluster, for calls that name none, instead of the
+   * current one (a pod's service account comes first); `none`: no default cluster at all, not
+   * even the pod's, so that every call names a cluster (whose grants then govern all use) or a
+   * server.
+   */
+  defaultContext?: string;
   /** Servers calls may name in SQL (`server =>`): any (default), none, or these origins. */
   explicitServers?: ExplicitServers;
   /** How often each named cluster's /version is probed for `omni_kube.clusters`. */
@@ -116,7 +123,7 @@ function kubeconfigFiles(kubeconfig: string | undefined): string[] {
   return home ? [`${home}/.kube/config`] : [];
 }
 
-/** `--explicit-servers` as the instance setting `explicit_servers` holds it. */
+/** `--explicit-servers` as `omni_kube.workers.explicit_servers` holds it. */
 export function explicitServersSetting(allowed: ExplicitServers = "any"): string {
   return typeof allowed === "string" ? allowed : allowed.join(",");
 }
@@ -160,6 +167,8 @@ export class Worker {
   #session: Sql | undefined;
   #pieces!: ResponsePieces;
   #defaults: DefaultCluster | undefined;
+  /** The pod's service account, if the worker runs in a pod: the cluster `in-cluster`. */
+  #pod: DefaultCluster | undefined;
   /** The named clusters this worker serves, usable or not (with why). */
   readonly #clusters = new Map<string, NamedCluster | UnusableCluster>();
   /** What the last probe of each named cluster found. */
@@ -233,10 +242,14 @@ export class Worker {
     }
     await this.#prepareDatabase();
     try {
-      this.#defaults = await defaultCluster({
-        KUBECONFIG: this.#config.kubeconfig ?? Deno.env.get("KUBECONFIG"),
-        HOME: Deno.env.get("HOME"),
-      }, this.#config.serviceAccountDir);
+      this.#defaults = this.#config.defaultContext === "none" ? undefined : await defaultCluster(
+        {
+          KUBECONFIG: this.#config.kubeconfig ?? Deno.env.get("KUBECONFIG"),
+          HOME: Deno.env.get("HOME"),
+        },
+        this.#config.serviceAccountDir,
+        this.#config.defaultContext,
+      );
     } catch (error) {
       this.#log.warn("default cluster unusable; calls must name server and credentials", {
         error: errorMessage(error),
@@ -250,7 +263,6 @@ export class Worker {
     const maintenance = this.#compose();
     await maintenance.register();
     await this.#upkeep!.recordRoleQueueLimit(this.#config.roleQueueLimit);
-    await this.#upkeep!.recordExplicitServers(explicitServersSetting(this.#config.explicitServers));
     await this.#publishClusters();
     if (this.#clusters.size > 0) {
       this.#probeClusters();
@@ -287,12 +299,12 @@ export class Worker {
    * service account as `in-cluster`. A kubeconfig that cannot be read leaves only the latter.
    */
   async #loadClusters(): Promise<void> {
-    const pod = this.#defaults?.source.startsWith("service account") ? this.#defaults : undefined;
-    if (pod) {
+    this.#pod = await podServiceAccount(this.#config.serviceAccountDir);
+    if (this.#pod) {
       this.#clusters.set(
         IN_CLUSTER,
-        podCluster(pod.target.server, () => {
-          const target = this.#defaults?.target;
+        podCluster(this.#pod.target.server, () => {
+          const target = this.#pod?.target;
           return target?.token ? { token: target.token, caCert: target.caCert } : undefined;
         }),
       );
@@ -326,8 +338,9 @@ export class Worker {
       this.#probes.get(name) ?? ("error" in cluster
         ? {
           name,
+          usable: false,
           server: null,
-          auth: "none",
+          auth: null,
           server_version: null,
           reachable: false,
           last_error: cluster.error,
@@ -335,6 +348,7 @@ export class Worker {
         }
         : {
           name,
+          usable: true,
           server: cluster.server,
           auth: cluster.auth,
           server_version: null,
@@ -354,6 +368,7 @@ export class Worker {
           (probe) => {
             this.#probes.set(cluster.name, {
               name: cluster.name,
+              usable: true,
               server: cluster.server,
               auth: cluster.auth,
               server_version: probe.serverVersion ?? null,
@@ -455,7 +470,10 @@ export class Worker {
       metrics,
       limits: config,
     });
-    const served = [...this.#clusters.keys()];
+    // Only those it can use: a request for one it cannot is left to a worker that can.
+    const served = [...this.#clusters].flatMap(([name, cluster]) =>
+      "error" in cluster ? [] : [name]
+    );
     const claims = new ClaimStatements(session, this.id, () => served);
     const claimLoop = this.#claimLoop = new ClaimLoop({
       claims,
@@ -491,10 +509,12 @@ export class Worker {
       stopping: () => this.#stopping,
       readPodAccount: () => podServiceAccount(config.serviceAccountDir),
       onPodAccount: (pod) => {
+        this.#pod = pod;
         if (this.#defaults?.source === pod.source) this.#defaults = pod;
       },
       host: hostname(),
       pid: Deno.pid,
+      explicitServers: explicitServersSetting(config.explicitServers),
       retentionSeconds: config.retentionSeconds,
       log,
       metrics,

@@ -250,3 +250,15 @@ Deno.test("parseCommand: bad contexts and explicit servers say what is wrong", (
   assert.match(USAGE, /--explicit-servers any\|none\|URL/);
   assert.match(USAGE, /--contexts A,B/);
 });
+
+Deno.test("parseCommand: --default-context names the worker's own cluster, or none", () => {
+  const env = envOf({ DATABASE_URL: DB });
+  assert.equal(parseCommand(["--default-context=none"], env).config.defaultContext, "none");
+  assert.equal(
+    parseCommand([], envOf({ DATABASE_URL: DB, OMNI_KUBE_DEFAULT_CONTEXT: "prod" })).config
+      .defaultContext,
+    "prod",
+  );
+  assert.equal(parseCommand([], env).config.defaultContext, undefined);
+  assert.match(USAGE, /--default-context NAME\|none/);
+});

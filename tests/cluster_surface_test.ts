@@ -147,23 +147,25 @@ Deno.test("the SQL surface takes cluster => name", async (t) => {
                                            cluster => 'limited',
                                            namespaces => array[${namespace}, ${namespace}])`;
       assert.deepEqual(all.map((r) => r.status), [403, 403]);
-      const each = await sql`
-        select status from omni_kube.watch(array['v1', 'v1', 'v1'],
-                                           array['configmaps', 'configmaps', 'configmaps'],
-                                           clusters => array['admin', 'limited', null],
-                                           namespaces => array[${namespace}, ${namespace}, ${namespace}])`;
-      assert.deepEqual(each.map((r) => r.status), [200, 403, 200]);
-      const clusters = await sql`
-        select cluster from omni_kube.request where kind = 'watch' order by id desc limit 3`;
-      assert.deepEqual(clusters.map((r) => r.cluster), [null, "limited", "admin"]);
-
-      // A NULL in the cluster's place, as a call written before clusters passed its
-      // resource_versions, is no cluster: the watch goes where it went.
+      // A NULL or an array literal in the cluster's place, where the form without a cluster takes
+      // resource_versions, is what it is there: no cluster, or the resource versions.
       const [positional] = await sql`
         select status from omni_kube.watch(array['v1'], array['configmaps'], null, 1,
                                            array[${namespace}])`;
       assert.equal(positional.status, 200);
       assert.equal(await lastCluster(), null);
+      const [{ rv }] = await sql`
+        select omni_kube.api(${`/api/v1/namespaces/${namespace}/configmaps`})
+                 #>> '{metadata,resourceVersion}' as rv`;
+      const [literal] = await sql.unsafe(
+        `select status, events from omni_kube.watch(array['v1'], array['configmaps'], '{${rv}}', 1,
+                                                    array['${namespace}'])`,
+      );
+      assert.equal(literal.status, 200);
+      assert.equal(await lastCluster(), null);
+      const [{ body }] = await sql`
+        select body from omni_kube.request where kind = 'watch' order by id desc limit 1`;
+      assert.equal(body.resourceVersion, rv, "the literal is the resource version");
     });
 
     await t.step("a resource view remembers its cluster", async () => {
@@ -297,6 +299,18 @@ Deno.test("the SQL surface takes cluster => name", async (t) => {
       await sql`select omni_kube.resource_views('k_plain', null, false)`;
       const [{ plain }] = await sql`select pg_get_viewdef('k_plain.config_maps') as plain`;
       assert.doesNotMatch(plain, /cluster/);
+      // resource_views(base_schema, '{...}'): an array literal in the cluster's place is the group
+      // versions it is there.
+      const literal =
+        await sql`select v::text as view from omni_kube.resource_views('k_lit', '{v1}') v`;
+      assert.ok(literal.some((r) => r.view === "k_lit.config_map"));
+      const [{ byLiteral }] = await sql`
+        select pg_get_viewdef('k_lit.config_map') as "byLiteral"`;
+      assert.doesNotMatch(byLiteral, /cluster/);
+      const [{ groups }] = await sql`
+        select count(distinct table_schema)::int as groups from information_schema.views
+         where table_schema like 'k_lit%'`;
+      assert.equal(groups, 1, "only the core group version, v1");
 
       await refusedOn(
         sql`select omni_kube.resource_tables('kt_limited', cluster => 'limited',

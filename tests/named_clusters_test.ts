@@ -120,9 +120,10 @@ Deno.test("named clusters", async (t) => {
   await sql`create role ${sql(member)} login in role omni_kube`;
   const asMember = bridge.connectAs(member);
 
+  const namespace = uniqueName("only-in-b");
+
   try {
     await t.step("calls go to the cluster they name, with its credentials", async () => {
-      const namespace = uniqueName("only-in-b");
       await sql`select omni_kube.api('/api/v1/namespaces', cluster => 'b', method => 'POST',
                   body => jsonb_build_object('metadata', jsonb_build_object('name', ${namespace}::text)))`;
       const [b] = await sql`
@@ -158,6 +159,27 @@ Deno.test("named clusters", async (t) => {
       assert.notEqual(rows[0].uid, rows[1].uid);
       assert.equal(rows[0].uid, rows[2].uid, "NULL is the default cluster, A");
     });
+
+    await t.step(
+      "cluster_resources lists across clusters, with the cluster of each object",
+      async () => {
+        const rows = await sql`
+        select cluster, object #>> '{metadata,name}' as name
+          from omni_kube.cluster_resources(array['a', 'b'], 'v1', 'namespaces')`;
+        const where = (name: string) => rows.filter((r) => r.name === name).map((r) => r.cluster);
+        assert.deepEqual(where(namespace), ["b"]);
+        assert.deepEqual(where("kube-system").sort(), ["a", "b"]);
+        // '{*}' is every cluster the caller may use: the limited context may not list namespaces,
+        // and the broken plugin gives no credential, so the listing fails, naming the cluster.
+        try {
+          await sql`select count(*) from omni_kube.cluster_resources('{*}', 'v1', 'namespaces')`;
+          assert.fail("a listing across every cluster, two of them failing, succeeded");
+        } catch (error) {
+          const e = error as { message: string; detail?: string; hint?: string };
+          assert.match([e.message, e.detail, e.hint].join("\n"), /a-limited|b-broken/);
+        }
+      },
+    );
 
     await t.step("an exec plugin runs once for 100 calls", async () => {
       await sql`select count(*) from generate_series(1, 50) i,
@@ -244,8 +266,9 @@ Deno.test("named clusters", async (t) => {
           "42501",
           /may not use cluster "b"/,
         );
-        const [{ usable }] = await asMember`select usable from omni_kube.clusters where name = 'b'`;
-        assert.equal(usable, false);
+        const [{ granted }] = await asMember`
+          select granted from omni_kube.clusters where name = 'b'`;
+        assert.equal(granted, false);
         await sql`select omni_kube.grant_cluster('b', ${member})`;
         const [{ ns }] = await asMember`
         select omni_kube.api('/api/v1/namespaces/default', cluster => 'b') as ns`;
@@ -326,11 +349,101 @@ Deno.test("named clusters", async (t) => {
           assert.equal(ns.metadata.name, "default");
         } finally {
           await strict.stop();
-          await sql`update omni_kube.instance_settings set value = 'any'
-                   where name = 'explicit_servers'`;
         }
+        // The policy is the live workers': with the strict one gone, a server may be named again.
+        const [{ ns }] = await sql`
+          select omni_kube.api('/api/v1/namespaces/default', server => ${env.KUBE_SERVER},
+                               token => ${env.KUBE_ADMIN_TOKEN},
+                               cacert => ${await Deno.readTextFile(env.KUBE_CA_FILE)}) as ns`;
+        assert.equal(ns.metadata.name, "default");
       },
     );
+
+    await t.step("a context a worker cannot use is not served, and says why", async () => {
+      const brokenFile = join(dir, "broken.json");
+      await Deno.writeTextFile(
+        brokenFile,
+        JSON.stringify({
+          ...kubeconfig,
+          "current-context": "no-ca",
+          clusters: [{
+            name: "no-ca",
+            cluster: {
+              server: env.KUBE_B_SERVER,
+              "certificate-authority": join(dir, "missing-ca.crt"),
+            },
+          }],
+          contexts: [{ name: "no-ca", context: { cluster: "no-ca", user: "b-admin" } }],
+        }),
+        { mode: 0o600 },
+      );
+      const half = await bridge.startWorker({ kubeconfig: brokenFile });
+      try {
+        const error = await sqlError(
+          sql`select omni_kube.api('/api/v1/namespaces/default', cluster => 'no-ca')`,
+          "OKW04",
+          /no worker can use cluster "no-ca"/,
+        );
+        assert.match(error.detail ?? "", /missing-ca\.crt/);
+        const [row] = await sql`select workers, last_error from omni_kube.clusters
+                                 where name = 'no-ca'`;
+        assert.deepEqual(row.workers, []);
+        assert.match(row.last_error, /missing-ca\.crt/);
+      } finally {
+        await half.stop();
+      }
+    });
+
+    await t.step(
+      "a worker that dies with a cluster's calls queued fails them at once",
+      async () => {
+        const soloFile = join(dir, "solo.json");
+        await Deno.writeTextFile(
+          soloFile,
+          JSON.stringify({
+            ...kubeconfig,
+            "current-context": "solo",
+            contexts: [{ name: "solo", context: { cluster: "b", user: "b-admin" } }],
+          }),
+          { mode: 0o600 },
+        );
+        const solo = await bridge.spawnWorker(["--kubeconfig", soloFile, "--http-port", "0"]);
+        await eventually("the worker publishing solo", async () => {
+          const [row] = await sql`select cardinality(workers) as n from omni_kube.clusters
+                                 where name = 'solo'`;
+          return row?.n === 1 ? true : undefined;
+        });
+        // Stopped, it still holds its locks (so the call is accepted) and claims nothing; killed,
+        // its session ends, with the call still queued and the bridge's own worker alive.
+        solo.kill("SIGSTOP");
+        const call = sql`select omni_kube.api('/api/v1/namespaces/default', cluster => 'solo')`;
+        const failed = sqlError(call, "OKW04", /cluster "solo"/);
+        await eventually("the call queued", async () => {
+          const [{ n }] = await sql`select count(*)::int as n from omni_kube.request
+                                   where cluster = 'solo' and state = 'queued'`;
+          return n === 1 ? true : undefined;
+        });
+        solo.kill("SIGKILL");
+        await solo.status;
+        // Not OKT02 after the 30 s request timeout: no live worker serves the cluster.
+        await failed;
+        const [{ state }] = await sql`select state::text from omni_kube.request
+                                     where cluster = 'solo'`;
+        assert.equal(state, "cancelled");
+      },
+    );
+    await t.step("--default-context none: a call names its cluster or a server", async () => {
+      await bridge.startWorker({ kubeconfig: kubeconfigFile, defaultContext: "none" });
+      await bridge.workers[0].stop();
+      await sqlError(
+        sql`select omni_kube.api('/api/v1/namespaces/default')`,
+        "OKT01",
+        /no server: name one/,
+      );
+      const [{ ns }] = await sql`
+        select omni_kube.api('/api/v1/namespaces/default', cluster => 'a') as ns`;
+      assert.equal(ns.metadata.name, "default");
+    });
   } finally {
     await asMember.end();
     await dropRoles(sql, member);

@@ -157,11 +157,19 @@ export interface ClusterSet {
 /**
  * The contexts of the kubeconfig merged from `files` (as kubectl merges `$KUBECONFIG`), all of
  * them or those named in `contexts`. A context that cannot be used (a missing file, a refused
- * setting) is returned as unusable, with the reason, rather than stopping the others; a context
- * asked for that the kubeconfig lacks is unusable too.
+ * setting) is returned as unusable, with the reason, rather than stopping the others; naming one
+ * the kubeconfig lacks (a typo) is an error.
  */
 export async function loadClusters(files: string[], contexts?: string[]): Promise<ClusterSet> {
   const config = await readKubeconfig(files);
+  const missing = (contexts ?? []).filter((name) => !config.contextNames.includes(name));
+  if (missing.length > 0) {
+    throw new Error(
+      `the kubeconfig (${config.files.join(":")}) has no context ${
+        missing.map((name) => `"${name}"`).join(", ")
+      }; it has ${config.contextNames.map((name) => `"${name}"`).join(", ") || "none"}`,
+    );
+  }
   const names = contexts ?? config.contextNames;
   const clusters = new Map<string, NamedCluster>();
   const unusable: UnusableCluster[] = [];
@@ -184,8 +192,8 @@ export interface ClusterProbe {
 }
 
 /**
- * Asks the cluster's `/version` with its credentials: whether it answers, its version, and what
- * went wrong (a 401 means the credentials are refused).
+ * Asks the cluster's `/version` with its credentials (renewed once after a 401, as for a call):
+ * whether it answers, its version, and what went wrong (a 401 means the credentials are refused).
  */
 export async function probeCluster(
   fetch: KubeFetch,
@@ -193,12 +201,16 @@ export async function probeCluster(
   timeoutMs = 5_000,
 ): Promise<ClusterProbe> {
   const signal = AbortSignal.timeout(timeoutMs);
+  const ask = async () => {
+    const target = await cluster.target(signal);
+    return { target, response: await fetch(target, { method: "GET", path: "/version", signal }) };
+  };
   try {
-    const response = await fetch(await cluster.target(signal), {
-      method: "GET",
-      path: "/version",
-      signal,
-    });
+    let { target, response } = await ask();
+    if (response.status === 401 && cluster.renewAfterUnauthorized(target)) {
+      await response.body?.cancel();
+      ({ target, response } = await ask());
+    }
     if (!response.ok) {
       await response.body?.cancel();
       return {

@@ -102,6 +102,19 @@ interface Cached {
 }
 
 /**
+ * What of the worker's environment a plugin gets: all of it (cloud CLIs read their profiles,
+ * regions and credentials from it, as under kubectl), less what only the worker's own database
+ * connection needs (`DATABASE_URL`, libpq's `PG*`) and the worker's settings (`OMNI_KUBE_*`).
+ */
+export function pluginEnvironment(environment: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(environment).filter(([name]) =>
+      name !== "DATABASE_URL" && !name.startsWith("PG") && !name.startsWith("OMNI_KUBE_")
+    ),
+  );
+}
+
+/**
  * One cluster's exec plugin and the credential it last printed. The credential is kept until
  * `renewBeforeMs` before its `expirationTimestamp` (at most half its lifetime before, so that a
  * short-lived one is not renewed on every call), or until {@linkcode invalidate}; then the next
@@ -199,7 +212,7 @@ export class ExecCredentialSource {
   /** Runs the plugin once and returns its stdout; throws unless it exits 0 in time. */
   async #execute(): Promise<Uint8Array> {
     const exec = this.#exec;
-    const env: Record<string, string> = {};
+    const env = pluginEnvironment(Deno.env.toObject());
     for (const { name, value } of exec.env) env[name] = value;
     // Last, as client-go appends it last: the plugin's own env cannot replace it.
     env.KUBERNETES_EXEC_INFO = this.#execInfo;
@@ -208,6 +221,7 @@ export class ExecCredentialSource {
       child = new Deno.Command(exec.command, {
         args: exec.args,
         env,
+        clearEnv: true,
         stdin: "null",
         stdout: "piped",
         // It may print secrets, and it is no part of the worker's log.

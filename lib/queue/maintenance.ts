@@ -12,8 +12,11 @@ const CALLER_GONE = "the caller is gone";
 /** A named cluster as a worker publishes it: never a credential. */
 export interface PublishedCluster {
   name: string;
+  /** False: the worker cannot use it (`last_error` says why) and claims none of its requests. */
+  usable: boolean;
   server: string | null;
-  auth: string;
+  /** Null when unusable. */
+  auth: string | null;
   server_version: string | null;
   /** Null until probed. */
   reachable: boolean | null;
@@ -29,22 +32,23 @@ export class MaintenanceStatements {
 
   /**
    * Takes a worker lock on a key drawn at random (another, if someone holds that one) and records
-   * this worker with it: callers find the worker alive while the lock is held. Random, so that no
+   * this worker with it: callers find the worker alive while the lock is held. `explicitServers`
+   * is its --explicit-servers, which `omni_kube._call` checks servers named in SQL against. Random, so that no
    * one can hold the key before the worker does. Safe to repeat on a new session after the old one
    * was lost.
    */
-  async register(host: string, pid: number): Promise<void> {
+  async register(host: string, pid: number, explicitServers: string): Promise<void> {
     for (;;) {
       const key = crypto.getRandomValues(new Int32Array(1))[0];
       const [{ locked }] = await this.session`
         select pg_try_advisory_lock(omni_kube._worker_lock_class(), ${key}::int4) as locked`;
       if (!locked) continue;
       await this.session`
-        insert into omni_kube.workers (id, host, pid, lock_backend_pid, lock_key)
-        values (${this.workerId}, ${host}, ${pid}, pg_backend_pid(), ${key})
+        insert into omni_kube.workers (id, host, pid, lock_backend_pid, lock_key, explicit_servers)
+        values (${this.workerId}, ${host}, ${pid}, pg_backend_pid(), ${key}, ${explicitServers})
         on conflict (id) do update
           set lock_backend_pid = excluded.lock_backend_pid, lock_key = excluded.lock_key,
-              last_seen = now()`;
+              explicit_servers = excluded.explicit_servers, last_seen = now()`;
       return;
     }
   }
@@ -61,17 +65,6 @@ export class MaintenanceStatements {
   }
 
   /**
-   * Records which servers calls may name in SQL (`server =>`), which `omni_kube._call` checks:
-   * `any`, `none` or a comma-separated list of origins. One value for the database: the last
-   * worker to start sets it.
-   */
-  async recordExplicitServers(value: string): Promise<void> {
-    await this.session`
-      insert into omni_kube.instance_settings (name, value) values ('explicit_servers', ${value})
-      on conflict (name) do update set value = excluded.value`;
-  }
-
-  /**
    * Publishes the named clusters this worker serves, as `omni_kube.clusters` shows them, in place
    * of what it published before.
    */
@@ -79,20 +72,20 @@ export class MaintenanceStatements {
     await this.session`
       with published as (
         select * from jsonb_to_recordset(${JSON.stringify(clusters)}::text::jsonb)
-          as c(name text, server text, auth text, server_version text, reachable boolean,
-               last_error text, checked boolean)
+          as c(name text, usable boolean, server text, auth text, server_version text,
+               reachable boolean, last_error text, checked boolean)
       ), gone as (
         delete from omni_kube.worker_cluster wc
          where wc.worker_id = ${this.workerId}
            and wc.name not in (select p.name from published p)
       )
-      insert into omni_kube.worker_cluster (worker_id, name, server, auth, server_version,
+      insert into omni_kube.worker_cluster (worker_id, name, usable, server, auth, server_version,
                                             reachable, last_error, checked_at)
-      select ${this.workerId}, p.name, p.server, p.auth, p.server_version, p.reachable,
+      select ${this.workerId}, p.name, p.usable, p.server, p.auth, p.server_version, p.reachable,
              p.last_error, case when p.checked then now() end
         from published p
       on conflict (worker_id, name) do update
-        set server = excluded.server, auth = excluded.auth,
+        set usable = excluded.usable, server = excluded.server, auth = excluded.auth,
             server_version = excluded.server_version, reachable = excluded.reachable,
             last_error = excluded.last_error, checked_at = excluded.checked_at`;
   }

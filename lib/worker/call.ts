@@ -137,10 +137,8 @@ export class Caller {
       );
     }
     checkRequestTimeout(request.timeoutMs, timeoutSeconds * 1000, this.#limits);
-    const watched = await watchOnce(
-      this.#options.fetch,
-      await this.#target(request, running.abort.signal),
-      {
+    const watch = async (target: KubeTarget) =>
+      await watchOnce(this.#options.fetch, target, {
         path: request.path,
         resourceVersion,
         timeoutSeconds,
@@ -152,8 +150,15 @@ export class Caller {
           : undefined,
         maxBytes: this.#limits.maxResponseBytes,
         maxEvents: this.#limits.maxWatchEvents,
-      },
-    );
+      });
+    let target = await this.#target(request, running.abort.signal);
+    let watched = await watch(target);
+    // As for a call: a named cluster's credential refused at the list is renewed once.
+    const cluster = request.cluster === null ? undefined : this.#cluster(request.cluster);
+    if (watched.status === 401 && cluster?.renewAfterUnauthorized(target)) {
+      target = await cluster.target(running.abort.signal);
+      watched = await watch(target);
+    }
     // A failed list or watch answers with one Status object, any other body as text.
     const body = watched.events.length === 1 && watched.status >= 400
       ? watched.events[0]

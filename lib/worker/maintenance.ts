@@ -53,6 +53,8 @@ export interface MaintenanceOptions {
   /** Registered as running on this host, with this process id. */
   host: string;
   pid: number;
+  /** The worker's --explicit-servers, as `omni_kube.workers` records it. */
+  explicitServers: string;
   /** Finished requests are kept this long. */
   retentionSeconds: number;
   log: Logger;
@@ -93,7 +95,7 @@ export class Maintenance {
     const { statements, locks, window } = this.#options;
     this.#sessionLost = false;
     window.clear();
-    await statements.register(this.#options.host, this.#options.pid);
+    await statements.register(this.#options.host, this.#options.pid, this.#options.explicitServers);
     this.#lastHeartbeat = Date.now();
     await this.#publishPodCredentials();
     await window.open(await locks.nextRequestId());

@@ -8,6 +8,7 @@ import {
   type ExecCredential,
   ExecCredentialSource,
   ExecPluginError,
+  pluginEnvironment,
 } from "../../lib/kube/exec_credential.ts";
 import { promptly } from "./fakes.ts";
 
@@ -207,25 +208,48 @@ Deno.test("ExecCredentialSource: KUBERNETES_EXEC_INFO, with and without provideC
   });
 });
 
-Deno.test("ExecCredentialSource: the plugin gets the worker's environment plus exec.env, and its args", async () => {
+Deno.test("ExecCredentialSource: the plugin gets the worker's environment but its database's, plus exec.env", async () => {
   await using dir = await tempDir();
   const plugin = await script(
     dir.path,
-    printToken("$OMNI_KUBE_TEST_INHERITED/$OMNI_KUBE_TEST_SET/$1/$2"),
+    printToken(
+      "$AWS_TEST_INHERITED/$AWS_TEST_SET/${DATABASE_URL:-none}/${PGPASSWORD:-none}/" +
+        "${OMNI_KUBE_TEST:-none}/$1/$2",
+    ),
   );
-  Deno.env.set("OMNI_KUBE_TEST_INHERITED", "inherited");
-  Deno.env.set("OMNI_KUBE_TEST_SET", "replaced");
+  const variables = {
+    AWS_TEST_INHERITED: "inherited",
+    AWS_TEST_SET: "replaced",
+    DATABASE_URL: "postgres://owner:secret@db/app",
+    PGPASSWORD: "secret",
+    OMNI_KUBE_TEST: "setting",
+  };
+  for (const [name, value] of Object.entries(variables)) Deno.env.set(name, value);
   try {
     const config = execConfig(plugin, {
       args: ["first arg", "second"],
-      env: [{ name: "OMNI_KUBE_TEST_SET", value: "from-kubeconfig" }],
+      env: [{ name: "AWS_TEST_SET", value: "from-kubeconfig" }],
     });
     const credential = await new ExecCredentialSource("prod", config, SERVER).get();
-    assert.equal(credential.token, "inherited/from-kubeconfig/first arg/second");
+    assert.equal(credential.token, "inherited/from-kubeconfig/none/none/none/first arg/second");
   } finally {
-    Deno.env.delete("OMNI_KUBE_TEST_INHERITED");
-    Deno.env.delete("OMNI_KUBE_TEST_SET");
+    for (const name of Object.keys(variables)) Deno.env.delete(name);
   }
+});
+
+Deno.test("pluginEnvironment: drops the database connection and the worker's settings", () => {
+  assert.deepEqual(
+    pluginEnvironment({
+      PATH: "/usr/bin",
+      HOME: "/home/w",
+      AWS_PROFILE: "inventory",
+      DATABASE_URL: "postgres://owner:secret@db/app",
+      PGHOST: "db",
+      PGPASSWORD: "secret",
+      OMNI_KUBE_CONCURRENCY: "8",
+    }),
+    { PATH: "/usr/bin", HOME: "/home/w", AWS_PROFILE: "inventory" },
+  );
 });
 
 Deno.test("ExecCredentialSource: a failing plugin's status is reported, never its output", async () => {

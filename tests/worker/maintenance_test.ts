@@ -96,6 +96,7 @@ function maintained(
     readPodAccount: () => Promise.resolve(inPod ? pod : undefined),
     onPodAccount: (account) => adopted.push(account),
     host: "node-1",
+    explicitServers: "any",
     pid: 17,
     retentionSeconds,
     log,

@@ -7,9 +7,13 @@ create or replace function omni_kube.grant_cluster(cluster text, role regrole) r
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  if cluster is null or cluster = '' or role is null then
+  if cluster is null or role is null then
     raise exception 'omni_kube: grant_cluster needs a cluster name and a role'
       using errcode = '22004', hint = 'select omni_kube.grant_cluster(''prod'', ''reporting'');';
+  end if;
+  if cluster = '' or cluster ~ '[[:cntrl:]]' or cluster ~ '^\{.*\}$' then
+    raise exception 'omni_kube: a cluster name must be a non-empty name without control characters, not written like an array ({...})'
+      using errcode = '22023', hint = 'Use the name of the context in the worker''s kubeconfig.';
   end if;
   insert into omni_kube.cluster_grant (cluster, grantee, granted_by)
   values (cluster, role, current_user)

@@ -34,6 +34,9 @@ declare
   head_since timestamptz := clock_timestamp();
   thorough boolean;
   head_worker uuid;
+  head_cluster text;
+  -- Whether a live worker may take the queued head.
+  served boolean;
 begin
   if pending is null then
     pending := array(select distinct id from unnest(ids) id order by id);
@@ -106,16 +109,31 @@ begin
           format('select omni_kube._cancel_dead_worker_requests(%L)', array[head]));
         continue;
       end if;
-    -- Queued: not yet covered by a worker's locks, or no worker is left to take it.
-    elsif omni_kube._worker_locked() and (not thorough or omni_kube._worker_alive()) then
-      no_worker_since := null;
+    -- Queued: not yet covered by a worker's locks, or no worker is left to take it (for a named
+    -- cluster, none that serves it).
     else
-      no_worker_since := coalesce(no_worker_since, clock_timestamp());
-      if clock_timestamp() - no_worker_since > interval '3 seconds' then
-        perform omni_kube._abandon(pending, 'no worker was alive to run it');
-        raise exception 'omni_kube: no worker is running'
-          using errcode = 'OKW01',
-            hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
+      head_cluster := unfinished -> head::text ->> 'cluster';
+      if head_cluster is null then
+        served := omni_kube._worker_locked() and (not thorough or omni_kube._worker_alive());
+      else
+        served := omni_kube._cluster_served(head_cluster, thorough);
+      end if;
+      if served then
+        no_worker_since := null;
+      else
+        no_worker_since := coalesce(no_worker_since, clock_timestamp());
+        if clock_timestamp() - no_worker_since > interval '3 seconds' then
+          if head_cluster is not null then
+            perform omni_kube._abandon(pending,
+                                       format('no worker serving cluster %s was alive to run it',
+                                              head_cluster));
+            perform omni_kube._raise_unserved(head_cluster);
+          end if;
+          perform omni_kube._abandon(pending, 'no worker was alive to run it');
+          raise exception 'omni_kube: no worker is running'
+            using errcode = 'OKW01',
+              hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
+        end if;
       end if;
     end if;
     perform pg_sleep(backoff);

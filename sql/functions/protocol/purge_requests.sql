@@ -1,7 +1,8 @@
 -- Maintenance, run by every worker now and then (`worker` is the one running it): cancels the
 -- requests of workers that died while nobody waited for them (one that is only reconnecting has a
 -- recent heartbeat), deletes requests finished more than `retention_seconds` ago, workers silent
--- for an hour and response pieces nobody will assemble. Returns the number of requests deleted.
+-- for an hour, response pieces nobody will assemble and the cluster grants of dropped roles (whose
+-- oid a new role could be given). Returns the number of requests deleted.
 create or replace function omni_kube._purge_requests(worker uuid, retention_seconds int)
   returns int
   language plpgsql volatile
@@ -23,6 +24,8 @@ begin
   delete from omni_kube.response_piece p
    where not exists (select from omni_kube.request r
                       where r.id = p.request_id and r.state = 'running');
+  delete from omni_kube.cluster_grant g
+   where not exists (select from pg_catalog.pg_roles r where r.oid = g.grantee);
   return purged;
 end
 $$;

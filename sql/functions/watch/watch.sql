@@ -178,7 +178,9 @@ begin
 end
 $$;
 
--- Several watches of one named cluster.
+-- Several watches of one named cluster. `cluster` takes the place of the other form's
+-- resource_versions: an array literal there (watch(gvs, resources, '{12,34}'), which PostgreSQL
+-- resolves to this form) is taken as the resource versions it is.
 create or replace function omni_kube.watch(
   group_versions text[],
   resources text[],
@@ -198,38 +200,14 @@ create or replace function omni_kube.watch(
   as $$
     select w.events, w.status
       from omni_kube._watch_with_cluster(
-             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
-             field_selectors, server, cacert, clientcert, token,
-             case when cluster is not null
+             group_versions, resources,
+             coalesce(omni_kube._array_in_cluster_place(cluster), resource_versions), timeout,
+             namespaces, label_selectors, field_selectors, server, cacert, clientcert, token,
+             case when omni_kube._array_in_cluster_place(cluster) is null and cluster is not null
                   then array_fill(cluster::text, array[coalesce(cardinality(group_versions), 0)]) end) w
-  $$;
-
--- Several watches across named clusters: one cluster per watch (NULL: the default cluster).
-create or replace function omni_kube.watch(
-  group_versions text[],
-  resources text[],
-  clusters omni_kube.cluster_names,
-  timeout int default 1,
-  namespaces text[] default null,
-  label_selectors text[] default null,
-  field_selectors text[] default null,
-  server text default null,
-  cacert text default null,
-  clientcert omni_kube.client_certificate default null,
-  token text default null,
-  resource_versions text[] default null
-) returns table (events jsonb[], status int2)
-  language sql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-    select w.events, w.status
-      from omni_kube._watch_with_cluster(
-             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
-             field_selectors, server, cacert, clientcert, token, clusters) w
   $$;
 
 grant execute on function omni_kube.watch(text, text, text, int, text, text, text, text, text, omni_kube.client_certificate, text) to omni_kube;
 grant execute on function omni_kube.watch(text[], text[], text[], int, text[], text[], text[], text, text, omni_kube.client_certificate, text) to omni_kube;
 grant execute on function omni_kube.watch(text, text, omni_kube.cluster_name, int, text, text, text, text, text, omni_kube.client_certificate, text, text) to omni_kube;
 grant execute on function omni_kube.watch(text[], text[], omni_kube.cluster_name, int, text[], text[], text[], text, text, omni_kube.client_certificate, text, text[]) to omni_kube;
-grant execute on function omni_kube.watch(text[], text[], omni_kube.cluster_names, int, text[], text[], text[], text, text, omni_kube.client_certificate, text, text[]) to omni_kube;

@@ -52,8 +52,8 @@ create or replace function omni_kube.resource_tables(
   $$;
 
 -- The tables of a named cluster (cluster => 'name'), as resource_table(..., cluster => 'name')
--- makes them, and one refresh function for all. NULL: as without one (so that
--- resource_tables(base_schema, NULL), which PostgreSQL resolves to this form, means what it meant).
+-- makes them, and one refresh function for all. As for resource_views: an untyped NULL or array
+-- literal in the place of group_versions resolves to this form, and is taken as what it is.
 create or replace function omni_kube.resource_tables(
   base_schema name,
   cluster omni_kube.cluster_name,
@@ -66,8 +66,10 @@ create or replace function omni_kube.resource_tables(
 ) returns setof regclass
   language sql volatile set search_path = pg_catalog, pg_temp
   as $$
-    select * from omni_kube._resource_tables(base_schema, group_versions, singular, underscore_case,
-                                             transactional, schema_template, cluster)
+    select * from omni_kube._resource_tables(
+      base_schema, coalesce(omni_kube._array_in_cluster_place(cluster), group_versions), singular,
+      underscore_case, transactional, schema_template,
+      case when omni_kube._array_in_cluster_place(cluster) is null then cluster::text end)
   $$;
 
 grant execute on function omni_kube.resource_tables(name, text[], boolean, boolean, boolean, text) to omni_kube;

@@ -19,8 +19,9 @@ create or replace function omni_kube.resource_views(
   $$;
 
 -- The views of a named cluster (cluster => 'name'), as resource_view(..., cluster => 'name') makes
--- them. NULL: as without one (so that resource_views(base_schema, NULL), which PostgreSQL resolves
--- to this form, means what it meant).
+-- them. `cluster` takes the place of the other form's group_versions, and a call of that form with
+-- an untyped NULL or array literal there resolves to this one: NULL is as no cluster, and an array
+-- literal (resource_views('k8s', '{apps/v1}')) is taken as the group versions it is.
 create or replace function omni_kube.resource_views(
   base_schema name,
   cluster omni_kube.cluster_name,
@@ -34,9 +35,12 @@ create or replace function omni_kube.resource_views(
   as $$
     select omni_kube._create_resource_view(omni_kube._target_schema(r.schema), r.object_name,
                                            r.group_version, r.resource, r.kind, r.namespaced, null,
-                                           null, cluster)
-      from omni_kube._resources_to_create(base_schema, group_versions, singular, underscore_case,
-                                          schema_template, cluster) r
+                                           null, c.named)
+      from (select case when omni_kube._array_in_cluster_place(cluster) is null
+                        then cluster::text end) c(named),
+           omni_kube._resources_to_create(
+             base_schema, coalesce(omni_kube._array_in_cluster_place(cluster), group_versions),
+             singular, underscore_case, schema_template, c.named) r
   $$;
 
 grant execute on function omni_kube.resource_views(name, text[], boolean, boolean, text) to omni_kube;

@@ -32,7 +32,7 @@ begin
         using errcode = '22023', hint = 'clusters => ''{*}'', or the names of the clusters.';
     end if;
     chosen := array(select c.name from omni_kube.clusters c
-                     where c.usable and cardinality(c.workers) > 0 order by c.name);
+                     where c.granted and cardinality(c.workers) > 0 order by c.name);
   else
     -- Each cluster once, in the order given.
     chosen := array(select u.c from unnest(clusters) with ordinality u(c, n)
