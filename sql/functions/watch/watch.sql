@@ -120,7 +120,7 @@ create or replace function omni_kube.watch(
 -- position and type it has in the form without, so that a call of that form resolves to this one
 -- only where it passed an untyped NULL or literal in the cluster's place (watch(group_versions,
 -- resources, NULL)). A NULL cluster is then as none (server and credentials default to the
--- settings): such a call means what it meant.
+-- settings), as in the form without.
 create or replace function omni_kube._watch_with_cluster(
   group_versions text[], resources text[], resource_versions text[], timeout int,
   namespaces text[], label_selectors text[], field_selectors text[],
