@@ -55,7 +55,7 @@ export interface Testbed extends AsyncDisposable {
   /** Whether `dir` outlives the test bed. */
   readonly kept: boolean;
   readonly postgres: PostgresServer;
-  /** Cluster A; cluster B is its sibling, `kube.siblings[0]`. */
+  /** Cluster A; cluster B, when started, is its sibling, `kube.siblings[0]`. */
   readonly kube: KubeCluster;
   readonly env: Record<TestbedEnvName, string>;
   stop(): Promise<void>;
@@ -71,6 +71,12 @@ export interface TestbedOptions {
   stateDir?: string;
   /** PostgreSQL major version (14 to 18); default `$OMNI_KUBE_PG`, else 18. */
   postgresMajor?: number;
+  /**
+   * Start cluster B (default true). Without it the `KUBE_B_*` variables are empty and the fleet
+   * kubeconfig has only context `a`: for measurements, which an idle second API server on the
+   * same two cores would disturb.
+   */
+  clusterB?: boolean;
 }
 
 /**
@@ -82,20 +88,27 @@ export const CLUSTER_B: SiblingOptions = { name: "b", etcdPrefix: "/cluster-b" }
 /** Clusters A and B, and the kubeconfig with a context for each (`a` current). */
 async function startClusters(
   dir: string,
-  { reuse, readableBy, fleetKubeconfigFile }: {
+  { reuse, readableBy, fleetKubeconfigFile, clusterB }: {
     reuse: boolean;
     readableBy: number | undefined;
     fleetKubeconfigFile: string;
+    clusterB: boolean;
   },
 ): Promise<KubeCluster> {
-  const a = await startKubeCluster(dir, { reuse, siblings: [CLUSTER_B], readableBy });
+  const a = await startKubeCluster(dir, {
+    reuse,
+    siblings: clusterB ? [CLUSTER_B] : [],
+    readableBy,
+  });
   const b = a.siblings[0];
   try {
     await writeKubeconfig(
       fleetKubeconfigFile,
       kubeconfigForContexts([
         { name: "a", server: a.server, caFile: a.caFile, user: "admin", token: a.adminToken },
-        { name: "b", server: b.server, caFile: b.caFile, user: "admin", token: b.adminToken },
+        ...(b
+          ? [{ name: "b", server: b.server, caFile: b.caFile, user: "admin", token: b.adminToken }]
+          : []),
       ]),
       readableBy,
     );
@@ -108,7 +121,7 @@ async function startClusters(
 
 /** Starts PostgreSQL and the Kubernetes control plane side by side. */
 export async function startTestbed(
-  { stateDir, postgresMajor }: TestbedOptions = {},
+  { stateDir, postgresMajor, clusterB = true }: TestbedOptions = {},
 ): Promise<Testbed> {
   const kept = stateDir !== undefined;
   if (kept) {
@@ -125,7 +138,7 @@ export async function startTestbed(
   const fleetKubeconfigFile = join(dir, "kubeconfig-fleet");
   const [postgres, kube] = await Promise.allSettled([
     startPostgres(dir, { major: postgresMajor, reuse: kept }),
-    startClusters(dir, { reuse: kept, readableBy, fleetKubeconfigFile }),
+    startClusters(dir, { reuse: kept, readableBy, fleetKubeconfigFile, clusterB }),
   ]);
   if (postgres.status === "rejected" || kube.status === "rejected") {
     if (postgres.status === "fulfilled") await postgres.value.stop();
@@ -153,10 +166,10 @@ export async function startTestbed(
       KUBE_LIMITED_TOKEN: a.limitedToken,
       KUBE_CLIENT_CERT_FILE: a.clientCertFile,
       KUBE_CLIENT_KEY_FILE: a.clientKeyFile,
-      KUBE_B_SERVER: b.server,
-      KUBE_B_CA_FILE: b.caFile,
-      KUBE_B_ADMIN_TOKEN: b.adminToken,
-      KUBE_B_LIMITED_TOKEN: b.limitedToken,
+      KUBE_B_SERVER: b?.server ?? "",
+      KUBE_B_CA_FILE: b?.caFile ?? "",
+      KUBE_B_ADMIN_TOKEN: b?.adminToken ?? "",
+      KUBE_B_LIMITED_TOKEN: b?.limitedToken ?? "",
       KUBE_FLEET_KUBECONFIG: fleetKubeconfigFile,
     },
     stop,
