@@ -93,6 +93,12 @@ export async function kubeconfigCluster(file: string, context?: string): Promise
   return await clusterOf(await readKubeconfig([file]), context);
 }
 
+/** The kubeconfig files kubectl would read: `$KUBECONFIG`, `:`-separated, else `~/.kube/config`. */
+export function kubeconfigFiles(env: { KUBECONFIG?: string; HOME?: string }): string[] {
+  if (env.KUBECONFIG) return env.KUBECONFIG.split(":").filter(Boolean);
+  return env.HOME ? [join(env.HOME, ".kube", "config")] : [];
+}
+
 /**
  * The worker's default cluster: the pod's service account, else the current context (or `context`)
  * of the files of `$KUBECONFIG` merged as kubectl merges them (or of `~/.kube/config`), else none.
@@ -107,14 +113,9 @@ export async function defaultCluster(
 ): Promise<DefaultCluster | undefined> {
   const pod = await podServiceAccount(serviceAccountDir);
   if (pod) return pod;
-  const candidates = env.KUBECONFIG
-    ? env.KUBECONFIG.split(":")
-    : env.HOME
-    ? [join(env.HOME, ".kube", "config")]
-    : [];
   let config: Kubeconfig;
   try {
-    config = await readKubeconfig(candidates);
+    config = await readKubeconfig(kubeconfigFiles(env));
   } catch (error) {
     if (error instanceof NoKubeconfigError) return undefined;
     throw error;

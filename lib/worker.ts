@@ -25,15 +25,11 @@ import { ResponsePieces } from "./queue/pieces.ts";
 import { queueDepth } from "./queue/inspect.ts";
 import { KubeHttp } from "./kube/client.ts";
 import {
-  IN_CLUSTER,
-  loadClusters,
-  type NamedCluster,
-  podCluster,
-  probeCluster,
-  type UnusableCluster,
-} from "./kube/clusters.ts";
-import { NoKubeconfigError } from "./kube/kubeconfig.ts";
-import { type DefaultCluster, defaultCluster, podServiceAccount } from "./credentials.ts";
+  type DefaultCluster,
+  defaultCluster,
+  kubeconfigFiles,
+  podServiceAccount,
+} from "./credentials.ts";
 import { errorMessage, type Logger, logger } from "./observe.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { serveHealth } from "./health.ts";
@@ -42,7 +38,7 @@ import { Dispatcher } from "./worker/dispatch.ts";
 import { LockWindow } from "./worker/lock_window.ts";
 import { ResultWriter } from "./worker/result_writer.ts";
 import { Caller, type ExplicitServers, type Running } from "./worker/call.ts";
-import type { PublishedCluster } from "./queue/maintenance.ts";
+import { ServedClusters } from "./worker/clusters.ts";
 import { type CallLimits, DEFAULT_CALL_LIMITS } from "./worker/limits.ts";
 import { Maintenance } from "./worker/maintenance.ts";
 
@@ -115,14 +111,6 @@ export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   ...DEFAULT_CALL_LIMITS,
 };
 
-/** The files of a `:`-separated kubeconfig list (`$KUBECONFIG`, then `~/.kube/config`). */
-function kubeconfigFiles(kubeconfig: string | undefined): string[] {
-  const list = kubeconfig ?? Deno.env.get("KUBECONFIG");
-  if (list) return list.split(":").filter(Boolean);
-  const home = Deno.env.get("HOME");
-  return home ? [`${home}/.kube/config`] : [];
-}
-
 /** `--explicit-servers` as `omni_kube.workers.explicit_servers` holds it. */
 export function explicitServersSetting(allowed: ExplicitServers = "any"): string {
   return typeof allowed === "string" ? allowed : allowed.join(",");
@@ -167,12 +155,8 @@ export class Worker {
   #session: Sql | undefined;
   #pieces!: ResponsePieces;
   #defaults: DefaultCluster | undefined;
-  /** The pod's service account, if the worker runs in a pod: the cluster `in-cluster`. */
-  #pod: DefaultCluster | undefined;
-  /** The named clusters this worker serves, usable or not (with why). */
-  readonly #clusters = new Map<string, NamedCluster | UnusableCluster>();
-  /** What the last probe of each named cluster found. */
-  readonly #probes = new Map<string, PublishedCluster>();
+  /** The named clusters this worker serves. */
+  #clusters!: ServedClusters;
   /** Requests this worker is running. */
   readonly #running = new Map<number, Running>();
   /**
@@ -241,12 +225,13 @@ export class Worker {
       }, { hostname: this.#config.httpHostname, port: this.#config.httpPort });
     }
     await this.#prepareDatabase();
+    const kubeconfig = {
+      KUBECONFIG: this.#config.kubeconfig ?? Deno.env.get("KUBECONFIG"),
+      HOME: Deno.env.get("HOME"),
+    };
     try {
       this.#defaults = this.#config.defaultContext === "none" ? undefined : await defaultCluster(
-        {
-          KUBECONFIG: this.#config.kubeconfig ?? Deno.env.get("KUBECONFIG"),
-          HOME: Deno.env.get("HOME"),
-        },
+        kubeconfig,
         this.#config.serviceAccountDir,
         this.#config.defaultContext,
       );
@@ -259,16 +244,27 @@ export class Worker {
       source: this.#defaults?.source ?? "none",
       server: this.#defaults?.target.server ?? null,
     });
-    await this.#loadClusters();
+    this.#clusters = new ServedClusters({
+      fetch: (target, request) => this.#http.fetch(target, request),
+      publish: (clusters) => this.#upkeep!.publishClusters(clusters),
+      log: this.#log,
+    });
+    await this.#clusters.load(
+      kubeconfigFiles(kubeconfig),
+      this.#config.contexts,
+      await podServiceAccount(this.#config.serviceAccountDir),
+    );
     const maintenance = this.#compose();
     await maintenance.register();
     await this.#upkeep!.recordRoleQueueLimit(this.#config.roleQueueLimit);
-    await this.#publishClusters();
+    await this.#clusters.publish();
     if (this.#clusters.size > 0) {
-      this.#probeClusters();
-      this.#timers.push(
-        setInterval(() => this.#probeClusters(), this.#config.clusterProbeMs ?? CLUSTER_PROBE_MS),
-      );
+      const probe = () =>
+        this.#clusters.probe().catch((error) =>
+          this.#log.warn("publishing the clusters failed", { error: errorMessage(error) })
+        );
+      probe();
+      this.#timers.push(setInterval(probe, this.#config.clusterProbeMs ?? CLUSTER_PROBE_MS));
     }
     const requests = await this.#sql.listen(REQUEST_CHANNEL, () => this.wake(), () => {
       // (Re)connected: notifications sent while away are lost, so look for queued work.
@@ -292,99 +288,6 @@ export class Worker {
       role_queue_limit: this.#config.roleQueueLimit,
     });
     this.wake();
-  }
-
-  /**
-   * The named clusters: the contexts of the kubeconfig (all, or `contexts`), and inside a pod its
-   * service account as `in-cluster`. A kubeconfig that cannot be read leaves only the latter.
-   */
-  async #loadClusters(): Promise<void> {
-    this.#pod = await podServiceAccount(this.#config.serviceAccountDir);
-    if (this.#pod) {
-      this.#clusters.set(
-        IN_CLUSTER,
-        podCluster(this.#pod.target.server, () => {
-          const target = this.#pod?.target;
-          return target?.token ? { token: target.token, caCert: target.caCert } : undefined;
-        }),
-      );
-    }
-    const files = kubeconfigFiles(this.#config.kubeconfig);
-    if (files.length === 0 && !this.#config.contexts) return;
-    try {
-      const { clusters, unusable } = await loadClusters(files, this.#config.contexts);
-      for (const [name, cluster] of clusters) this.#clusters.set(name, cluster);
-      for (const cluster of unusable) {
-        this.#clusters.set(cluster.name, cluster);
-        this.#log.warn("cluster unusable", { cluster: cluster.name, error: cluster.error });
-      }
-    } catch (error) {
-      // No kubeconfig at all is usual inside a pod, unless contexts were asked for.
-      if (this.#config.contexts) throw error;
-      if (error instanceof NoKubeconfigError) {
-        this.#log.debug("no kubeconfig: no named clusters from it", { files });
-      } else {
-        this.#log.warn("kubeconfig unusable: no named clusters from it", {
-          error: errorMessage(error),
-        });
-      }
-    }
-    this.#log.info("named clusters", { clusters: [...this.#clusters.keys()] });
-  }
-
-  /** Publishes the named clusters as last probed. */
-  async #publishClusters(): Promise<void> {
-    const rows = [...this.#clusters.entries()].map(([name, cluster]) =>
-      this.#probes.get(name) ?? ("error" in cluster
-        ? {
-          name,
-          usable: false,
-          server: null,
-          auth: null,
-          server_version: null,
-          reachable: false,
-          last_error: cluster.error,
-          checked: true,
-        }
-        : {
-          name,
-          usable: true,
-          server: cluster.server,
-          auth: cluster.auth,
-          server_version: null,
-          reachable: null,
-          last_error: null,
-          checked: false,
-        })
-    );
-    await this.#upkeep!.publishClusters(rows);
-  }
-
-  /** Probes every usable named cluster at once, then publishes what was found. */
-  #probeClusters(): void {
-    const probes = [...this.#clusters.values()].flatMap((cluster) =>
-      "error" in cluster ? [] : [
-        probeCluster((target, request) => this.#http.fetch(target, request), cluster).then(
-          (probe) => {
-            this.#probes.set(cluster.name, {
-              name: cluster.name,
-              usable: true,
-              server: cluster.server,
-              auth: cluster.auth,
-              server_version: probe.serverVersion ?? null,
-              reachable: probe.reachable,
-              last_error: probe.error ?? null,
-              checked: true,
-            });
-          },
-        ),
-      ]
-    );
-    Promise.all(probes)
-      .then(() => this.#stopping ? undefined : this.#publishClusters())
-      .catch((error) =>
-        this.#log.warn("publishing the clusters failed", { error: errorMessage(error) })
-      );
   }
 
   /**
@@ -471,9 +374,7 @@ export class Worker {
       limits: config,
     });
     // Only those it can use: a request for one it cannot is left to a worker that can.
-    const served = [...this.#clusters].flatMap(([name, cluster]) =>
-      "error" in cluster ? [] : [name]
-    );
+    const served = this.#clusters.usable();
     const claims = new ClaimStatements(session, this.id, () => served);
     const claimLoop = this.#claimLoop = new ClaimLoop({
       claims,
@@ -509,7 +410,7 @@ export class Worker {
       stopping: () => this.#stopping,
       readPodAccount: () => podServiceAccount(config.serviceAccountDir),
       onPodAccount: (pod) => {
-        this.#pod = pod;
+        this.#clusters.podAccount(pod);
         if (this.#defaults?.source === pod.source) this.#defaults = pod;
       },
       host: hostname(),
