@@ -224,6 +224,8 @@ Deno.test("ExecCredentialSource: the plugin gets the worker's environment but it
     PGPASSWORD: "secret",
     OMNI_KUBE_TEST: "setting",
   };
+  // The environment is the process's, shared by every test file: put back what was there.
+  const before = Object.keys(variables).map((name) => [name, Deno.env.get(name)] as const);
   for (const [name, value] of Object.entries(variables)) Deno.env.set(name, value);
   try {
     const config = execConfig(plugin, {
@@ -233,7 +235,10 @@ Deno.test("ExecCredentialSource: the plugin gets the worker's environment but it
     const credential = await new ExecCredentialSource("prod", config, SERVER).get();
     assert.equal(credential.token, "inherited/from-kubeconfig/none/none/none/first arg/second");
   } finally {
-    for (const name of Object.keys(variables)) Deno.env.delete(name);
+    for (const [name, value] of before) {
+      if (value === undefined) Deno.env.delete(name);
+      else Deno.env.set(name, value);
+    }
   }
 });
 
