@@ -88,11 +88,6 @@ export class NamedCluster {
     }
     return false;
   }
-
-  /** How many times its exec plugin ran (0 for other clusters). */
-  get pluginInvocations(): number {
-    return this.#credentials.kind === "exec" ? this.#credentials.source.invocations : 0;
-  }
 }
 
 async function readToken(cluster: string, path: string): Promise<string> {
