@@ -40,12 +40,20 @@ async function run(command: string, args: string[], options: Deno.CommandOptions
   };
 }
 
-/** Extracts release 0.1.0's files from this clone's history into `dir`; returns its root. */
-async function extractOldRelease(dir: string): Promise<string> {
-  const present = await run("git", ["-C", ROOT, "cat-file", "-e", `${OLD_COMMIT}^{commit}`]);
+/** Release 0.4.0, the one before the current: its workers serve beside the current ones. */
+const PREVIOUS_RELEASE = "0.4.0";
+const PREVIOUS_COMMIT = "f201dea";
+
+/** Extracts a release's files (0.1.0's by default) from this clone's history into `dir`. */
+async function extractOldRelease(
+  dir: string,
+  release = OLD_RELEASE,
+  commit = OLD_COMMIT,
+): Promise<string> {
+  const present = await run("git", ["-C", ROOT, "cat-file", "-e", `${commit}^{commit}`]);
   if (present.code !== 0) {
     throw new Error(
-      `release ${OLD_RELEASE} (commit ${OLD_COMMIT}) is not in the history of ${ROOT}, and the ` +
+      `release ${release} (commit ${commit}) is not in the history of ${ROOT}, and the ` +
         `upgrade test installs it from there: fetch the full history (git fetch --unshallow, or ` +
         `actions/checkout with fetch-depth: 0). git said: ${present.output.trim()}`,
     );
@@ -55,7 +63,7 @@ async function extractOldRelease(dir: string): Promise<string> {
   const archive = join(dir, "release.tar");
   for (
     const [command, args] of [
-      ["git", ["-C", ROOT, "archive", "--format=tar", "-o", archive, OLD_COMMIT]],
+      ["git", ["-C", ROOT, "archive", "--format=tar", "-o", archive, commit]],
       ["tar", ["-xf", archive, "-C", tree]],
     ] as const
   ) {
@@ -100,7 +108,7 @@ async function createDatabase(prefix: string) {
   };
 }
 
-/** 0.1.0's worker (`mod.ts start` of its tree), its output kept for error messages. */
+/** An old release's worker (`mod.ts start` of its tree), its output kept for error messages. */
 function spawnOldWorker(tree: string, databaseUrl: string) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(tree, "mod.ts"), "start"],
@@ -142,14 +150,14 @@ async function waitForWorker(sql: Sql, worker: ReturnType<typeof spawnOldWorker>
   for (let i = 0; i < 600; i++) {
     const exited = worker.exited();
     if (exited) {
-      throw new Error(`0.1.0's worker exited (${exited.code}): ${worker.output()}`);
+      throw new Error(`the old release's worker exited (${exited.code}): ${worker.output()}`);
     }
     const [{ installed }] = await sql`
       select to_regprocedure('omni_kube._worker_alive(uuid)') is not null as installed`;
     if (installed && (await sql`select omni_kube._worker_alive() as alive`)[0].alive) return;
     await delay(100);
   }
-  throw new Error(`0.1.0's worker did not start within 60 s: ${worker.output()}`);
+  throw new Error(`the old release's worker did not start within 60 s: ${worker.output()}`);
 }
 
 /**
@@ -593,4 +601,77 @@ Deno.test(`upgrade from release ${OLD_RELEASE} to the current code`, async (t) =
       if (difference) assert.fail(`a refused database was changed: ${difference}`);
     },
   );
+});
+
+Deno.test(`workers of release ${PREVIOUS_RELEASE} keep serving beside the current release's`, async (t) => {
+  await using cleanup = new AsyncDisposableStack();
+  const dir = await Deno.makeTempDir({ prefix: "omni_kube-upgrade-" });
+  cleanup.defer(() => Deno.remove(dir, { recursive: true }));
+  const tree = await extractOldRelease(dir, PREVIOUS_RELEASE, PREVIOUS_COMMIT);
+  const db = await createDatabase("mixed");
+  cleanup.defer(() => db.drop());
+  const { sql } = db;
+  cleanup.defer(() => sql.end({ timeout: 5 }));
+
+  const oldWorker = spawnOldWorker(tree, db.url);
+  cleanup.defer(() => oldWorker.kill());
+  await waitForWorker(sql, oldWorker);
+  const [{ installed }] = await sql`select omni_kube.version() as installed`;
+  assert.equal(installed, PREVIOUS_RELEASE);
+  const [{ old }] = await sql`select id as old from omni_kube.workers`;
+
+  // The current worker upgrades the shim while the old one serves, and serves beside it: by name
+  // too, the test bed's context.
+  const worker = new Worker({
+    ...DEFAULT_WORKER_CONFIG,
+    databaseUrl: db.url,
+    kubeconfig: testbedEnv().KUBECONFIG,
+  }, createLogger("error"));
+  await worker.start();
+  cleanup.defer(() => worker.stop());
+  const [{ upgraded }] = await sql`select omni_kube.version() as upgraded`;
+  assert.equal(upgraded, RELEASE);
+
+  const paths = Array.from({ length: 200 }, (_, i) => `/api/v1/namespaces/default?n=${i}`);
+  await t.step("calls that name no cluster are served, by either release's worker", async () => {
+    const rows = await sql`select status from omni_kube.api(${paths}::text[])`;
+    assert.ok(rows.every((r) => r.status === 200));
+    for (let i = 0; i < 20; i++) {
+      const [{ ns }] =
+        await sql`select omni_kube.api(${`/api/v1/namespaces/default?s=${i}`}) as ns`;
+      assert.equal(ns.metadata.name, "default");
+    }
+  });
+
+  await t.step("a call to a named cluster is claimed only by the current release's", async () => {
+    const rows = await sql`
+      select status from omni_kube.api(${paths}::text[], cluster => 'admin@testbed')`;
+    assert.ok(rows.every((r) => r.status === 200));
+    const [{ workers }] = await sql`
+      select array_agg(distinct worker_id) as workers from omni_kube.request
+       where cluster = 'admin@testbed'`;
+    assert.deepEqual(workers, [worker.id]);
+  });
+
+  await t.step("with the current worker gone, the old one serves the upgraded shim", async () => {
+    await worker.stop();
+    const [{ before }] = await sql`select coalesce(max(id), 0) as before from omni_kube.request`;
+    const created = uniqueName("mixed");
+    const configmaps = "/api/v1/namespaces/default/configmaps";
+    await sql`select omni_kube.api(${configmaps}, method => 'POST',
+                body => jsonb_build_object('metadata', jsonb_build_object('name', ${created}::text)))`;
+    const rows = await sql`select status from omni_kube.api(${paths}::text[])`;
+    assert.ok(rows.every((r) => r.status === 200));
+    await sql`select omni_kube.api(${`${configmaps}/${created}`}, method => 'DELETE')`;
+    const [{ workers }] = await sql`
+      select array_agg(distinct worker_id) as workers from omni_kube.request
+       where id > ${before}`;
+    assert.deepEqual(workers, [old]);
+    // Nobody left serves the named cluster: the call fails at once, it is not left queued.
+    await assert.rejects(
+      sql`select omni_kube.api('/api/v1/namespaces/default', cluster => 'admin@testbed')`,
+      (error: { code?: string }) => error.code === "OKW04",
+    );
+    assert.equal(oldWorker.exited(), undefined, oldWorker.output());
+  });
 });
