@@ -11,7 +11,7 @@ declare
   list jsonb;
 begin
   begin
-    list := omni_kube._cluster_api(omni_kube.group_path(group_version), cluster);
+    list := omni_kube.api(omni_kube.group_path(group_version), cluster => cluster);
   exception when sqlstate 'OK404' then
     if cluster is null then
       raise exception 'omni_kube: the cluster does not serve group version "%"', group_version

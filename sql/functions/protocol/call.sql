@@ -50,15 +50,15 @@ begin
                                       clientcert, token);
   end if;
   if server is not null then
+    -- Only https://host[:port]: credentials never travel in clear text, and a path or user part
+    -- in the server would change where the call goes.
+    if server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
+       and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
+      raise exception 'omni_kube: server "%" must be https://host[:port]', server
+        using errcode = '22023',
+          hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
+    end if;
     perform omni_kube._check_explicit_server(server);
-  end if;
-  -- Only https://host[:port]: credentials never travel in clear text, and a path or user part in
-  -- the server would change where the call goes.
-  if server is not null and server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
-                        and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
-    raise exception 'omni_kube: server "%" must be https://host[:port]', server
-      using errcode = '22023',
-        hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
   end if;
   if array_ndims(methods) > 1 or array_ndims(bodies) > 1
      or methods is null or bodies is null or cardinality(methods) <> cardinality(paths)

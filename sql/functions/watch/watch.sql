@@ -59,6 +59,59 @@ begin
 end
 $$;
 
+-- _watch for the batch form with a cluster. In the forms with a cluster the parameter a cluster
+-- displaces goes last: every other keeps the position and type it has in the form without, so
+-- that a call of that form resolves to one of them only where it passed an untyped NULL or literal
+-- in the cluster's place (watch(group_versions, resources, NULL)). A NULL cluster is then as none
+-- (server and credentials default to the settings), as in the form without.
+create or replace function omni_kube._watch_with_cluster(
+  group_versions text[], resources text[], resource_versions text[], timeout int,
+  namespaces text[], label_selectors text[], field_selectors text[],
+  server text, cacert text, clientcert omni_kube.client_certificate, token text, clusters text[]
+) returns table (events jsonb[], status int2, state text, error text, error_code text)
+  language sql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+    select w.*
+      from omni_kube._watch(
+             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
+             field_selectors,
+             case when clusters is null then coalesce(server, omni_kube._setting('omni_kube.server')) else server end,
+             case when clusters is null then coalesce(cacert, omni_kube._setting('omni_kube.cacert')) else cacert end,
+             case when clusters is null then coalesce(clientcert, omni_kube._setting_clientcert()) else clientcert end,
+             case when clusters is null then coalesce(token, omni_kube._setting('omni_kube.token')) else token end,
+             clusters) w
+  $$;
+
+-- The single forms' work: one watch, raising for a status of 400 or more except 410. `cluster`
+-- NULL: none.
+create or replace function omni_kube._watch_one(
+  group_version text, resource text, resource_version text, timeout int, namespace text,
+  label_selector text, field_selector text, server text, cacert text,
+  clientcert omni_kube.client_certificate, token text, cluster text
+) returns table (events jsonb[], status int2)
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  result record;
+begin
+  select * into result from omni_kube._watch(
+    array[group_version], array[resource], array[resource_version], timeout, array[namespace],
+    array[label_selector], array[field_selector], server, cacert, clientcert, token,
+    case when cluster is not null then array[cluster] end);
+  if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
+    perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
+                                 format('watch of %s %s', group_version, resource)
+                                   || coalesce(' on cluster ' || cluster, ''),
+                                 result.error_code);
+  end if;
+  events := result.events;
+  status := result.status;
+  return next;
+end
+$$;
+
 -- One watch. A status of 400 or more raises, except 410 (resourceVersion expired: relist).
 create or replace function omni_kube.watch(
   group_version text,
@@ -73,25 +126,13 @@ create or replace function omni_kube.watch(
   clientcert omni_kube.client_certificate default omni_kube._setting_clientcert(),
   token text default omni_kube._setting('omni_kube.token')
 ) returns table (events jsonb[], status int2)
-  language plpgsql volatile
+  language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-declare
-  result record;
-begin
-  select * into result from omni_kube._watch(
-    array[group_version], array[resource], array[resource_version], timeout, array[namespace],
-    array[label_selector], array[field_selector], server, cacert, clientcert, token, null);
-  if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
-    perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
-                                 format('watch of %s %s', group_version, resource),
-                                 result.error_code);
-  end if;
-  events := result.events;
-  status := result.status;
-  return next;
-end
-$$;
+    select * from omni_kube._watch_one(group_version, resource, resource_version, timeout,
+                                       namespace, label_selector, field_selector, server, cacert,
+                                       clientcert, token, null)
+  $$;
 
 -- Several watches in parallel; one row per input, in input order; statuses are returned, not raised.
 create or replace function omni_kube.watch(
@@ -116,32 +157,9 @@ create or replace function omni_kube.watch(
                             null) w
   $$;
 
--- The forms with a cluster. The parameter a cluster displaces goes last: every other keeps the
--- position and type it has in the form without, so that a call of that form resolves to this one
--- only where it passed an untyped NULL or literal in the cluster's place (watch(group_versions,
--- resources, NULL)). A NULL cluster is then as none (server and credentials default to the
--- settings), as in the form without.
-create or replace function omni_kube._watch_with_cluster(
-  group_versions text[], resources text[], resource_versions text[], timeout int,
-  namespaces text[], label_selectors text[], field_selectors text[],
-  server text, cacert text, clientcert omni_kube.client_certificate, token text, clusters text[]
-) returns table (events jsonb[], status int2, state text, error text, error_code text)
-  language sql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-    select w.*
-      from omni_kube._watch(
-             group_versions, resources, resource_versions, timeout, namespaces, label_selectors,
-             field_selectors,
-             case when clusters is null then coalesce(server, omni_kube._setting('omni_kube.server')) else server end,
-             case when clusters is null then coalesce(cacert, omni_kube._setting('omni_kube.cacert')) else cacert end,
-             case when clusters is null then coalesce(clientcert, omni_kube._setting_clientcert()) else clientcert end,
-             case when clusters is null then coalesce(token, omni_kube._setting('omni_kube.token')) else token end,
-             clusters) w
-  $$;
-
 -- One watch of a named cluster (cluster => 'name'): its server and credentials are the worker's
--- (its kubeconfig's context of that name), and may not be given beside it.
+-- (its kubeconfig's context of that name), and may not be given beside it. `cluster => NULL` is
+-- the form without a cluster, settings included.
 create or replace function omni_kube.watch(
   group_version text,
   resource text,
@@ -159,22 +177,20 @@ create or replace function omni_kube.watch(
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-declare
-  result record;
 begin
-  select * into result from omni_kube._watch_with_cluster(
-    array[group_version], array[resource], array[resource_version], timeout, array[namespace],
-    array[label_selector], array[field_selector], server, cacert, clientcert, token,
-    case when cluster is not null then array[cluster::text] end);
-  if result.state <> 'done' or (result.status >= 400 and result.status <> 410) then
-    perform omni_kube._raise_for(result.state, result.status, result.events[1], result.error,
-                                 format('watch of %s %s', group_version, resource)
-                                   || coalesce(' on cluster ' || cluster, ''),
-                                 result.error_code);
+  if cluster is null then
+    return query select * from omni_kube.watch(
+      group_version, resource, resource_version, timeout, namespace, label_selector, field_selector,
+      coalesce(server, omni_kube._setting('omni_kube.server')),
+      coalesce(cacert, omni_kube._setting('omni_kube.cacert')),
+      coalesce(clientcert, omni_kube._setting_clientcert()),
+      coalesce(token, omni_kube._setting('omni_kube.token')));
+    return;
   end if;
-  events := result.events;
-  status := result.status;
-  return next;
+  return query select * from omni_kube._watch_one(group_version, resource, resource_version,
+                                                  timeout, namespace, label_selector,
+                                                  field_selector, server, cacert, clientcert,
+                                                  token, cluster);
 end
 $$;
 

@@ -31,7 +31,7 @@ begin
   end if;
   -- Served group versions: the chosen ones, or every group's preferred one (as the views
   -- api_group_version and api_group tell, from one answer).
-  apis := omni_kube._cluster_api('/apis', cluster);
+  apis := omni_kube.api('/apis', cluster => cluster);
   select array_agg(v.group_version order by v.group_version), array_agg(v.name order by v.group_version)
     into chosen, group_names
     from (select 'core'::text as name, 'v1'::text as group_version, true as preferred
@@ -58,9 +58,9 @@ begin
     return;
   end if;
   select array_agg(a.response order by a.n), array_agg(a.status order by a.n) into responses, statuses
-    from omni_kube._cluster_api_batch(
+    from omni_kube.api(
            array(select omni_kube.group_path(v) from unnest(chosen) with ordinality u(v, n) order by n),
-           case when cluster is not null then array_fill(cluster, array[cardinality(chosen)]) end)
+           cluster => cluster)
          with ordinality a(response, status, n);
   for i in 1 .. cardinality(chosen) loop
     -- An aggregated API that is down (say metrics.k8s.io) should not stop the others.

@@ -1,7 +1,7 @@
 -- Lists several collections at once: the pages of all of them are fetched in parallel (one batch
 -- api() call per round), and each object comes back with the index of its path. List items lack
 -- apiVersion and kind; they are filled in from the list, as kubectl does. `clusters`: as for
--- _cluster_api_batch.
+-- api(paths, clusters => ...), one per path; NULL: the caller's settings.
 create or replace function omni_kube._list_collections(paths text[], page_size int default 500,
                                                        clusters text[] default null)
   returns table (path_index int, object jsonb)
@@ -28,8 +28,9 @@ begin
     next_path := '{}';
     pending_cluster := array(select clusters[i] from unnest(pending_index) i);
     for page in select b.response, b.status, b.n
-                  from omni_kube._cluster_api_batch(pending_path, case when clusters is not null
-                                                                       then pending_cluster end)
+                  from omni_kube.api(pending_path,
+                                     clusters => case when clusters is not null
+                                                      then pending_cluster end::omni_kube.cluster_names)
                        with ordinality b(response, status, n) loop
       what := 'GET ' || pending_path[page.n] || coalesce(' on cluster ' || pending_cluster[page.n], '');
       if page.status = 0 then

@@ -16,8 +16,9 @@ create or replace function omni_kube.resources_metadata(group_version text, reso
   returns jsonb
   language sql volatile set search_path = pg_catalog, pg_temp
   as $$
-    select (omni_kube._cluster_api(omni_kube._append_query(
-              omni_kube.resources_path(group_version, resource), 'limit=1'), cluster) -> 'metadata')
+    select (omni_kube.api(omni_kube._append_query(
+              omni_kube.resources_path(group_version, resource), 'limit=1'), cluster => cluster)
+              -> 'metadata')
            - 'continue' - 'remainingItemCount'
   $$;
 

@@ -27,9 +27,8 @@ begin
   perform set_config('omni_kube.local_only', 'on', true);
   for answer in
     select a.response, a.status, a.n
-      from omni_kube._cluster_api_batch(paths, case when cluster is not null
-                                                    then array_fill(cluster, array[cardinality(paths)]) end,
-                                        methods, bodies) with ordinality a(response, status, n)
+      from omni_kube.api(paths, cluster => cluster, methods => methods, bodies => bodies)
+           with ordinality a(response, status, n)
   loop
     if answer.status between 200 and 299 or (methods[answer.n] = 'DELETE' and answer.status = 404) then
       applied := applied + 1;

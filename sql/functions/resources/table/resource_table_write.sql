@@ -37,8 +37,8 @@ begin
       return old;
     end if;
     begin
-      perform omni_kube._cluster_api(omni_kube.path_with(request.path, dry_run => true), cluster,
-                                     'DELETE');
+      perform omni_kube.api(omni_kube.path_with(request.path, dry_run => true),
+                            cluster => cluster, method => 'DELETE');
       perform omni_kube._pending_put(tg_relid, request.name, request.namespace, 'DELETE', request.path, null);
     exception when sqlstate 'OK404' then
       perform omni_kube._pending_drop(tg_relid, request.name, request.namespace);
@@ -52,8 +52,8 @@ begin
     request.method := 'POST';
     request.path := request.collection;
   end if;
-  result := omni_kube._cluster_api(omni_kube.path_with(request.path, dry_run => true), cluster,
-                                   request.method, request.body);
+  result := omni_kube.api(omni_kube.path_with(request.path, dry_run => true), cluster => cluster,
+                          method => request.method, body => request.body);
   if created then
     -- The dry run picked the name (generateName); the object created at commit gets that name.
     request.body := jsonb_set(request.body, '{metadata}',

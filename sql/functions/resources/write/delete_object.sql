@@ -4,7 +4,7 @@ create or replace function omni_kube._delete_object(path text, cluster text) ret
   language plpgsql volatile set search_path = pg_catalog, pg_temp
   as $$
 begin
-  perform omni_kube._cluster_api(path, cluster, 'DELETE');
+  perform omni_kube.api(path, cluster => cluster, method => 'DELETE');
 exception when sqlstate 'OK404' then
   null;
 end

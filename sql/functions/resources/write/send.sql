@@ -9,6 +9,7 @@ begin
     perform omni_kube._delete_object(request.path, cluster);
     return null;
   end if;
-  return omni_kube._cluster_api(request.path, cluster, request.method, request.body);
+  return omni_kube.api(request.path, cluster => cluster, method => request.method,
+                       body => request.body);
 end
 $$;
