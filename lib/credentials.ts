@@ -11,9 +11,9 @@ import {
   type Kubeconfig,
   NoKubeconfigError,
   readKubeconfig,
-  readTokenFile,
   resolveContext,
 } from "./kube/kubeconfig.ts";
+import { clusterFromConfig } from "./kube/clusters.ts";
 
 /** Where the service-account files of a pod are mounted. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -67,18 +67,7 @@ async function clusterOf(config: Kubeconfig, context?: string): Promise<DefaultC
     );
   }
   return {
-    target: {
-      server: cluster.server,
-      caCert: cluster.caCert,
-      token: auth.kind === "token"
-        ? auth.token
-        : auth.kind === "token-file"
-        ? await readTokenFile(auth.path)
-        : undefined,
-      clientCert: auth.kind === "client-certificate"
-        ? { certificate: auth.certificate, privateKey: auth.privateKey }
-        : undefined,
-    },
+    target: await clusterFromConfig(name, cluster).target(),
     source: `kubeconfig ${cluster.file}, context ${name}`,
   };
 }

@@ -72,10 +72,27 @@ export class NamedCluster {
   }
 
   /**
+   * `send` with this cluster's server and credentials. A credential may have been revoked or have
+   * expired early: refused (401), it is renewed where it can be, and `send` tried once more after
+   * `discard` of the refusal.
+   */
+  async send<T extends { status: number }>(
+    signal: AbortSignal | undefined,
+    send: (target: KubeTarget) => Promise<T>,
+    discard: (refused: T) => Promise<void> | undefined = () => undefined,
+  ): Promise<T> {
+    const target = await this.target(signal);
+    const answer = await send(target);
+    if (answer.status !== 401 || !this.#renewAfterUnauthorized(target)) return answer;
+    await discard(answer);
+    return await send(await this.target(signal));
+  }
+
+  /**
    * The server answered 401 to a call made with `target`: renews what can be renewed (an exec
    * plugin's credential, a token file) and says whether one more try may succeed.
    */
-  renewAfterUnauthorized(target: KubeTarget): boolean {
+  #renewAfterUnauthorized(target: KubeTarget): boolean {
     const source = this.#credentials;
     if (source.kind === "exec") {
       const credential = this.#issued.get(target);
@@ -196,16 +213,12 @@ export async function probeCluster(
   timeoutMs = 5_000,
 ): Promise<ClusterProbe> {
   const signal = AbortSignal.timeout(timeoutMs);
-  const ask = async () => {
-    const target = await cluster.target(signal);
-    return { target, response: await fetch(target, { method: "GET", path: "/version", signal }) };
-  };
   try {
-    let { target, response } = await ask();
-    if (response.status === 401 && cluster.renewAfterUnauthorized(target)) {
-      await response.body?.cancel();
-      ({ target, response } = await ask());
-    }
+    const response = await cluster.send(
+      signal,
+      (target) => fetch(target, { method: "GET", path: "/version", signal }),
+      (refused) => refused.body?.cancel(),
+    );
     if (!response.ok) {
       await response.body?.cancel();
       return {

@@ -151,14 +151,7 @@ export class Caller {
         maxBytes: this.#limits.maxResponseBytes,
         maxEvents: this.#limits.maxWatchEvents,
       });
-    let target = await this.#target(request, running.abort.signal);
-    let watched = await watch(target);
-    // As for a call: a named cluster's credential refused at the list is renewed once.
-    const cluster = request.cluster === null ? undefined : this.#cluster(request.cluster);
-    if (watched.status === 401 && cluster?.renewAfterUnauthorized(target)) {
-      target = await cluster.target(running.abort.signal);
-      watched = await watch(target);
-    }
+    const watched = await this.#send(request, running.abort.signal, watch);
     // A failed list or watch answers with one Status object, any other body as text.
     const body = watched.events.length === 1 && watched.status >= 400
       ? watched.events[0]
@@ -180,15 +173,12 @@ export class Caller {
         patchType: request.patchType ?? undefined,
         signal: callSignal,
       });
-    const cluster = request.cluster === null ? undefined : this.#cluster(request.cluster);
-    let target = cluster ? await cluster.target(callSignal) : this.#plainTarget(request);
-    let response = await send(target);
-    // A named cluster's credential may have been revoked or have expired early: renewed once.
-    if (response.status === 401 && cluster?.renewAfterUnauthorized(target)) {
-      await response.body?.cancel();
-      target = await cluster.target(callSignal);
-      response = await send(target);
-    }
+    const response = await this.#send(
+      request,
+      callSignal,
+      send,
+      (refused) => refused.body?.cancel(),
+    );
     const contentType = response.headers.get("content-type") ?? "";
     const isJson = /\bjson\b/i.test(contentType);
     const { id } = request;
@@ -241,11 +231,19 @@ export class Caller {
     return targetFor(request, this.#options.defaults());
   }
 
-  /** Server and credentials for a request: its named cluster's, else {@linkcode #plainTarget}. */
-  async #target(request: ClaimedRequest, signal: AbortSignal): Promise<KubeTarget> {
+  /**
+   * `send` with the request's server and credentials: its named cluster's (renewed once after a
+   * 401, see {@linkcode NamedCluster.send}), else {@linkcode #plainTarget}'s, sent at once.
+   */
+  #send<T extends { status: number }>(
+    request: ClaimedRequest,
+    signal: AbortSignal,
+    send: (target: KubeTarget) => Promise<T>,
+    discard?: (refused: T) => Promise<void> | undefined,
+  ): Promise<T> {
     return request.cluster === null
-      ? this.#plainTarget(request)
-      : await this.#cluster(request.cluster).target(signal);
+      ? send(this.#plainTarget(request))
+      : this.#cluster(request.cluster).send(signal, send, discard);
   }
 }
 
