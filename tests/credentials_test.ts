@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultCluster, kubeconfigCluster, podServiceAccount } from "../lib/credentials.ts";
-
-const CA = "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
-const CERT = "-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n";
-const KEY = "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n";
+import { CA, CERT, KEY, kubeconfig } from "./kube/kubeconfig_fixtures.ts";
 
 /** Runs `body` with a fresh temporary directory, removed afterwards. */
 async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
@@ -14,18 +11,6 @@ async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** A kubeconfig with cluster "c", user "u" and the current context "main" joining them. */
-function kubeconfig(cluster: Record<string, unknown>, user: Record<string, unknown>) {
-  return {
-    apiVersion: "v1",
-    kind: "Config",
-    "current-context": "main",
-    clusters: [{ name: "c", cluster }],
-    users: [{ name: "u", user }],
-    contexts: [{ name: "main", context: { cluster: "c", user: "u" } }],
-  };
 }
 
 async function writeJson(path: string, value: unknown): Promise<string> {

@@ -11,21 +11,13 @@ import {
   pluginEnvironment,
 } from "../../lib/kube/exec_credential.ts";
 import { promptly } from "./fakes.ts";
+import { CA, CERT, KEY, tempDir } from "./kubeconfig_fixtures.ts";
 
 const V1 = "client.authentication.k8s.io/v1";
 const V1BETA1 = "client.authentication.k8s.io/v1beta1";
-const CA = "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
-const CERT = "-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n";
-const KEY = "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n";
 /** Stands for a secret that must never appear in an error. */
 const SECRET = "s3cr3t-do-not-print";
 const SERVER = { server: "https://kube.example:6443" };
-
-/** A temporary directory, removed when the test's `await using` ends. */
-async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "omni_kube_exec_test_" });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
 
 /** Writes an executable `#!/bin/sh` script with `body` to `dir/name`; returns its path. */
 async function script(dir: string, body: string, name = "plugin"): Promise<string> {
@@ -64,7 +56,7 @@ async function assertPluginError(promise: Promise<unknown>, pattern: RegExp): Pr
 }
 
 Deno.test("ExecCredentialSource: runs the plugin once and keeps a credential without expiry", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(dir.path, `${countRuns(dir.path)}\n${printToken("token-$n")}`);
   const source = new ExecCredentialSource("prod", execConfig(plugin), SERVER);
   assert.equal(source.invocations, 0);
@@ -75,7 +67,7 @@ Deno.test("ExecCredentialSource: runs the plugin once and keeps a credential wit
 });
 
 Deno.test("ExecCredentialSource: 100 concurrent get() share one run", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(
     dir.path,
     `${countRuns(dir.path)}\nsleep 0.2\n${printToken("token-$n")}`,
@@ -89,7 +81,7 @@ Deno.test("ExecCredentialSource: 100 concurrent get() share one run", async () =
 });
 
 Deno.test("ExecCredentialSource: renews ahead of expirationTimestamp", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const expiry = "2030-01-01T00:00:00Z";
   const expiresAt = Date.parse(expiry);
   const plugin = await script(
@@ -122,7 +114,7 @@ Deno.test("ExecCredentialSource: renews ahead of expirationTimestamp", async () 
 });
 
 Deno.test("ExecCredentialSource: invalidate after a 401 runs the plugin again, once", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(dir.path, `${countRuns(dir.path)}\n${printToken("token-$n")}`);
   const source = new ExecCredentialSource("prod", execConfig(plugin), SERVER);
   const stale = await source.get();
@@ -136,7 +128,7 @@ Deno.test("ExecCredentialSource: invalidate after a 401 runs the plugin again, o
 });
 
 Deno.test("ExecCredentialSource: v1beta1", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(dir.path, printToken("beta", V1BETA1));
   const source = new ExecCredentialSource(
     "prod",
@@ -147,7 +139,7 @@ Deno.test("ExecCredentialSource: v1beta1", async () => {
 });
 
 Deno.test("ExecCredentialSource: a client certificate and key, with a fractional-second expiry", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const output = JSON.stringify({
     apiVersion: V1,
     kind: "ExecCredential",
@@ -167,7 +159,7 @@ Deno.test("ExecCredentialSource: a client certificate and key, with a fractional
 });
 
 Deno.test("ExecCredentialSource: KUBERNETES_EXEC_INFO, with and without provideClusterInfo", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const info = join(dir.path, "info.json");
   // Also: stdin is not a terminal, nor anything to read.
   const plugin = await script(
@@ -209,7 +201,7 @@ Deno.test("ExecCredentialSource: KUBERNETES_EXEC_INFO, with and without provideC
 });
 
 Deno.test("ExecCredentialSource: the plugin gets the worker's environment but its database's, plus exec.env", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(
     dir.path,
     printToken(
@@ -258,7 +250,7 @@ Deno.test("pluginEnvironment: drops the database connection and the worker's set
 });
 
 Deno.test("ExecCredentialSource: a failing plugin's status is reported, never its output", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(
     dir.path,
     `${countRuns(dir.path)}\necho '${SECRET}'\necho '${SECRET}' >&2\nexit 3`,
@@ -271,7 +263,7 @@ Deno.test("ExecCredentialSource: a failing plugin's status is reported, never it
 });
 
 Deno.test("ExecCredentialSource: after a failure, the next get() can succeed", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(
     dir.path,
     `${countRuns(dir.path)}\nif [ "$n" = 1 ]; then exit 1; fi\n${printToken("token-$n")}`,
@@ -282,7 +274,7 @@ Deno.test("ExecCredentialSource: after a failure, the next get() can succeed", a
 });
 
 Deno.test("ExecCredentialSource: a plugin that takes too long is killed", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   // The shell's `sleep` keeps stdout open after the shell is killed: the wait must end anyway.
   const plugin = await script(dir.path, `echo '${SECRET}'\nsleep 5\n${printToken("late")}`);
   const source = new ExecCredentialSource("prod", execConfig(plugin), SERVER, { timeoutMs: 300 });
@@ -301,7 +293,7 @@ Deno.test("ExecCredentialSource: a plugin that takes too long is killed", async 
 });
 
 Deno.test("ExecCredentialSource: a missing command is reported with its installHint", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const hint = "Install it with: brew install omni-kube-login";
   await assertPluginError(
     new ExecCredentialSource(
@@ -318,7 +310,7 @@ Deno.test("ExecCredentialSource: a missing command is reported with its installH
 });
 
 Deno.test("ExecCredentialSource: output of another apiVersion is refused", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const beta = await script(dir.path, printToken(SECRET, V1BETA1), "beta");
   await assertPluginError(
     new ExecCredentialSource("prod", execConfig(beta), SERVER).get(),
@@ -335,7 +327,7 @@ Deno.test("ExecCredentialSource: output of another apiVersion is refused", async
 });
 
 Deno.test("ExecCredentialSource: invalid output is described without quoting it", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const cases: [unknown, RegExp][] = [
     [`{"token": "${SECRET}"`, /its output is not JSON/],
     ["", /it printed nothing/],
@@ -376,7 +368,7 @@ Deno.test("ExecCredentialSource: invalid output is described without quoting it"
 });
 
 Deno.test("ExecCredentialSource: a plugin that prints without end is stopped", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(dir.path, `yes '${SECRET}'`);
   await promptly(
     assertPluginError(
@@ -388,7 +380,7 @@ Deno.test("ExecCredentialSource: a plugin that prints without end is stopped", a
 });
 
 Deno.test("ExecCredentialSource: an aborted get() stops waiting; the run goes on for the others", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(
     dir.path,
     `${countRuns(dir.path)}\nsleep 0.3\n${printToken("token-$n")}`,
@@ -417,7 +409,7 @@ Deno.test("ExecCredentialSource: an unsupported apiVersion is refused at once", 
 });
 
 Deno.test("ExecCredentialSource: credentials handed out cannot be changed by a caller", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_exec_test_");
   const plugin = await script(dir.path, printToken("t"));
   const source = new ExecCredentialSource("prod", execConfig(plugin), SERVER);
   const credential: ExecCredential = await source.get();

@@ -8,18 +8,10 @@ import {
   readTokenFile,
   resolveContext,
 } from "../../lib/kube/kubeconfig.ts";
+import { CA, CERT, KEY, kubeconfig, tempDir } from "./kubeconfig_fixtures.ts";
 
-const CA = "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
-const CERT = "-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n";
-const KEY = "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n";
 /** Stands for a secret that must never appear in an error. */
 const SECRET = "s3cr3t-do-not-print";
-
-/** A temporary directory, removed when the test's `await using` ends. */
-async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "omni_kube_kubeconfig_test_" });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
 
 /** Writes `value` as YAML (or as JSON when `path` ends in .json), creating directories; returns `path`. */
 async function write(path: string, value: unknown): Promise<string> {
@@ -29,18 +21,6 @@ async function write(path: string, value: unknown): Promise<string> {
     path.endsWith(".json") ? JSON.stringify(value) : stringifyYaml(value),
   );
   return path;
-}
-
-/** A kubeconfig with cluster "c", user "u" and the current context "main" joining them. */
-function kubeconfig(cluster: Record<string, unknown>, user: Record<string, unknown>) {
-  return {
-    apiVersion: "v1",
-    kind: "Config",
-    "current-context": "main",
-    clusters: [{ name: "c", cluster }],
-    users: [{ name: "u", user }],
-    contexts: [{ name: "main", context: { cluster: "c", user: "u" } }],
-  };
 }
 
 /** Context "main" of a kubeconfig with `cluster` and `user`, written to `dir`. */
@@ -74,7 +54,7 @@ const SERVER = { server: "https://kube.example:6443" };
 // Reading and merging files.
 
 Deno.test("readKubeconfig: the first file defining a name wins it, whole", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const first = await write(join(dir.path, "first"), {
     "current-context": "a",
     clusters: [
@@ -123,7 +103,7 @@ Deno.test("readKubeconfig: the first file defining a name wins it, whole", async
 });
 
 Deno.test("readKubeconfig: current-context comes from the first file that sets one", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const unset = await write(join(dir.path, "unset"), { contexts: [] });
   const empty = await write(join(dir.path, "empty-string"), { "current-context": "" });
   const set = await write(join(dir.path, "set"), { "current-context": "later" });
@@ -133,7 +113,7 @@ Deno.test("readKubeconfig: current-context comes from the first file that sets o
 });
 
 Deno.test("readKubeconfig: missing files are skipped; none at all is NoKubeconfigError", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const missing = join(dir.path, "missing");
   const real = await write(join(dir.path, "real"), kubeconfig(SERVER, {}));
   const config = await readKubeconfig(["", missing, real, real]);
@@ -150,7 +130,7 @@ Deno.test("readKubeconfig: missing files are skipped; none at all is NoKubeconfi
 });
 
 Deno.test("readKubeconfig: an empty file is an empty kubeconfig", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const empty = join(dir.path, "empty");
   await Deno.writeTextFile(empty, "");
   const config = await readKubeconfig([empty]);
@@ -159,7 +139,7 @@ Deno.test("readKubeconfig: an empty file is an empty kubeconfig", async () => {
 });
 
 Deno.test("readKubeconfig: a file that is not a kubeconfig is an error naming it, quoting nothing", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const cases: [string, RegExp][] = [
     [
       `users:\n  - name: u\n    user: {token: "${SECRET}"\n`,
@@ -190,7 +170,7 @@ Deno.test("readKubeconfig: a file that is not a kubeconfig is an error naming it
 });
 
 Deno.test("readKubeconfig: a file that cannot be read is an error naming it", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await assert.rejects(readKubeconfig([dir.path]), (error: Error) => {
     assert.ok(error.message.startsWith(`kubeconfig ${dir.path} cannot be read`), error.message);
     return true;
@@ -200,7 +180,7 @@ Deno.test("readKubeconfig: a file that cannot be read is an error naming it", as
 // Resolving a context: paths, credentials, refusals.
 
 Deno.test("resolveContext: relative paths resolve against the file that defined each entry", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   // The cluster is defined in one directory, the user in another, the context in a third.
   await Deno.mkdir(join(dir.path, "clusters", "pki"), { recursive: true });
   await Deno.writeTextFile(join(dir.path, "clusters", "pki", "ca.crt"), CA);
@@ -256,7 +236,7 @@ Deno.test("resolveContext: relative paths resolve against the file that defined 
 });
 
 Deno.test("resolveContext: a relative kubeconfig path still gives absolute paths", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await Deno.writeTextFile(join(dir.path, "token"), "t\n");
   await write(join(dir.path, "config"), kubeconfig(SERVER, { tokenFile: "token" }));
   const cwd = Deno.cwd();
@@ -270,7 +250,7 @@ Deno.test("resolveContext: a relative kubeconfig path still gives absolute paths
 });
 
 Deno.test("resolveContext: the whole resolved context, with embedded data", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const file = await write(join(dir.path, "config"), {
     clusters: [{
       name: "c",
@@ -303,7 +283,7 @@ Deno.test("resolveContext: the whole resolved context, with embedded data", asyn
 });
 
 Deno.test("resolveContext: token, token file, data over file, no user", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   assert.deepEqual((await resolveMain(dir.path, SERVER, { token: "inline" })).auth, {
     kind: "token",
     token: "inline",
@@ -343,7 +323,7 @@ Deno.test("resolveContext: token, token file, data over file, no user", async ()
 });
 
 Deno.test("readTokenFile: an unreadable or empty file is an error naming it", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const empty = join(dir.path, "empty");
   await Deno.writeTextFile(empty, " \n");
   await assert.rejects(readTokenFile(empty), new RegExp(`token file ${empty} is empty`));
@@ -362,7 +342,7 @@ Deno.test("readTokenFile: an unreadable or empty file is an error naming it", as
 });
 
 Deno.test("resolveContext: an unknown context lists the known ones", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const file = await write(join(dir.path, "config"), kubeconfig(SERVER, {}));
   await assert.rejects(
     resolveContext(await readKubeconfig([file]), "absent"),
@@ -371,7 +351,7 @@ Deno.test("resolveContext: an unknown context lists the known ones", async () =>
 });
 
 Deno.test("resolveContext: TLS is never turned off or bent", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await assertRefused(
     dir.path,
     { ...SERVER, "insecure-skip-tls-verify": true },
@@ -393,7 +373,7 @@ Deno.test("resolveContext: TLS is never turned off or bent", async () => {
 });
 
 Deno.test("resolveContext: a missing or unusable server is refused", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await assertRefused(dir.path, {}, { token: SECRET }, /cluster "c" has no server; give it https/);
   await assertRefused(dir.path, { server: "http://kube.example" }, {}, /must use https/);
   await assertRefused(
@@ -405,7 +385,7 @@ Deno.test("resolveContext: a missing or unusable server is refused", async () =>
 });
 
 Deno.test("resolveContext: auth-provider, basic auth and impersonation are refused", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await assertRefused(
     dir.path,
     SERVER,
@@ -436,7 +416,7 @@ Deno.test("resolveContext: auth-provider, basic auth and impersonation are refus
 });
 
 Deno.test("resolveContext: a certificate without its key, or the reverse, is refused", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await assertRefused(
     dir.path,
     SERVER,
@@ -453,7 +433,7 @@ Deno.test("resolveContext: a certificate without its key, or the reverse, is ref
 });
 
 Deno.test("resolveContext: more than one way to authenticate is refused", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const exec = {
     apiVersion: "client.authentication.k8s.io/v1",
     command: "p",
@@ -474,7 +454,7 @@ Deno.test("resolveContext: more than one way to authenticate is refused", async 
 });
 
 Deno.test("resolveContext: unreadable files and bad base64 are refused without their content", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   await assertRefused(
     dir.path,
     { ...SERVER, "certificate-authority": "absent.crt" },
@@ -498,7 +478,7 @@ Deno.test("resolveContext: unreadable files and bad base64 are refused without t
 });
 
 Deno.test("resolveContext: a context naming an undefined cluster or user, or none", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const file = await write(join(dir.path, "config"), {
     clusters: [{ name: "c", cluster: SERVER }],
     contexts: [
@@ -525,7 +505,7 @@ Deno.test("resolveContext: a context naming an undefined cluster or user, or non
 // Exec plugins.
 
 Deno.test("resolveContext: an exec plugin's settings, as client-go reads them", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const resolved = await resolveMain(dir.path, SERVER, {
     exec: {
       apiVersion: "client.authentication.k8s.io/v1",
@@ -572,7 +552,7 @@ Deno.test("resolveContext: an exec plugin's settings, as client-go reads them", 
 });
 
 Deno.test("resolveContext: exec plugins the worker cannot run are refused", async () => {
-  await using dir = await tempDir();
+  await using dir = await tempDir("omni_kube_kubeconfig_test_");
   const exec = (fields: Record<string, unknown>) => ({
     exec: { apiVersion: "client.authentication.k8s.io/v1", command: "p", ...fields },
   });

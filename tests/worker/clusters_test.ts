@@ -5,8 +5,7 @@ import type { KubeFetch, KubeTarget } from "../../lib/kube/client.ts";
 import type { NamedCluster } from "../../lib/kube/clusters.ts";
 import type { PublishedCluster } from "../../lib/queue/maintenance.ts";
 import { recordingLog } from "./fakes.ts";
-
-const CA = "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n";
+import { CA } from "../kube/kubeconfig_fixtures.ts";
 
 /** A kubeconfig with context `good` (a token) and `bad` (a CA file that does not exist). */
 async function kubeconfig(dir: string): Promise<string> {
