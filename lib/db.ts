@@ -18,12 +18,18 @@ export interface ConnectOptions {
   keepConnections?: boolean;
   /** Extra session settings (startup parameters). */
   settings?: Record<string, string>;
+  /**
+   * Prepare statements once per connection (default true). False for a session whose state is
+   * discarded between uses (`DISCARD ALL` deallocates prepared statements).
+   */
+  prepare?: boolean;
 }
 
 /** Opens a pool to `url`. Notices are dropped: the worker reports through its own log. */
 export function connect(url: string, options: ConnectOptions = {}): Sql {
   return postgres(url, {
     max: options.max ?? 4,
+    prepare: options.prepare ?? true,
     onnotice: () => {},
     onclose: options.onclose,
     ...(options.keepConnections ? { max_lifetime: null, idle_timeout: 0 } : {}),

@@ -41,6 +41,8 @@ import { Caller, type ExplicitServers, type Running } from "./worker/call.ts";
 import { ServedClusters } from "./worker/clusters.ts";
 import { type CallLimits, DEFAULT_CALL_LIMITS } from "./worker/limits.ts";
 import { Maintenance } from "./worker/maintenance.ts";
+import { LiveMirror } from "./live/mirror.ts";
+import { LIVE_CHANNEL } from "./live/registry.ts";
 
 /**
  * Worker settings (see lib/cli.ts for their flags and environment variables); the
@@ -170,6 +172,8 @@ export class Worker {
   #caller!: Caller;
   #writer: ResultWriter | undefined;
   #maintenance: Maintenance | undefined;
+  /** The live tables this worker mirrors. */
+  #live: LiveMirror | undefined;
   #upkeep: MaintenanceStatements | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopping = false;
@@ -186,6 +190,11 @@ export class Worker {
   /** The worker's metrics (available once started). */
   get metrics(): WorkerMetrics | undefined {
     return this.#metrics;
+  }
+
+  /** Ids (in `omni_kube.live_table`) of the live tables this worker mirrors now. */
+  get liveTables(): number[] {
+    return this.#live?.tables ?? [];
   }
 
   /** Address of the health and metrics endpoints, when they are served. */
@@ -277,10 +286,32 @@ export class Worker {
       // Anyone may send it: the check acts only on what the queue's rows say.
       () => maintenance.stopOrphans(),
     );
+    const live = this.#live = new LiveMirror({
+      sql: this.#sql,
+      workerId: this.id,
+      openSession: () =>
+        connect(this.#config.databaseUrl, {
+          max: 1,
+          applicationName: "omni_kube_worker_live",
+          keepConnections: true,
+          // Each use ends with DISCARD ALL, which deallocates prepared statements.
+          prepare: false,
+        }),
+      fetch: (target, request) => this.#http.fetch(target, request),
+      target: () => this.#defaults?.target,
+      log: this.#log,
+    });
+    // New and dropped live tables are announced; a dead worker's are found by the heartbeat.
+    const liveTables = await this.#sql.listen(LIVE_CHANNEL, () => live.sync(), () => live.sync());
     this.#unlisten = async () => {
-      for (const listener of [requests, done, cancel, dispatch]) await listener?.unlisten();
+      for (const listener of [requests, done, cancel, dispatch, liveTables]) {
+        await listener?.unlisten();
+      }
     };
-    this.#timers.push(setInterval(() => maintenance.tick(), this.#config.heartbeatMs));
+    this.#timers.push(setInterval(() => {
+      maintenance.tick();
+      live.sync();
+    }, this.#config.heartbeatMs));
     this.#log.info("worker started", {
       worker: this.id,
       concurrency: this.#config.concurrency,
@@ -546,6 +577,8 @@ export class Worker {
     this.#abort([...this.#running.keys()], "the worker shut down before the call finished");
     while (this.#running.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.#writer?.flush();
+    // Before unregistering: while the worker is registered, no other takes its tables.
+    await this.#live?.stop();
     await this.#maintenance?.unregister().catch(() => {});
     this.#http.close();
     await this.#httpServer?.shutdown();

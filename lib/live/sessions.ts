@@ -1,0 +1,85 @@
+/**
+ * The sessions that write live tables. A live table's writes run its owner's triggers in the
+ * session (with the owner's rights: see sql/functions/live/live_apply.sql), and what a trigger
+ * leaves in a session (settings, temporary tables, advisory locks, LISTENs) must not reach the
+ * next table's writes: each use of a session is exclusive and ends with `DISCARD ALL`.
+ *
+ * @module
+ */
+import type postgres from "postgres";
+import type { Sql } from "../db.ts";
+
+/** A transaction on a session, held open across statements until it is ended. */
+export interface OpenTransaction {
+  sql: postgres.TransactionSql<Record<string, never>>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
+/** A one-connection client used by one writer at a time. */
+class Session {
+  #tail: Promise<void> = Promise.resolve();
+  constructor(readonly sql: Sql) {}
+
+  /** Runs `use` with the session to itself, then discards what it left in the session. */
+  async exclusive<T>(use: (sql: Sql) => Promise<T>): Promise<T> {
+    const previous = this.#tail;
+    const turn = Promise.withResolvers<void>();
+    this.#tail = turn.promise;
+    await previous;
+    try {
+      return await use(this.sql);
+    } finally {
+      await this.sql.unsafe("discard all").catch(() => {});
+      turn.resolve();
+    }
+  }
+}
+
+/** A few sessions; each table writes on its own one of them. */
+export class LiveSessions {
+  readonly #sessions: Session[];
+
+  /** `open` makes a one-connection client without prepared statements. */
+  constructor(open: () => Sql, count: number) {
+    this.#sessions = Array.from({ length: count }, () => new Session(open()));
+  }
+
+  /** Runs `use` on table `id`'s session, to itself. */
+  exclusive<T>(id: number, use: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#sessions[id % this.#sessions.length].exclusive(use);
+  }
+
+  /**
+   * Opens a transaction on table `id`'s session and keeps the session until it ends: for a list
+   * gathered over many statements.
+   */
+  async begin(id: number): Promise<OpenTransaction> {
+    const opened = Promise.withResolvers<OpenTransaction>();
+    const end = Promise.withResolvers<void>();
+    const rollback = new Error("rolled back");
+    const done = this.exclusive(id, (sql) =>
+      sql.begin(async (tx) => {
+        opened.resolve({
+          sql: tx,
+          commit: async () => {
+            end.resolve();
+            await done;
+          },
+          rollback: async () => {
+            end.reject(rollback);
+            await done.catch((error) => {
+              if (error !== rollback) throw error;
+            });
+          },
+        });
+        await end.promise;
+      }));
+    done.catch((error) => opened.reject(error));
+    return await opened.promise;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#sessions.map((s) => s.sql.end({ timeout: 2 })));
+  }
+}

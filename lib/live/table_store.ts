@@ -1,0 +1,103 @@
+/**
+ * A live table as an informer's store: what the informer hands over is written into the table
+ * (as its owner, by omni_kube._live_apply), and what it records between writes goes to the
+ * registry. A full list is staged in one transaction and reconciled with the table at its end, so
+ * that a reader sees the table as it was or as the list is, never a part.
+ *
+ * @module
+ */
+import { type InformerStore, type ListMetadata, StoreClosed } from "../kube/informer.ts";
+import type { LiveRegistry } from "./registry.ts";
+import type { LiveSessions, OpenTransaction } from "./sessions.ts";
+
+/** SQLSTATE of a write refused because the table is no longer this worker's (or is gone). */
+const NOT_OURS = "OKV02";
+
+/** The store of live table `id`, as mirrored by the registry's worker. */
+export class LiveTableStore implements InformerStore {
+  #list: OpenTransaction | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly registry: LiveRegistry,
+    readonly sessions: LiveSessions,
+  ) {}
+
+  async beginReplace(): Promise<void> {
+    this.#ours(await this.registry.syncing(this.id));
+    this.#list = await this.sessions.begin(this.id);
+    await this.#list.sql`select omni_kube._live_stage_begin()`;
+  }
+
+  async stageEvents(events: string[]): Promise<void> {
+    await this.#listing().sql`select omni_kube._live_stage_events(${events}::text[])`;
+  }
+
+  async stageList(page: string): Promise<ListMetadata> {
+    const [row] = await this.#listing().sql`
+      select omni_kube._live_stage_list(${page}) as metadata`;
+    return (row?.metadata ?? {}) as ListMetadata;
+  }
+
+  async endReplace(resourceVersion: string): Promise<void> {
+    const list = this.#listing();
+    await this.#write(() =>
+      list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
+                                            '{}'::text[], ${resourceVersion}, true)`
+    );
+    this.#list = undefined;
+    await list.commit();
+  }
+
+  async abortReplace(): Promise<void> {
+    const list = this.#list;
+    this.#list = undefined;
+    await list?.rollback();
+  }
+
+  async apply(events: string[], resourceVersion: string): Promise<void> {
+    await this.#write(() =>
+      this.sessions.exclusive(
+        this.id,
+        (sql) =>
+          sql.begin((tx) =>
+            tx`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
+                                          ${events}::text[], ${resourceVersion}, false)`
+          ),
+      )
+    );
+  }
+
+  async bookmark(resourceVersion: string): Promise<void> {
+    this.#ours(await this.registry.bookmark(this.id, resourceVersion));
+  }
+
+  async resumed(): Promise<void> {
+    this.#ours(await this.registry.resumed(this.id));
+  }
+
+  async failed(error: string, _retryMs: number, expired: boolean): Promise<void> {
+    this.#ours(await this.registry.failed(this.id, error, expired));
+  }
+
+  #listing(): OpenTransaction {
+    if (!this.#list) throw new Error("no list is being staged");
+    return this.#list;
+  }
+
+  /** Runs a write; a refusal because the table is not this worker's any more closes the store. */
+  async #write(write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if ((error as { code?: string }).code === NOT_OURS) {
+        throw new StoreClosed(`live table ${this.id}: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+  }
+
+  #ours(stillOurs: boolean): void {
+    if (!stillOurs) throw new StoreClosed(`live table ${this.id} is no longer this worker's`);
+  }
+}

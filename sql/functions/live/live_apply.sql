@@ -1,0 +1,155 @@
+-- Writes what a live table's worker saw into the table, as the table's owner, and records how far
+-- the mirror has got; the worker calls it once per batch, each in a transaction of its own.
+--
+-- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage (its first sync,
+-- or a relist): it is reconciled in place, objects gone deleted, new ones inserted and changed ones
+-- updated, so that a reader sees it whole before the commit and whole after it. Otherwise `events`
+-- are watch events (JSON text), applied one by one in order.
+--
+-- The writes fire the owner's triggers, which must run with the owner's rights and never the
+-- worker's. They are made by a SECURITY DEFINER function owned by the owner and created for this
+-- transaction only (in the worker's pg_temp, which nobody else sees, and dropped before commit),
+-- with the session's role set to the owner: inside it SET ROLE and SET SESSION AUTHORIZATION
+-- are refused, so no trigger can take the worker's role back, and calls the triggers make through
+-- the bridge are the owner's. Deferred triggers are fired before it returns (SET CONSTRAINTS ALL
+-- IMMEDIATE); what could still run at commit, outside it (a deferred trigger deferred again, a
+-- cursor WITH HOLD), is closed or refused before anything commits.
+-- The worker discards its session's state after each transaction (DISCARD ALL), so nothing a
+-- trigger leaves there reaches the next table's writes.
+create or replace function omni_kube._live_apply(
+  live bigint, worker uuid, events text[], resource_version text, replace boolean
+) returns bigint
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  entry omni_kube.live_table;
+  target text;
+  owner name;
+  counts bigint[];
+  leftover text;
+begin
+  select * into entry from omni_kube.live_table l where l.id = live for update;
+  if not found or entry.worker_id is distinct from worker then
+    raise exception 'omni_kube: live table % is no longer this worker''s to mirror', live
+      using errcode = 'OKV02';
+  end if;
+  select format('%I.%I', n.nspname, c.relname), r.rolname into target, owner
+    from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    join pg_roles r on r.oid = c.relowner
+   where c.oid = entry.relation
+     and exists (select from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'omni_kube_live_guard');
+  if target is null then
+    raise exception 'omni_kube: live table % (%) lost its guard trigger omni_kube_live_guard, so it is no longer written',
+                    live, entry.relation::regclass
+      using errcode = 'OKV04',
+        hint = 'Drop the table and make it again with omni_kube.live_table().';
+  end if;
+
+  execute format($f$
+    create function pg_temp.omni_kube_live_write(events text[], replace boolean) returns bigint[]
+      language plpgsql volatile security definer
+      set search_path = "$user", public, pg_temp
+      as $body$
+    declare
+      event record;
+      inserted boolean;
+      added bigint := 0;
+      removed bigint := 0;
+    begin
+      if replace then
+        delete from %1$s t
+         where not exists (select from pg_temp.omni_kube_live_stage s where s.uid = t.uid);
+        get diagnostics removed = row_count;
+        insert into %1$s as t (uid, name, namespace, resource)
+        select distinct on (s.uid) s.uid, s.name, s.namespace, s.resource
+          from pg_temp.omni_kube_live_stage s
+        on conflict (uid) do update
+          set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource
+          where t.resource -> 'metadata' ->> 'resourceVersion'
+                is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion';
+        select count(distinct s.uid) into added from pg_temp.omni_kube_live_stage s;
+        set constraints all immediate;
+        return array[added, 0];
+      end if;
+      for event in
+        select e ->> 'type' as type, e -> 'object' as object
+          from unnest(events) with ordinality u(line, n), lateral (select u.line::jsonb) j(e)
+         order by u.n
+      loop
+        if event.type = 'DELETED' then
+          delete from %1$s where uid = event.object -> 'metadata' ->> 'uid';
+          if found then
+            removed := removed + 1;
+          end if;
+        elsif event.type in ('ADDED', 'MODIFIED') then
+          inserted := null;
+          insert into %1$s as t (uid, name, namespace, resource)
+          values (event.object -> 'metadata' ->> 'uid', event.object -> 'metadata' ->> 'name',
+                  event.object -> 'metadata' ->> 'namespace', event.object)
+          on conflict (uid) do update
+            set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource
+            where t.resource -> 'metadata' ->> 'resourceVersion'
+                  is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion'
+          returning xmax = 0 into inserted;
+          if inserted then
+            added := added + 1;
+          end if;
+        end if;
+      end loop;
+      set constraints all immediate;
+      return array[added, removed];
+    end
+    $body$
+  $f$, target);
+  execute format('alter function pg_temp.omni_kube_live_write(text[], boolean) owner to %I', owner);
+  if replace then
+    execute format('grant select on pg_temp.omni_kube_live_stage to %I', owner);
+  end if;
+
+  perform set_config('omni_kube.live_applying', 'on', true);
+  perform set_config('role', owner, true);
+  execute 'select pg_temp.omni_kube_live_write($1, $2)' into counts using events, replace;
+  perform set_config('role', 'none', true);
+  perform set_config('omni_kube.live_applying', '', true);
+  -- A cursor WITH HOLD declared by a trigger would run the rest of its query at commit.
+  execute 'close all';
+
+  -- A deferrable trigger whose code is not a superuser's, deferred again by a trigger, would fire
+  -- at commit, when the role could be taken back: the writes are refused before anything commits
+  -- if the owner's triggers could have reached one. They reach the tables the owner may write,
+  -- and those that a role owning a SECURITY DEFINER function may write (any trigger may call
+  -- one); a deferrable trigger elsewhere stops nobody's live table.
+  select format('%s on %s', t.tgname, t.tgrelid::regclass) into leftover
+    from pg_trigger t
+    join pg_proc p on p.oid = t.tgfoid
+    join pg_roles r on r.oid = p.proowner
+   where t.tgdeferrable and not t.tgisinternal and not r.rolsuper
+     and (has_table_privilege(owner, t.tgrelid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+          or exists (select from pg_proc d join pg_roles dr on dr.oid = d.proowner
+                      where d.prosecdef and not dr.rolsuper
+                        and has_table_privilege(dr.oid, t.tgrelid, 'INSERT, UPDATE, DELETE, TRUNCATE')))
+   limit 1;
+  if leftover is not null then
+    raise exception 'omni_kube: live table % was not written: deferrable trigger % would run at commit, outside its owner''s rights',
+                    target, leftover
+      using errcode = 'OKV03',
+        hint = 'Triggers that a live table''s changes reach must fire at once: make that trigger NOT DEFERRABLE.';
+  end if;
+  execute 'drop function if exists pg_temp.omni_kube_live_write(text[], boolean)';
+
+  update omni_kube.live_table l
+     set resource_version = coalesce(_live_apply.resource_version, l.resource_version),
+         state = 'live',
+         last_error = null,
+         objects = case when replace then counts[1] else greatest(l.objects + counts[1] - counts[2], 0) end,
+         synced_at = case when replace then now() else l.synced_at end,
+         relists = l.relists + case when replace and l.synced_at is not null then 1 else 0 end,
+         last_event_at = case when not replace and cardinality(events) > 0 then now()
+                              else l.last_event_at end
+   where l.id = live;
+  return case when replace then counts[1] else null end;
+end
+$$;
+revoke all on function omni_kube._live_apply(bigint, uuid, text[], text, boolean) from public;

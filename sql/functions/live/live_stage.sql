@@ -1,0 +1,52 @@
+-- A full list of a live table's objects (its first sync, or a relist) is gathered here, page by
+-- page, in the transaction that then reconciles the table with it (omni_kube._live_apply): a
+-- temporary table of the worker's session, dropped at commit, so the worker never holds more
+-- than one page.
+
+create or replace function omni_kube._live_stage_begin() returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  create temporary table omni_kube_live_stage (
+    uid text not null,
+    name text not null,
+    namespace text,
+    resource jsonb not null
+  ) on commit drop;
+end
+$$;
+revoke all on function omni_kube._live_stage_begin() from public;
+
+-- Watch events of a streaming list's initial state (all ADDED), one JSON text each.
+create or replace function omni_kube._live_stage_events(events text[]) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  insert into pg_temp.omni_kube_live_stage (uid, name, namespace, resource)
+  select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
+    from unnest(events) e, lateral (select e::jsonb -> 'object') j(o);
+end
+$$;
+revoke all on function omni_kube._live_stage_events(text[]) from public;
+
+-- One page of a list, as the server sent it; returns its metadata (continue, resourceVersion).
+-- A list's items carry no kind or apiVersion; they are given the list's, as a watch's objects
+-- have them, so that a row is the same whichever way it came.
+create or replace function omni_kube._live_stage_list(page text) returns jsonb
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  list constant jsonb := page::jsonb;
+begin
+  insert into pg_temp.omni_kube_live_stage (uid, name, namespace, resource)
+  select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
+    from jsonb_array_elements(coalesce(list -> 'items', '[]')) i,
+         lateral (select jsonb_build_object('kind', regexp_replace(list ->> 'kind', 'List$', ''),
+                                            'apiVersion', list ->> 'apiVersion') || i) t(o);
+  return list -> 'metadata';
+end
+$$;
+revoke all on function omni_kube._live_stage_list(text) from public;
