@@ -143,6 +143,37 @@ Deno.test("live tables", async (t) => {
     assert.equal(Number(row.objects), names.length);
   });
 
+  await t.step("the README's trigger records a pod's phases as KWOK runs it", async () => {
+    // The README's example, word for word but for the namespace.
+    await sql.unsafe(`
+      select omni_kube.live_table('pods', 'v1', 'pods', namespace => '${namespace}');
+      create table pod_phases (uid text, name text, namespace text, phase text,
+                               at timestamptz default now());
+      create function record_phase() returns trigger language plpgsql as $$
+      begin
+        if tg_op = 'INSERT' or new.resource #>> '{status,phase}'
+                               is distinct from old.resource #>> '{status,phase}' then
+          insert into pod_phases (uid, name, namespace, phase)
+          values (new.uid, new.name, new.namespace, new.resource #>> '{status,phase}');
+        end if;
+        return new;
+      end $$;
+      create trigger record_phase after insert or update on pods
+        for each row execute function record_phase();`);
+    await sql`select omni_kube.await_live('pods')`;
+    await cluster.call("POST", `/api/v1/namespaces/${namespace}/pods`, {
+      metadata: { name: "web" },
+      spec: { containers: [{ name: "web", image: "nginx:1.27" }] },
+    });
+    const phases = await eventually("the pod's phases recorded up to Running", async () => {
+      const rows = await sql`select phase from pod_phases where name = 'web' order by at`;
+      const phases = rows.map((r) => r.phase);
+      return phases.includes("Running") ? phases : undefined;
+    });
+    assert.equal(phases[0], "Pending");
+    assert.equal(phases.at(-1), "Running");
+  });
+
   await t.step("members read, index and join it, but do not write it", async () => {
     await sql`create index on cms ((resource -> 'data' ->> 'n'))`;
     const [{ count }] = await sql`
@@ -178,11 +209,11 @@ Deno.test("live tables", async (t) => {
     await sql`create role ${sql(member)} login in role omni_kube`;
     await sql`create role ${sql(other)} login in role omni_kube`;
     await sql`create schema ${sql(member)} authorization ${sql(member)}`;
-    await sql`create table ${sql(other)}_secrets (secret text)`;
-    await sql`alter table ${sql(other)}_secrets owner to ${sql(other)}`;
+    await sql`alter role ${sql(member)} set search_path = ${sql(member)}`;
+    await sql`create table ${sql(`${other}_secrets`)} (secret text)`;
+    await sql`alter table ${sql(`${other}_secrets`)} owner to ${sql(other)}`;
     const as = bridge.connectAs(member);
     try {
-      await as`set search_path = ${sql(member)}`;
       await as`create table audit (name text, n text, by_role text, at timestamptz default now())`;
       await as`create function record() returns trigger language plpgsql as $$
                  begin
@@ -237,17 +268,18 @@ Deno.test("live tables", async (t) => {
       const visible = await as`select table_name from omni_kube.live_tables`;
       assert.deepEqual(visible.map((r) => r.table_name), ["watched"]);
       const others = bridge.connectAs(other);
-      assert.deepEqual(await others`select table_name from omni_kube.live_tables`, []);
-      await sqlError(
-        others.unsafe(`select omni_kube.await_live('${member}.watched', 1)`),
-        "42501",
-      ).catch(async () => {
-        // Without USAGE on the schema the name does not even resolve.
+      try {
+        assert.deepEqual(await others`select table_name from omni_kube.live_tables`, []);
+        // Granted the schema, it still cannot wait on the table as if it were its own.
+        await sql`grant usage on schema ${sql(member)} to ${sql(other)}`;
         await sqlError(
           others.unsafe(`select omni_kube.await_live('${member}.watched', 1)`),
           "42704",
+          /is not a live table of yours/,
         );
-      });
+      } finally {
+        await others.end();
+      }
     } finally {
       await as.end();
       await dropRoles(sql, member, other);

@@ -135,11 +135,13 @@ export async function runInformer(options: InformerOptions): Promise<void> {
   let resourceVersion = options.resourceVersion;
   let streaming = options.streamingLists ?? true;
   let failures = 0;
+  // The store reached a version: a watch that fails later resumes from there.
+  const reach = (version: string) => resourceVersion = version;
   while (!signal.aborted) {
     try {
       if (!resourceVersion) {
         const listed = streaming
-          ? await streamingList(settings, () => failures = 0)
+          ? await streamingList(settings, reach, () => failures = 0)
           : await paginatedList(settings);
         if (listed === "unsupported") {
           streaming = false;
@@ -148,16 +150,18 @@ export async function runInformer(options: InformerOptions): Promise<void> {
         resourceVersion = listed;
         failures = 0;
       }
-      resourceVersion = await watchFrom(settings, resourceVersion, failures > 0);
+      resourceVersion = await watchFrom(settings, resourceVersion, failures > 0, reach);
       failures = 0;
     } catch (error) {
       if (signal.aborted || error instanceof StoreClosed) return;
       const expired = error instanceof Expired;
       if (expired) resourceVersion = undefined;
-      // An expired version is listed again at once; other failures wait, longer each time.
-      const retryMs = expired && failures === 0
+      // An expired version is listed again at once, unless the failure before was one too; other
+      // failures wait, longer each time.
+      failures++;
+      const retryMs = expired && failures === 1
         ? 0
-        : backoffMs(++failures, settings.backoff, settings.random);
+        : backoffMs(failures, settings.backoff, settings.random);
       options.onError?.(error, retryMs);
       try {
         await store.failed(describe(error), retryMs, expired);
@@ -178,6 +182,7 @@ type Settings = InformerOptions & typeof DEFAULTS;
  */
 async function streamingList(
   settings: Settings,
+  reach: (resourceVersion: string) => void,
   synced: () => void,
 ): Promise<string | "unsupported"> {
   const path = withQuery(settings.path, {
@@ -194,10 +199,15 @@ async function streamingList(
     if (response.status === 400 || response.status === 422) return "unsupported";
     throw statusError(response.status, path, body);
   }
-  await settings.store.beginReplace();
+  try {
+    await settings.store.beginReplace();
+  } catch (error) {
+    await response.body?.cancel(error).catch(() => {});
+    throw error;
+  }
   let replacing = true;
   try {
-    return await consume(settings, response, undefined, {
+    return await consume(settings, response, undefined, reach, {
       stage: (events) => settings.store.stageEvents(events),
       end: async (resourceVersion) => {
         await settings.store.endReplace(resourceVersion);
@@ -248,6 +258,7 @@ async function watchFrom(
   settings: Settings,
   resourceVersion: string,
   recovering: boolean,
+  reach: (resourceVersion: string) => void,
 ): Promise<string> {
   const path = withQuery(settings.path, {
     watch: "1",
@@ -261,7 +272,7 @@ async function watchFrom(
     throw statusError(response.status, path, body);
   }
   if (recovering) await settings.store.resumed?.();
-  return await consume(settings, response, resourceVersion);
+  return await consume(settings, response, resourceVersion, reach);
 }
 
 /** What to do with a streaming list's initial state, until its end. */
@@ -279,27 +290,31 @@ async function consume(
   settings: Settings,
   response: Response,
   resourceVersion: string | undefined,
+  reach: (resourceVersion: string) => void,
   initial?: InitialState,
 ): Promise<string> {
   const { store, signal } = settings;
   const budget = new ByteBudget(settings.maxBytes);
   let page: { text: string; bytes: number }[] = [];
   // Lines waiting for the store (events and bookmarks), and the batch being stored.
-  let waiting: { text: string; bytes: number }[] = [];
+  const waiting: { text: string; bytes: number }[] = [];
   let storing: Promise<void> | undefined;
   let failure: unknown;
+  // A failure of the store ends the read at once, though the stream be quiet.
+  const failed = new AbortController();
   let reached = resourceVersion;
   const drain = async () => {
     while (waiting.length > 0 && failure === undefined) {
       const batch = waiting.splice(0, settings.maxBatch);
-      const last = versionOf(batch[batch.length - 1].text);
-      const events = batch.filter((line) => !isBookmark(line.text)).map((line) => line.text);
       try {
+        const last = versionOf(batch[batch.length - 1].text);
+        const events = batch.filter((line) => !isBookmark(line.text)).map((line) => line.text);
         if (events.length > 0) await store.apply(events, last ?? reached!);
         else if (last) await store.bookmark(last);
-        reached = last ?? reached;
+        if (last) reach(reached = last);
       } catch (error) {
         failure = error;
+        failed.abort(error);
       } finally {
         for (const line of batch) budget.refund(line.bytes);
       }
@@ -317,7 +332,7 @@ async function consume(
   };
 
   const backstop = AbortSignal.timeout(settings.watchSeconds * 1000 + 10_000);
-  const readSignal = AbortSignal.any([signal, backstop]);
+  const readSignal = AbortSignal.any([signal, backstop, failed.signal]);
   try {
     for await (const line of lines(response.body!, { budget, signal: readSignal })) {
       if (initial) {
@@ -333,7 +348,7 @@ async function consume(
             throw new Error("the initial-events-end bookmark carries no resourceVersion");
           }
           await initial.end(version);
-          reached = version;
+          reach(reached = version);
           initial = undefined;
           continue;
         }
