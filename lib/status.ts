@@ -7,6 +7,7 @@ import type { Sql } from "./db.ts";
 import { REQUEST_STATES } from "./queue/protocol.ts";
 import { RELEASE } from "./version.ts";
 import { clusterList, queueDepth, recentFailures, workerList } from "./queue/inspect.ts";
+import { liveTableList } from "./live/registry.ts";
 
 /** Left-aligned columns separated by two spaces, with a header row. */
 export function table(header: string[], rows: string[][]): string {
@@ -26,14 +27,15 @@ function clip(text: string, width: number): string {
 }
 
 /**
- * The status report: the installed release, queue depth by state, workers, named clusters, the
- * most recent failures.
+ * The status report: the installed release, queue depth by state, workers, named clusters, live
+ * tables, the most recent failures.
  */
 export async function statusReport(sql: Sql, now = new Date()): Promise<string> {
-  const [depth, workers, clusters, failures, [{ version }]] = await Promise.all([
+  const [depth, workers, clusters, live, failures, [{ version }]] = await Promise.all([
     queueDepth(sql),
     workerList(sql),
     clusterList(sql),
+    liveTableList(sql),
     recentFailures(sql, 10),
     sql`select omni_kube.version() as version`,
   ]);
@@ -67,6 +69,20 @@ export async function statusReport(sql: Sql, now = new Date()): Promise<string> 
         c.reachable === null ? "-" : c.reachable ? "yes" : "no",
         String(c.workers),
         clip(c.lastError ?? "", 60),
+      ]),
+    ),
+    "",
+    "Live tables",
+    live.length === 0 ? "(none)" : table(
+      ["table", "resource", "state", "objects", "last event", "relists", "last error"],
+      live.map((l) => [
+        l.table,
+        l.resource,
+        l.state,
+        String(l.objects),
+        ago(l.lastEventAt, now),
+        String(l.relists),
+        clip(l.lastError ?? "", 60),
       ]),
     ),
     "",

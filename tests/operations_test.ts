@@ -33,9 +33,12 @@ Deno.test("worker endpoints: /healthz, /readyz, /metrics", async () => {
   assert.match(text, /^# TYPE omni_kube_database_reconnects_total counter$/m);
 });
 
-Deno.test("deno task status: release, queue depth, workers, named clusters, recent failures", async () => {
+Deno.test("deno task status: release, queue depth, workers, named clusters, live tables, recent failures", async () => {
   await using bridge = await startBridge("status");
   await bridge.sql`select status from omni_kube.api(array['/api/v1/namespaces/nope'])`;
+  await bridge.sql`select omni_kube.live_table('status_cms', 'v1', 'configmaps',
+                                               namespace => 'kube-system')`;
+  await bridge.sql`select omni_kube.await_live('status_cms')`;
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MOD, "status"],
     env: { DATABASE_URL: bridge.url },
@@ -45,10 +48,12 @@ Deno.test("deno task status: release, queue depth, workers, named clusters, rece
   const text = new TextDecoder().decode(output.stdout);
   assert.ok(output.success, new TextDecoder().decode(output.stderr));
   assert.match(text, new RegExp(`^Release: ${RELEASE.replaceAll(".", "\\.")} installed`, "m"));
-  assert.match(text, /^done\s+1$/m);
+  // The live table's first check of its resource is a call of its own.
+  assert.match(text, /^done\s+2$/m);
   assert.match(text, /^queued\s+0$/m);
   assert.match(text, new RegExp(`^${bridge.workers[0].id}\\s+\\S+\\s+\\d+\\s+yes\\s`, "m"));
   assert.match(text, /\s404\s+GET\s+\/api\/v1\/namespaces\/nope/);
+  assert.match(text, /^public\.status_cms\s+v1\/configmaps\s+live\s+\d+\s+-\s+0\s*$/m);
   // The bridge's worker serves the context of the test bed's kubeconfig by name.
   assert.match(text, /^admin@testbed\s+https:\/\/127\.0\.0\.1:\d+\s+token\s+\S+\s+\S+\s+1\b/m);
 });

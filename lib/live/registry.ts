@@ -79,3 +79,32 @@ function entry(row: Record<string, unknown>): LiveTableEntry {
     resourceVersion: (row.resource_version as string | null) ?? null,
   };
 }
+
+/** A live table as `deno task status` shows it (`omni_kube.live_tables`). */
+export interface LiveTableRow {
+  table: string;
+  resource: string;
+  state: string;
+  objects: number;
+  lastEventAt: Date | null;
+  relists: number;
+  lastError: string | null;
+}
+
+/** The live tables `sql`'s role may see, by schema and name. */
+export async function liveTableList(sql: Sql): Promise<LiveTableRow[]> {
+  const rows = await sql`
+    select format('%I.%I', schema_name, table_name) as table,
+           concat_ws('/', group_version, resource) as resource, state, objects, last_event_at,
+           relists, last_error
+      from omni_kube.live_tables order by schema_name, table_name`;
+  return rows.map((r) => ({
+    table: r.table,
+    resource: r.resource,
+    state: r.state,
+    objects: Number(r.objects),
+    lastEventAt: r.last_event_at,
+    relists: r.relists,
+    lastError: r.last_error,
+  }));
+}

@@ -29,17 +29,23 @@ declare
   counts bigint[];
   leftover text;
 begin
+  -- The table's lock before the registry row's, in the order DROP TABLE takes them (the table,
+  -- then the row, in omni_kube._live_dropped), so that a drop during a write waits for it.
+  select format('%I.%I', n.nspname, c.relname), r.rolname into target, owner
+    from omni_kube.live_table l
+    join pg_class c on c.oid = l.relation
+    join pg_namespace n on n.oid = c.relnamespace
+    join pg_roles r on r.oid = c.relowner
+   where l.id = live
+     and exists (select from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'omni_kube_live_guard');
+  if target is not null then
+    execute format('lock table %s in row exclusive mode', target);
+  end if;
   select * into entry from omni_kube.live_table l where l.id = live for update;
   if not found or entry.worker_id is distinct from worker then
     raise exception 'omni_kube: live table % is no longer this worker''s to mirror', live
       using errcode = 'OKV02';
   end if;
-  select format('%I.%I', n.nspname, c.relname), r.rolname into target, owner
-    from pg_class c
-    join pg_namespace n on n.oid = c.relnamespace
-    join pg_roles r on r.oid = c.relowner
-   where c.oid = entry.relation
-     and exists (select from pg_trigger t where t.tgrelid = c.oid and t.tgname = 'omni_kube_live_guard');
   if target is null then
     raise exception 'omni_kube: live table % (%) lost its guard trigger omni_kube_live_guard, so it is no longer written',
                     live, entry.relation::regclass
