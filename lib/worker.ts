@@ -192,7 +192,7 @@ export class Worker {
     return this.#metrics;
   }
 
-  /** Ids (in `omni_kube.live_table`) of the live tables this worker mirrors now. */
+  /** Ids (in `omni_kube.live_registry`) of the live tables this worker mirrors now. */
   get liveTables(): number[] {
     return this.#live?.tables ?? [];
   }

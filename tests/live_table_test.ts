@@ -312,14 +312,14 @@ Deno.test("live tables", async (t) => {
                                           namespace => ${namespace})`;
     await sql`select omni_kube.await_live('short_lived')`;
     const [{ id }] = await sql`
-      select l.id from omni_kube.live_table l where l.relation = 'short_lived'::regclass`;
+      select l.id from omni_kube.live_registry l where l.relation = 'short_lived'::regclass`;
     assert.ok(bridge.workers[0].liveTables.includes(Number(id)));
     await sql`drop table short_lived`;
     await eventually(
       "the worker stopped mirroring it",
       () => Promise.resolve(bridge.workers[0].liveTables.includes(Number(id)) ? undefined : true),
     );
-    const [{ left }] = await sql`select count(*)::int as left from omni_kube.live_table
+    const [{ left }] = await sql`select count(*)::int as left from omni_kube.live_registry
                                   where id = ${id}`;
     assert.equal(left, 0);
     // The other live tables go on.

@@ -33,7 +33,7 @@ export class LiveRegistry {
   /** The live tables this worker mirrors. */
   async held(): Promise<LiveTableEntry[]> {
     const rows = await this.sql`
-      select id, path, resource_version from omni_kube.live_table
+      select id, path, resource_version from omni_kube.live_registry
        where worker_id = ${this.workerId}::uuid`;
     return rows.map(entry);
   }

@@ -2,7 +2,7 @@
 -- the list's resourceVersion; relist on 410). The table is the store; this is the registry of
 -- what each one mirrors and how far its mirror has got.
 
-create table omni_kube.live_table (
+create table omni_kube.live_registry (
   id bigint generated always as identity primary key,
   -- The member's table (its owner's rights write it). Its row goes when the table is dropped
   -- (omni_kube._live_dropped, an event trigger), in the dropping transaction, so an oid reused
@@ -29,5 +29,5 @@ create table omni_kube.live_table (
   worker_id uuid,
   created_at timestamptz not null default now()
 );
-create index live_table_worker on omni_kube.live_table (worker_id);
-revoke all on omni_kube.live_table from public;
+create index live_registry_worker on omni_kube.live_registry (worker_id);
+revoke all on omni_kube.live_registry from public;

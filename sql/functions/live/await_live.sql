@@ -34,7 +34,7 @@ create or replace function omni_kube._live_state_of(live oid, caller name)
     select case when l.worker_id is null or not omni_kube._worker_alive(l.worker_id) then 'stopped'
                 else l.state end,
            l.last_error
-      from omni_kube.live_table l join pg_class c on c.oid = l.relation
+      from omni_kube.live_registry l join pg_class c on c.oid = l.relation
      where l.relation = live and pg_has_role(caller, c.relowner, 'USAGE')
   $$;
 revoke all on function omni_kube._live_state_of(oid, name) from public;

@@ -23,7 +23,7 @@ create or replace function omni_kube._live_apply(
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  entry omni_kube.live_table;
+  entry omni_kube.live_registry;
   target text;
   owner name;
   counts bigint[];
@@ -32,7 +32,7 @@ begin
   -- The table's lock before the registry row's, in the order DROP TABLE takes them (the table,
   -- then the row, in omni_kube._live_dropped), so that a drop during a write waits for it.
   select format('%I.%I', n.nspname, c.relname), r.rolname into target, owner
-    from omni_kube.live_table l
+    from omni_kube.live_registry l
     join pg_class c on c.oid = l.relation
     join pg_namespace n on n.oid = c.relnamespace
     join pg_roles r on r.oid = c.relowner
@@ -41,7 +41,7 @@ begin
   if target is not null then
     execute format('lock table %s in row exclusive mode', target);
   end if;
-  select * into entry from omni_kube.live_table l where l.id = live for update;
+  select * into entry from omni_kube.live_registry l where l.id = live for update;
   if not found or entry.worker_id is distinct from worker then
     raise exception 'omni_kube: live table % is no longer this worker''s to mirror', live
       using errcode = 'OKV02';
@@ -145,7 +145,7 @@ begin
   end if;
   execute 'drop function if exists pg_temp.omni_kube_live_write(text[], boolean)';
 
-  update omni_kube.live_table l
+  update omni_kube.live_registry l
      set resource_version = coalesce(_live_apply.resource_version, l.resource_version),
          state = 'live',
          last_error = null,

@@ -9,12 +9,12 @@ create or replace function omni_kube._live_claim(worker uuid)
   set search_path = pg_catalog, pg_temp
   as $$
     with orphaned as (
-      select l.id from omni_kube.live_table l
+      select l.id from omni_kube.live_registry l
        where l.worker_id is null
           or (l.worker_id <> worker and not omni_kube._worker_alive(l.worker_id))
          for update skip locked
     )
-    update omni_kube.live_table l
+    update omni_kube.live_registry l
        -- A table with a version resumes from it and stays as current as it was; one without lists.
        set worker_id = worker,
            state = case when l.resource_version is null then 'syncing' else l.state end
@@ -24,20 +24,12 @@ create or replace function omni_kube._live_claim(worker uuid)
   $$;
 revoke all on function omni_kube._live_claim(uuid) from public;
 
--- The live tables `worker` mirrors now: any other it runs an informer for was dropped or taken
--- over, and is stopped.
-create or replace function omni_kube._live_held(worker uuid) returns bigint[]
-  language sql stable
-  set search_path = pg_catalog, pg_temp
-  as $$ select coalesce(array_agg(l.id), '{}') from omni_kube.live_table l where l.worker_id = worker $$;
-revoke all on function omni_kube._live_held(uuid) from public;
-
 -- Lets go of `worker`'s live tables (it stops): another worker takes them at once.
 create or replace function omni_kube._live_release(worker uuid) returns void
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    update omni_kube.live_table set worker_id = null where worker_id = worker;
+    update omni_kube.live_registry set worker_id = null where worker_id = worker;
     select pg_notify('omni_kube_live', '');
   $$;
 revoke all on function omni_kube._live_release(uuid) from public;

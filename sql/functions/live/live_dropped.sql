@@ -6,7 +6,7 @@ create or replace function omni_kube._live_dropped() returns event_trigger
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  delete from omni_kube.live_table l
+  delete from omni_kube.live_registry l
    using pg_event_trigger_dropped_objects() d
    where d.classid = 'pg_class'::regclass and d.objsubid = 0 and d.objid = l.relation;
   if found then

@@ -5,7 +5,7 @@ create or replace function omni_kube._live_syncing(live bigint, worker uuid) ret
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    update omni_kube.live_table set state = 'syncing'
+    update omni_kube.live_registry set state = 'syncing'
      where id = live and worker_id = worker
     returning true
   $$;
@@ -18,7 +18,7 @@ create or replace function omni_kube._live_bookmark(live bigint, worker uuid, re
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    update omni_kube.live_table l
+    update omni_kube.live_registry l
        set resource_version = _live_bookmark.resource_version, state = 'live', last_error = null
      where l.id = live and l.worker_id = worker
     returning true
@@ -32,7 +32,7 @@ create or replace function omni_kube._live_failed(live bigint, worker uuid, erro
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    update omni_kube.live_table l
+    update omni_kube.live_registry l
        set state = 'backoff', last_error = error,
            resource_version = case when expired then null else l.resource_version end
      where l.id = live and l.worker_id = worker
@@ -46,7 +46,7 @@ create or replace function omni_kube._live_resumed(live bigint, worker uuid) ret
   language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-    update omni_kube.live_table l
+    update omni_kube.live_registry l
        set state = case when l.resource_version is null then l.state else 'live' end,
            last_error = case when l.resource_version is null then l.last_error end
      where l.id = live and l.worker_id = worker

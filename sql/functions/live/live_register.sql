@@ -16,7 +16,7 @@ begin
     raise exception 'omni_kube: only the owner of % may make it live', relation
       using errcode = '42501';
   end if;
-  insert into omni_kube.live_table (relation, group_version, resource, namespace, label_selector,
+  insert into omni_kube.live_registry (relation, group_version, resource, namespace, label_selector,
                                     field_selector, path)
   values (relation, group_version, resource, namespace, label_selector, field_selector, path);
   perform pg_notify('omni_kube_live', '');

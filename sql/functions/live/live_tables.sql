@@ -18,7 +18,7 @@ create or replace view omni_kube.live_tables with (security_barrier) as
          l.relists,
          l.last_error,
          l.worker_id
-    from omni_kube.live_table l
+    from omni_kube.live_registry l
     join pg_catalog.pg_class c on c.oid = l.relation
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace
    where pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE');
