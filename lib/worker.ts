@@ -88,6 +88,11 @@ export interface WorkerConfig extends CallLimits {
   explicitServers?: ExplicitServers;
   /** How often each named cluster's /version is probed for `omni_kube.clusters`. */
   clusterProbeMs?: number;
+  /**
+   * How long each watch of a live table runs before the next takes over (default 300 s); the
+   * server sends a bookmark shortly before each ends.
+   */
+  liveWatchSeconds?: number;
   /** Where a pod's service account is mounted (default the standard path). */
   serviceAccountDir?: string;
   /** Port of /healthz, /readyz and /metrics (0: any free port); no server when absent. */
@@ -300,6 +305,9 @@ export class Worker {
       fetch: (target, request) => this.#http.fetch(target, request),
       target: () => this.#defaults?.target,
       log: this.#log,
+      informer: this.#config.liveWatchSeconds === undefined
+        ? undefined
+        : { watchSeconds: this.#config.liveWatchSeconds },
     });
     // New and dropped live tables are announced; a dead worker's are found by the heartbeat.
     const liveTables = await this.#sql.listen(LIVE_CHANNEL, () => live.sync(), () => live.sync());

@@ -530,3 +530,27 @@ Deno.test("live tables: what the worker's own credentials may not list is refuse
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("live tables: bookmarks keep a quiet table's version fresh", async () => {
+  // Each watch runs 5 s; the server sends a bookmark 2 s before its end, if its watch cache of
+  // the resource moved on meanwhile (changes elsewhere, as a busy cluster has all the time).
+  await using bridge = await startBridge("live_bookmark", { liveWatchSeconds: 5 });
+  const { sql } = bridge;
+  using cluster = new Cluster(await adminTarget());
+  const quiet = await createNamespace(sql, "live-quiet");
+  const busy = `/api/v1/namespaces/${await createNamespace(sql, "live-busy")}/configmaps`;
+  await sql`select omni_kube.live_table('quiet', 'v1', 'configmaps', namespace => ${quiet})`;
+  await sql`select omni_kube.await_live('quiet')`;
+  const created = await cluster.call("POST", busy, configMap("elsewhere"));
+  // (Versions are opaque to clients; the test bed's are etcd's revisions, which only grow.)
+  const after = BigInt(created.metadata.resourceVersion);
+  let busyChanges = 0;
+  const row = await eventually("the quiet table's version passes a change elsewhere", async () => {
+    await cluster.call("PATCH", `${busy}/elsewhere`, { data: { n: String(++busyChanges) } });
+    const row = await liveRow(sql, "quiet");
+    return BigInt(row.resource_version) >= after ? row : undefined;
+  }, 20_000);
+  assert.equal(row.last_event_at, null, "no event reached the quiet table");
+  assert.equal(row.state, "live");
+  assert.equal(row.relists, 0);
+});
