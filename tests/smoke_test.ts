@@ -2,12 +2,12 @@
  * A smoke subset, quick enough to run on every PostgreSQL major and Kubernetes version CI covers
  * (`OMNI_KUBE_PG=14 deno task test tests/smoke_test.ts`, `deno task test:compat`): api() single
  * and batch, watch(), a resource table (created, refreshed, written to, and a transactional one),
- * a non-superuser member's call, and a call inside a REPEATABLE READ transaction. Each feature is
+ * a live table, a non-superuser member's call, and a call inside a REPEATABLE READ transaction. Each feature is
  * covered in depth by its own suite.
  */
 import assert from "node:assert/strict";
 import { startBridge } from "./bridge.ts";
-import { createNamespace, dropRoles, uniqueName } from "./testbed.ts";
+import { createNamespace, dropRoles, eventually, uniqueName } from "./testbed.ts";
 
 Deno.test("smoke", async (t) => {
   await using bridge = await startBridge("smoke");
@@ -107,6 +107,35 @@ Deno.test("smoke", async (t) => {
                              where name = ${name}`;
     assert.deepEqual({ ...row }, { committed: true, has_uid: true });
   });
+
+  await t.step(
+    "a live table: the first sync, then a change, as its owner's trigger sees it",
+    async () => {
+      await sql`select omni_kube.live_table('smoke_live', 'v1', 'configmaps',
+                                          namespace => ${namespace}, label_selector => ${selected})`;
+      await sql`create table smoke_live_seen (name text, v text, by_role name)`;
+      await sql`create function smoke_live_seen() returns trigger language plpgsql as $$
+                begin
+                  insert into smoke_live_seen values (new.name, new.resource -> 'data' ->> 'v',
+                                                      current_user);
+                  return new;
+                end $$`;
+      await sql`create trigger seen after insert or update on smoke_live
+                for each row execute function smoke_live_seen()`;
+      await sql`select omni_kube.await_live('smoke_live', 30)`;
+      const name = uniqueName("live");
+      await create(name, "live");
+      const row = await eventually("the live table's trigger saw the new ConfigMap", async () => {
+        const [row] = await sql`select v, by_role from smoke_live_seen where name = ${name}`;
+        return row;
+      });
+      assert.deepEqual({ ...row }, { v: "live", by_role: "postgres" });
+      const [{ rows }] = await sql`select count(*)::int as rows from smoke_live`;
+      const listed = await sql`select r from omni_kube.resources('v1', 'configmaps',
+                                 label_selector => ${selected}, namespace => ${namespace}) r`;
+      assert.equal(rows, listed.length);
+    },
+  );
 
   await t.step("a non-superuser member of omni_kube calls api()", async () => {
     const member = uniqueName("smoke_member").replaceAll("-", "_");
