@@ -1,7 +1,7 @@
 /**
  * The worker's Prometheus metrics: queue depth by state (read from the database at scrape time),
  * calls in flight, call latency by method, claim and complete statement times, results by status
- * class, reconnects.
+ * class, reconnects; live tables mirrored, their writes and the events applied.
  *
  * @module
  */
@@ -44,6 +44,24 @@ export class WorkerMetrics {
   readonly reconnects = new client.Counter({
     name: "omni_kube_database_reconnects_total",
     help: "Times the worker reopened its queue session after losing it.",
+    registers: [this.registry],
+  });
+
+  readonly liveWrites = new client.Histogram({
+    name: "omni_kube_live_write_seconds",
+    help: "Time of each transaction writing a live table: a batch of events, or a whole list.",
+    labelNames: ["kind"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30],
+    registers: [this.registry],
+  });
+  readonly liveEvents = new client.Counter({
+    name: "omni_kube_live_events_total",
+    help: "Watch events applied to live tables.",
+    registers: [this.registry],
+  });
+  readonly liveTables = new client.Gauge({
+    name: "omni_kube_live_tables",
+    help: "Live tables this worker mirrors now.",
     registers: [this.registry],
   });
 

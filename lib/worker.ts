@@ -305,6 +305,7 @@ export class Worker {
       fetch: (target, request) => this.#http.fetch(target, request),
       target: () => this.#defaults?.target,
       log: this.#log,
+      metrics: this.#metrics,
       informer: this.#config.liveWatchSeconds === undefined
         ? undefined
         : { watchSeconds: this.#config.liveWatchSeconds },

@@ -31,6 +31,8 @@ Deno.test("worker endpoints: /healthz, /readyz, /metrics", async () => {
   assert.match(text, /^omni_kube_call_duration_seconds_count\{kind="api",method="GET"\} 2$/m);
   assert.match(text, /^omni_kube_calls_in_flight\{kind="api"\} 0$/m);
   assert.match(text, /^# TYPE omni_kube_database_reconnects_total counter$/m);
+  assert.match(text, /^omni_kube_live_tables 0$/m);
+  assert.match(text, /^# TYPE omni_kube_live_events_total counter$/m);
 });
 
 Deno.test("deno task status: release, queue depth, workers, named clusters, live tables, recent failures", async () => {

@@ -9,6 +9,7 @@ import type { KubeFetch, KubeTarget } from "../kube/client.ts";
 import { type InformerOptions, runInformer } from "../kube/informer.ts";
 import { errorMessage, type Logger } from "../observe.ts";
 import type { Sql } from "../db.ts";
+import type { WorkerMetrics } from "../metrics.ts";
 import { LiveRegistry, type LiveTableEntry } from "./registry.ts";
 import { LiveSessions } from "./sessions.ts";
 import { LiveTableStore } from "./table_store.ts";
@@ -29,6 +30,7 @@ export interface LiveMirrorOptions {
   /** The worker's own cluster, which live tables mirror; undefined when it has none. */
   target: () => KubeTarget | undefined;
   log: Logger;
+  metrics?: WorkerMetrics;
   /** Informer settings (page size, watch length, backoff) for every table. */
   informer?: Partial<
     Pick<
@@ -116,7 +118,7 @@ export class LiveMirror {
       },
       path: table.path,
       resourceVersion: table.resourceVersion ?? undefined,
-      store: new LiveTableStore(table.id, this.#registry, this.#sessions),
+      store: new LiveTableStore(table.id, this.#registry, this.#sessions, this.#options.metrics),
       signal: abort.signal,
       onError: (error, retryMs) =>
         log.warn("live table: mirroring failed; retrying", {
@@ -126,9 +128,11 @@ export class LiveMirror {
         }),
     }).finally(() => {
       if (this.#mirroring.get(table.id)?.abort === abort) this.#mirroring.delete(table.id);
+      this.#options.metrics?.liveTables.set(this.#mirroring.size);
       log.info("live table: stopped mirroring", { live_table: table.id });
     });
     this.#mirroring.set(table.id, { abort, done });
+    this.#options.metrics?.liveTables.set(this.#mirroring.size);
   }
 
   /** Stops every informer and lets go of the tables, for another worker to take at once. */

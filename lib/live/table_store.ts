@@ -7,6 +7,7 @@
  * @module
  */
 import { type InformerStore, type ListMetadata, StoreClosed } from "../kube/informer.ts";
+import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
 import type { LiveSessions, OpenTransaction } from "./sessions.ts";
 
@@ -21,6 +22,7 @@ export class LiveTableStore implements InformerStore {
     readonly id: number,
     readonly registry: LiveRegistry,
     readonly sessions: LiveSessions,
+    readonly metrics?: Pick<WorkerMetrics, "liveWrites" | "liveEvents">,
   ) {}
 
   async beginReplace(): Promise<void> {
@@ -41,12 +43,12 @@ export class LiveTableStore implements InformerStore {
 
   async endReplace(resourceVersion: string): Promise<void> {
     const list = this.#listing();
-    await this.#write(() =>
-      list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
-                                            '{}'::text[], ${resourceVersion}, true)`
-    );
-    this.#list = undefined;
-    await list.commit();
+    await this.#write("list", async () => {
+      await list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
+                                                  '{}'::text[], ${resourceVersion}, true)`;
+      this.#list = undefined;
+      await list.commit();
+    });
   }
 
   async abortReplace(): Promise<void> {
@@ -56,7 +58,7 @@ export class LiveTableStore implements InformerStore {
   }
 
   async apply(events: string[], resourceVersion: string): Promise<void> {
-    await this.#write(() =>
+    await this.#write("events", () =>
       this.sessions.exclusive(
         this.id,
         (sql) =>
@@ -64,8 +66,7 @@ export class LiveTableStore implements InformerStore {
             tx`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
                                           ${events}::text[], ${resourceVersion}, false)`
           ),
-      )
-    );
+      ));
   }
 
   async bookmark(resourceVersion: string): Promise<void> {
@@ -86,9 +87,11 @@ export class LiveTableStore implements InformerStore {
   }
 
   /** Runs a write; a refusal because the table is not this worker's any more closes the store. */
-  async #write(write: () => Promise<unknown>): Promise<void> {
+  async #write(kind: "list" | "events", write: () => Promise<unknown>): Promise<void> {
+    const timer = this.metrics?.liveWrites.startTimer({ kind });
     try {
       await write();
+      timer?.();
     } catch (error) {
       if ((error as { code?: string }).code === NOT_OURS) {
         throw new StoreClosed(`live table ${this.id}: ${(error as Error).message}`);
