@@ -78,6 +78,18 @@ class Expired extends Error {
   }
 }
 
+/**
+ * A streaming list's stream ended before its initial state was complete: the server ends some
+ * streaming lists early (kubernetes/kubernetes#134837; resources served from etcd), so the
+ * informer lists in pages instead, as client-go's reflector falls back to a list.
+ */
+class EndedEarly extends Error {
+  constructor() {
+    super("the stream ended before the list's initial state was complete");
+    this.name = "EndedEarly";
+  }
+}
+
 /** What an informer watches and where it keeps it. */
 export interface InformerOptions {
   /** Sends a request (a watch as `purpose: "watch"`). */
@@ -178,7 +190,7 @@ type Settings = InformerOptions & typeof DEFAULTS;
 /**
  * A streaming list: its initial events go to the store as a replacement, then the same stream
  * goes on as a watch. Returns the version it reached, or "unsupported" when the server refuses
- * streaming lists.
+ * streaming lists or ends one before its initial state is complete.
  */
 async function streamingList(
   settings: Settings,
@@ -215,6 +227,9 @@ async function streamingList(
         synced();
       },
     });
+  } catch (error) {
+    if (error instanceof EndedEarly) return "unsupported";
+    throw error;
   } finally {
     if (replacing) await settings.store.abortReplace().catch(() => {});
   }
@@ -382,7 +397,7 @@ async function consume(
     }
   }
   await settle();
-  if (initial) throw new Error("the stream ended before the list's initial state was complete");
+  if (initial) throw new EndedEarly();
   if (!reached) throw new Error(`the watch of ${settings.path} ended with no resourceVersion`);
   return reached;
 }
