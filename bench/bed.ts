@@ -82,6 +82,47 @@ export async function postgresPids(sql: Sql): Promise<number[]> {
   return pids;
 }
 
+/** The command line of `pid`, one argument per element; empty if it has exited. */
+async function commandLine(pid: number): Promise<string[]> {
+  try {
+    return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** The test bed's kube-apiserver and etcd processes, where they run on this machine. */
+export interface KubePids {
+  apiserver?: number;
+  etcd?: number;
+}
+
+/**
+ * Finds the kube-apiserver serving `server` (`https://127.0.0.1:PORT`, by its `--secure-port`) and
+ * the etcd it stores in (by its `--etcd-servers` and etcd's `--listen-client-urls`), from /proc.
+ */
+export async function kubePids(server: string): Promise<KubePids> {
+  const port = new URL(server).port;
+  const processes: { pid: number; args: string[] }[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    const args = await commandLine(pid);
+    if (args.length > 0) processes.push({ pid, args });
+  }
+  const apiserver = processes.find(({ args }) =>
+    args[0].endsWith("kube-apiserver") && args.includes(`--secure-port=${port}`)
+  );
+  const etcdUrl = apiserver?.args.find((arg) => arg.startsWith("--etcd-servers="))
+    ?.slice("--etcd-servers=".length);
+  const etcd = etcdUrl === undefined
+    ? undefined
+    : processes.find(({ args }) =>
+      args[0].endsWith("etcd") && args.includes(`--listen-client-urls=${etcdUrl}`)
+    );
+  return { apiserver: apiserver?.pid, etcd: etcd?.pid };
+}
+
 /**
  * CPU used so far by PostgreSQL (every backend, the callers' and their dblink connections' and the
  * worker's, and the server's own processes) and by the worker. Take it once the sessions of the

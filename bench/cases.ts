@@ -33,6 +33,16 @@ export interface Sizes {
   listRepeats: number;
   watchChanges: number;
   watchTimeoutSeconds: number;
+  /** Case 7 (bench/live.ts): ConfigMaps of the first sync, and how many syncs are timed. */
+  liveSyncSize: number;
+  liveSyncRepeats: number;
+  /** Case 7: ConfigMaps of the table whose changes are timed, and the paced phase's rate and length. */
+  liveObjects: number;
+  liveRate: number;
+  liveLagMs: number;
+  /** Case 7: patch loops of the unpaced phase, and its length. */
+  liveChurnLoops: number;
+  liveChurnMs: number;
 }
 
 /** The sizes the issue asks for. */
@@ -48,6 +58,13 @@ export const FULL: Sizes = {
   listRepeats: 3,
   watchChanges: 1000,
   watchTimeoutSeconds: 10,
+  liveSyncSize: 10_000,
+  liveSyncRepeats: 3,
+  liveObjects: 200,
+  liveRate: 200,
+  liveLagMs: 10_000,
+  liveChurnLoops: 32,
+  liveChurnMs: 10_000,
 };
 
 /** A tiny run that exercises every case (for the harness's own test). */
@@ -63,6 +80,13 @@ export const QUICK: Sizes = {
   listRepeats: 1,
   watchChanges: 20,
   watchTimeoutSeconds: 2,
+  liveSyncSize: 1000,
+  liveSyncRepeats: 1,
+  liveObjects: 50,
+  liveRate: 200,
+  liveLagMs: 2000,
+  liveChurnLoops: 32,
+  liveChurnMs: 2000,
 };
 
 /** Latency percentiles in milliseconds. */
@@ -216,7 +240,8 @@ export function configMapName(i: number): string {
  * ConfigMap of its own (`kube-root-ca.crt`) to every namespace.
  */
 const BENCH_LABELS = { app: "omni-kube-bench" };
-const BENCH_SELECTOR = `app=${BENCH_LABELS.app}`;
+/** The label selector of the bench's ConfigMaps. */
+export const BENCH_SELECTOR = `app=${BENCH_LABELS.app}`;
 
 /** Creates `count` small ConfigMaps in `namespace`. */
 export async function createConfigMaps(bed: Bed, namespace: string, count: number) {

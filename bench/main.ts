@@ -1,8 +1,10 @@
 /**
  * `deno task bench [--json FILE] [--quick] [--only CASE,...]`: starts the test bed and the worker
  * (as its own process), warms up, and measures each case through the bridge and directly, printing
- * one table with both and their ratio (see README.md, "Measured"). The last case, `floor`, measures
- * the cheapest implementation of the bridge's call shape instead (bench/floor.ts).
+ * one table with both and their ratio (see README.md, "Measured"). Case `floor` measures the
+ * cheapest implementation of the bridge's call shape instead (bench/floor.ts); the last, `live`,
+ * measures live tables: their first sync, and how soon and how fast they follow changes
+ * (bench/live.ts).
  *
  * @module
  */
@@ -28,6 +30,7 @@ import {
   type WatchResult,
 } from "./cases.ts";
 import { floor, FLOOR_PARTS, type FloorCpu, type FloorPart, type FloorResult } from "./floor.ts";
+import { type LagFigures, live, type LiveResult } from "./live.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
 /** Everything one run measured (the `--json` file). */
@@ -43,10 +46,11 @@ export interface BenchReport {
   list?: ListResult;
   watch?: WatchResult;
   floor?: FloorResult;
+  live?: LiveResult;
 }
 
 /** The cases, in the order they run. */
-export const CASES = ["single", "batch", "throughput", "list", "watch", "floor"] as const;
+export const CASES = ["single", "batch", "throughput", "list", "watch", "floor", "live"] as const;
 /** One of {@linkcode CASES}. */
 export type CaseName = typeof CASES[number];
 
@@ -87,6 +91,7 @@ export async function runBench(
       : undefined;
     const watchResult = runs("watch") ? (log("5. watch"), await watch(bed, sizes)) : undefined;
     const floorResult = runs("floor") ? (log("6. floor"), await floor(bed, sizes, dir)) : undefined;
+    const liveResult = runs("live") ? (log("7. live"), await live(bed, sizes, log)) : undefined;
     return {
       startedAt,
       quick: options.quick ?? false,
@@ -102,6 +107,7 @@ export async function runBench(
       list: listResult,
       watch: watchResult,
       floor: floorResult,
+      live: liveResult,
     };
   } catch (error) {
     if (bed) log(`worker log: ${dir}/worker.log (kept)`);
@@ -216,6 +222,110 @@ function bridgeOverFloor(f: FloorResult, report: BenchReport): string {
 }
 
 /**
+ * Rows of a lag's p50, p99 and max: to the row's commit, and to a direct watch's event. A direct
+ * watch often has the event before the PATCH's answer: no ratio under 1 ms.
+ */
+function lagRows(label: string, lag: LagFigures, direct: LagFigures): string[][] {
+  return (["p50", "p99", "max"] as const).map((key) => [
+    `7. live: ${label}: ${key}`,
+    formatMs(lag[key]),
+    formatMs(direct[key]),
+    direct[key] >= 1 ? formatRatio(lag[key] / direct[key]) : "",
+  ]);
+}
+
+/**
+ * Case 7's rows: the first sync against the direct paginated list, then figures with no direct
+ * counterpart (the bridge's column only).
+ */
+function liveRows(l: LiveResult): string[][] {
+  const { sync, lag, churn } = l;
+  const only = (label: string, value: string) => [`7. live: ${label}`, value, "", ""];
+  return [
+    [
+      `7. live: first sync of ${sync.objects} ConfigMaps (direct: list in pages of 500)`,
+      formatMs(sync.bridgeMs),
+      formatMs(sync.directMs),
+      formatRatio(sync.ratio),
+    ],
+    only(
+      `worker peak RSS growth during the sync (x one page, ${formatMB(sync.pageBytes)})`,
+      `${formatMB(sync.workerPeakGrowth)} (${formatRatio(sync.peakGrowthOverPage)})`,
+    ),
+    ...lagRows(
+      `lag at ${lag.targetRate} changes/s (${lag.changesPerSecond.toFixed(0)}/s made)`,
+      lag.lag,
+      lag.directLag,
+    ),
+    only(
+      `churn, ${churn.loops} patch loops: events/s applied (patches/s)`,
+      `${churn.eventsPerSecond.toFixed(0)} (${churn.patchesPerSecond.toFixed(0)})`,
+    ),
+    ...lagRows("churn: lag", churn.lag, churn.directLag),
+  ];
+}
+
+/** Where the CPU went during case 7's churn, in seconds per second. */
+function liveCpuTable(l: LiveResult): string {
+  const cpu = l.churn.cpu;
+  const parts: [string, number][] = [
+    ["kube-apiserver", cpu.kubeApiserver],
+    ["etcd", cpu.etcd],
+    ["PostgreSQL (every process)", cpu.postgres],
+    ["worker", cpu.worker],
+    ["bench (patch loops, LISTEN)", cpu.bench],
+  ];
+  const total = parts.reduce((sum, [, value]) => sum + (Number.isFinite(value) ? value : 0), 0);
+  return markdownTable(
+    [`CPU during the churn (s per s, ${l.churn.cores} cores)`, "s/s"],
+    [
+      ...parts.map(([label, value]) => [label, Number.isFinite(value) ? value.toFixed(2) : "-"]),
+      ["total", total.toFixed(2)],
+    ],
+  );
+}
+
+/** Case 7's notes: the sync's memory and list mode, what was lost, the tables' end state. */
+function liveNotes(l: LiveResult): string {
+  const { sync, lag, churn } = l;
+  const notes = [
+    `Worker RSS before the sync ${formatMB(sync.workerRssBefore)}, peak ${
+      formatMB(sync.workerPeak)
+    }` + (sync.peakReset ? "" : " (peak not resettable: lifetime peak)") + ".",
+    `Syncs ${sync.bridgeRuns.map(formatMs).join(", ")}; direct lists ${
+      sync.directRuns.map(formatMs).join(", ")
+    } (${sync.pages} pages). ${
+      {
+        complete:
+          "A streaming list through the worker's client is complete: the informer uses one.",
+        refused: "The server refuses streaming lists: the informer lists in pages.",
+        "ended early":
+          "A streaming list through the worker's client ends before its initial state is " +
+          "complete: the informer lists in pages.",
+      }[sync.streamingList]
+    }`,
+    `Lag: from the PATCH's answer to the row's commit (direct: to the event on a watch).`,
+    `Lag phase: ${lag.changes} patches of ${lag.objects} ConfigMaps, ${lag.missing} not seen ` +
+    `committed (${lag.directMissing} not seen by the direct watch).`,
+    `Churn: ${churn.patches} patches, ${churn.events} seen committed in ${
+      churn.seconds.toFixed(1)
+    } s, ${churn.missing} not seen (${churn.directMissing} not seen by the direct watch).`,
+  ];
+  const writes = (label: string, w: LiveResult["lag"]["writes"]) =>
+    `${label}: ${w.transactions} write transactions, ${formatMs(w.meanMs)} each on average, ` +
+    `${w.eventsPerTransaction.toFixed(1)} events each.`;
+  notes.push(writes("Worker, lag phase", lag.writes), writes("Worker, churn", churn.writes));
+  const troubled = l.tables.filter((t) => t.state !== "live" || t.lastError || t.relists > 0);
+  for (const t of troubled) {
+    notes.push(
+      `Live table ${t.table}: ${t.state}, ${t.relists} relists` +
+        (t.lastError ? `, last error: ${t.lastError}` : "") + ".",
+    );
+  }
+  return notes.join(" ");
+}
+
+/**
  * The report as a Markdown table: case, bridge, direct, ratio (bridge / direct), the floor's rows
  * with the floor in the bridge's column; then the tables and notes of the cases that ran.
  */
@@ -299,6 +409,7 @@ export function formatReport(report: BenchReport): string {
     );
   }
   if (f) rows.push(...floorRows(f, report));
+  if (report.live) rows.push(...liveRows(report.live));
   const parts = [markdownTable(["case", "bridge", "direct", "ratio"], rows)];
   if (l || w) {
     parts.push(
@@ -334,6 +445,7 @@ export function formatReport(report: BenchReport): string {
     const ratios = bridgeOverFloor(f, report);
     parts.push("", floorCpuTable(f), ...(ratios ? ["", ratios] : []));
   }
+  if (report.live) parts.push("", liveCpuTable(report.live), "", liveNotes(report.live));
   return parts.join("\n");
 }
 

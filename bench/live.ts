@@ -1,0 +1,687 @@
+/**
+ * Case 7: live tables (`omni_kube.live_table()`), against the test bed's kube-apiserver.
+ *
+ * 1. First sync: from calling `live_table()` to `await_live()` returning, for a namespace of
+ *    `liveSyncSize` ConfigMaps, against the direct client listing the same namespace in pages of
+ *    500 (fetch and JSON.parse of each page); and the worker's peak RSS growth during the sync
+ *    against the size of one page as the server sends it.
+ * 2. Lag at a steady rate: ConfigMaps of a smaller live table are patched from this process at
+ *    `liveRate` per second. Each change's lag is from the PATCH's response arriving here to the
+ *    commit of the row that holds it: a trigger of ours on the table notifies the change's
+ *    resourceVersion, which PostgreSQL delivers at commit, to a LISTEN of this process. Directly:
+ *    from the same response to the change's event arriving, parsed, on a watch of this process.
+ * 3. Churn: `liveChurnLoops` patch loops without pacing; events applied per second, their lag
+ *    (and a direct watch's), and the CPU that kube-apiserver, etcd, PostgreSQL, the worker and
+ *    this process used.
+ *
+ * @module
+ */
+import { withQuery } from "../lib/kube/watch.ts";
+import { lines } from "../lib/kube/ndjson.ts";
+import { logTail } from "../testbed/process.ts";
+import {
+  type Bed,
+  cpuSeconds,
+  kubePids,
+  postgresPids,
+  readMemory,
+  resetPeak,
+  scrapeMetrics,
+  type Sql,
+} from "./bed.ts";
+import {
+  BENCH_SELECTOR,
+  configMapName,
+  createConfigMaps,
+  createNamespace,
+  type Sizes,
+} from "./cases.ts";
+import { closedLoop, median, nowEpochMs, percentile } from "./stats.ts";
+
+/** Objects per page of the direct list (the informer's page size too). */
+export const LIVE_PAGE_SIZE = 500;
+/** The channel our trigger notifies on. */
+const CHANNEL = "bench_live";
+/** The annotation of the bookmark that ends a streaming list's initial state. */
+const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
+/** How long a sync may take before the case fails, in seconds. */
+const SYNC_TIMEOUT_SECONDS = 120;
+/** How long, after the last patch, changes may take to reach the table before they count as lost. */
+const DRAIN_MS = 30_000;
+
+/** Lag percentiles, in milliseconds. */
+export interface LagFigures {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** The worker's transactions writing watch events into live tables, from its metrics. */
+export interface LiveWrites {
+  transactions: number;
+  /** Mean time of one, in milliseconds. */
+  meanMs: number;
+  /**
+   * Events per transaction: the changes seen committed (by our trigger) over the transactions.
+   * (The worker's `omni_kube_live_events_total` is not counted yet.)
+   */
+  eventsPerTransaction: number;
+}
+
+/** Case 7, part 1: the first sync of a namespace. */
+export interface LiveSyncResult {
+  objects: number;
+  /** Median over the repeats: live_table() called to await_live() returned, in milliseconds. */
+  bridgeMs: number;
+  /** Median over as many direct paginated lists. */
+  directMs: number;
+  ratio: number;
+  /** Every sync, and every direct list, in milliseconds. */
+  bridgeRuns: number[];
+  directRuns: number[];
+  /** Pages of the direct list, and the bytes of its first (full) page as the server sent it. */
+  pages: number;
+  pageBytes: number;
+  /**
+   * A streaming list of the namespace through the worker's HTTP client: `complete` (the informer
+   * syncs from one), `refused` or `ended early` (it lists in pages instead).
+   */
+  streamingList: "complete" | "refused" | "ended early";
+  /** The worker's RSS before a sync and its peak during it (the sync that grew it most). */
+  workerRssBefore: number;
+  workerPeak: number;
+  /** workerPeak - workerRssBefore, and that over pageBytes. */
+  workerPeakGrowth: number;
+  peakGrowthOverPage: number;
+  /** Whether the peak could be reset before each sync (else it is the process's lifetime peak). */
+  peakReset: boolean;
+}
+
+/** Case 7, part 2: patches at a steady rate. */
+export interface LiveLagResult {
+  objects: number;
+  targetRate: number;
+  /** Patches made, and per second from the first sent to the last answered. */
+  changes: number;
+  changesPerSecond: number;
+  lag: LagFigures;
+  /** Changes whose row was not seen committed within the drain time. */
+  missing: number;
+  /** The same changes as events of a direct watch: from the PATCH's answer to the event parsed. */
+  directLag: LagFigures;
+  directMissing: number;
+  writes: LiveWrites;
+}
+
+/** CPU seconds per second of wall time, by process. */
+export interface LiveCpu {
+  kubeApiserver: number;
+  etcd: number;
+  postgres: number;
+  worker: number;
+  /** This process: the patch loops, the LISTEN and the direct watch. */
+  bench: number;
+}
+
+/** Case 7, part 3: unpaced patch loops. */
+export interface LiveChurnResult {
+  loops: number;
+  /** Patches answered, and per second while the loops ran. */
+  patches: number;
+  patchesPerSecond: number;
+  /** Changes seen committed in the table, per second from the first patch to the last seen. */
+  events: number;
+  eventsPerSecond: number;
+  /** That window, in seconds. */
+  seconds: number;
+  lag: LagFigures;
+  missing: number;
+  /** The same changes on a direct watch. */
+  directLag: LagFigures;
+  directMissing: number;
+  writes: LiveWrites;
+  /** Over the same window. */
+  cpu: LiveCpu;
+  /** Cores of this machine, which every process shares. */
+  cores: number;
+}
+
+/** Case 7. */
+export interface LiveResult {
+  sync: LiveSyncResult;
+  lag: LiveLagResult;
+  churn: LiveChurnResult;
+  /** Rows of `omni_kube.live_tables` at the end, for errors and relists. */
+  tables: {
+    table: string;
+    state: string;
+    objects: number;
+    relists: number;
+    lastError: string | null;
+  }[];
+}
+
+/** Matches PATCH answers with the commits of their rows, whichever arrives first. */
+class LagRecorder {
+  /** resourceVersion -> when its PATCH was answered, not yet seen committed. */
+  readonly patched = new Map<string, number>();
+  /** resourceVersion -> when its commit was notified, not yet answered. */
+  readonly #notified = new Map<string, number>();
+  readonly lags: number[] = [];
+  lastSeen = 0;
+
+  committed(resourceVersion: string, at: number): void {
+    const answered = this.patched.get(resourceVersion);
+    if (answered === undefined) {
+      this.#notified.set(resourceVersion, at);
+      return;
+    }
+    this.patched.delete(resourceVersion);
+    this.#match(at - answered, at);
+  }
+
+  answered(resourceVersion: string, at: number): void {
+    const seen = this.#notified.get(resourceVersion);
+    if (seen === undefined) {
+      this.patched.set(resourceVersion, at);
+      return;
+    }
+    this.#notified.delete(resourceVersion);
+    this.#match(seen - at, seen);
+  }
+
+  #match(lag: number, seen: number): void {
+    this.lags.push(lag);
+    this.lastSeen = Math.max(this.lastSeen, seen);
+  }
+
+  /** Waits until every answered change was seen committed, or `DRAIN_MS` passed. */
+  async drain(): Promise<void> {
+    const deadline = performance.now() + DRAIN_MS;
+    while (this.patched.size > 0 && performance.now() < deadline) await sleep(5);
+  }
+
+  figures(): LagFigures {
+    return {
+      p50: percentile(this.lags, 50),
+      p99: percentile(this.lags, 99),
+      max: this.lags.length === 0 ? NaN : Math.max(...this.lags),
+    };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The state of live table `table`, and the worker log's tail: what a failure is reported with. */
+async function diagnose(bed: Bed, table: string): Promise<string> {
+  const rows = await bed.sql`
+    select state, objects, resource_version, relists, last_error
+      from omni_kube.live_tables where table_name = ${table}`.catch((error) => [{ error }]);
+  const tail = await logTail(bed.worker.logFile, 20).catch(() => "(no log)");
+  // The bench removes its directory, the worker's log with it: a copy is kept.
+  const kept = await Deno.makeTempFile({ prefix: "omni_kube-bench-worker-", suffix: ".log" });
+  await Deno.copyFile(bed.worker.logFile, kept).catch(() => {});
+  return `live_tables: ${JSON.stringify(rows)}\nworker log (copied to ${kept}):\n${tail}`;
+}
+
+/** Makes live table `table` of `namespace`'s bench ConfigMaps and waits for its first sync. */
+async function makeLiveTable(bed: Bed, table: string, namespace: string): Promise<void> {
+  await bed.sql`
+    select omni_kube.live_table(${table}, 'v1', 'configmaps', namespace => ${namespace},
+                                label_selector => ${BENCH_SELECTOR})`;
+  try {
+    await bed.sql`select omni_kube.await_live(${table}::regclass, ${SYNC_TIMEOUT_SECONDS})`;
+  } catch (error) {
+    throw new Error(`live table ${table} did not sync: ${error}\n${await diagnose(bed, table)}`);
+  }
+}
+
+async function countRows(bed: Bed, table: string): Promise<number> {
+  const [{ n }] = await bed.sql`select count(*)::int as n from ${bed.sql(table)}`;
+  return n;
+}
+
+/** The direct client's paginated list of `namespace`'s bench ConfigMaps, each page parsed. */
+async function directList(
+  bed: Bed,
+  namespace: string,
+): Promise<{ items: number; pages: number; firstPageBytes: number }> {
+  const decoder = new TextDecoder();
+  let next: string | undefined;
+  let items = 0;
+  let pages = 0;
+  let firstPageBytes = 0;
+  do {
+    const params: Record<string, string> = {
+      labelSelector: BENCH_SELECTOR,
+      limit: String(LIVE_PAGE_SIZE),
+    };
+    if (next) params.continue = next;
+    const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, params);
+    const response = await bed.http.fetch(bed.kube, { method: "GET", path });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (!response.ok) throw new Error(`GET ${path}: ${response.status}`);
+    const page = JSON.parse(decoder.decode(bytes));
+    if (pages === 0) firstPageBytes = bytes.length;
+    items += page.items.length;
+    pages++;
+    next = page.metadata?.continue || undefined;
+  } while (next);
+  return { items, pages, firstPageBytes };
+}
+
+/**
+ * How the worker's informer will list `namespace`: a streaming list, read here through the
+ * worker's HTTP client as the informer reads it, is `complete` when its initial-events-end
+ * bookmark arrives (the informer uses it), `refused` when the server does not offer them, and
+ * `ended early` when the stream ends before that bookmark (the informer then lists in pages).
+ */
+async function streamingListMode(
+  bed: Bed,
+  namespace: string,
+): Promise<LiveSyncResult["streamingList"]> {
+  const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+    labelSelector: BENCH_SELECTOR,
+    watch: "1",
+    sendInitialEvents: "true",
+    resourceVersionMatch: "NotOlderThan",
+    allowWatchBookmarks: "true",
+    timeoutSeconds: "5",
+  });
+  const abort = new AbortController();
+  const response = await bed.http.fetch(bed.kube, {
+    method: "GET",
+    path,
+    purpose: "watch",
+    signal: abort.signal,
+  });
+  if (response.status === 400 || response.status === 422) {
+    await response.body?.cancel();
+    return "refused";
+  }
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  try {
+    for await (const line of lines(response.body!, { signal: abort.signal })) {
+      if (line.text.startsWith('{"type":"BOOKMARK"') && line.text.includes(INITIAL_EVENTS_END)) {
+        return "complete";
+      }
+    }
+    return "ended early";
+  } finally {
+    abort.abort();
+  }
+}
+
+/** Part 1. Leaves no live table behind. */
+async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<LiveSyncResult> {
+  const pid = bed.worker.pid;
+  const streamingList = await streamingListMode(bed, namespace);
+  // Warm-up of the direct side (the bridge's live path was warmed by the lag table).
+  const listed = await directList(bed, namespace);
+  if (listed.items !== sizes.liveSyncSize) {
+    throw new Error(`live: the direct list found ${listed.items} of ${sizes.liveSyncSize}`);
+  }
+  const bridgeRuns: number[] = [];
+  const directRuns: number[] = [];
+  let workerRssBefore = 0;
+  let workerPeak = 0;
+  let peakReset = true;
+  for (let i = 0; i < sizes.liveSyncRepeats; i++) {
+    const table = `bench_live_sync_${i}`;
+    peakReset = await resetPeak(pid) && peakReset;
+    const before = await readMemory(pid);
+    const started = performance.now();
+    await makeLiveTable(bed, table, namespace);
+    bridgeRuns.push(performance.now() - started);
+    const after = await readMemory(pid);
+    if (i === 0 || after.peak - before.rss > workerPeak - workerRssBefore) {
+      workerRssBefore = before.rss;
+      workerPeak = after.peak;
+    }
+    const rows = await countRows(bed, table);
+    if (rows !== sizes.liveSyncSize) {
+      throw new Error(`live: ${table} holds ${rows} rows of ${sizes.liveSyncSize}`);
+    }
+    await bed.sql`drop table ${bed.sql(table)}`;
+    const directStarted = performance.now();
+    await directList(bed, namespace);
+    directRuns.push(performance.now() - directStarted);
+  }
+  const bridgeMs = median(bridgeRuns);
+  const directMs = median(directRuns);
+  return {
+    objects: sizes.liveSyncSize,
+    bridgeMs,
+    directMs,
+    ratio: bridgeMs / directMs,
+    bridgeRuns,
+    directRuns,
+    pages: listed.pages,
+    pageBytes: listed.firstPageBytes,
+    streamingList,
+    workerRssBefore,
+    workerPeak,
+    workerPeakGrowth: workerPeak - workerRssBefore,
+    peakGrowthOverPage: (workerPeak - workerRssBefore) / listed.firstPageBytes,
+    peakReset,
+  };
+}
+
+/** The value the next patch writes: each patch changes its object (a no-op makes no event). */
+let lastTick = 0;
+
+/** A merge patch of one ConfigMap's data; the version it made and when its answer arrived. */
+async function patchConfigMap(
+  bed: Bed,
+  namespace: string,
+  index: number,
+): Promise<{ resourceVersion: string; at: number }> {
+  const path = `/api/v1/namespaces/${namespace}/configmaps/${configMapName(index)}`;
+  const response = await bed.http.fetch(bed.kube, {
+    method: "PATCH",
+    path,
+    body: JSON.stringify({ data: { tick: String(++lastTick) } }),
+    patchType: "merge",
+  });
+  const at = nowEpochMs();
+  const text = await response.text();
+  if (!response.ok) throw new Error(`PATCH ${path}: ${response.status} ${text.slice(0, 200)}`);
+  return { resourceVersion: JSON.parse(text).metadata.resourceVersion, at };
+}
+
+/**
+ * A direct watch of `namespace`'s bench ConfigMaps from now on: each event is parsed as it arrives
+ * and its version handed to the recorder. Asks for an uncompressed stream (see the report: this
+ * kube-apiserver sends a compressed watch as one gzip member per flush, and Deno's fetch stops
+ * reading at the end of the first). Stop it with its `stop`.
+ */
+async function directWatch(
+  bed: Bed,
+  namespace: string,
+  recorder: () => LagRecorder,
+): Promise<{ stop(): Promise<void> }> {
+  const listPath = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+    labelSelector: BENCH_SELECTOR,
+    limit: "1",
+  });
+  const listed = await bed.http.fetch(bed.kube, { method: "GET", path: listPath });
+  const resourceVersion = JSON.parse(await listed.text()).metadata.resourceVersion;
+  const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+    labelSelector: BENCH_SELECTOR,
+    watch: "1",
+    resourceVersion,
+    timeoutSeconds: "600",
+  });
+  const abort = new AbortController();
+  const response = await fetch(bed.kube.server + path, {
+    headers: {
+      accept: "application/json",
+      "accept-encoding": "identity",
+      authorization: `Bearer ${bed.kube.token}`,
+    },
+    client: bed.http.clientFor(bed.kube),
+    signal: abort.signal,
+  });
+  if (!response.ok) throw new Error(`watch ${path}: ${response.status} ${await response.text()}`);
+  const reading = (async () => {
+    for await (const line of lines(response.body!, { signal: abort.signal })) {
+      const event = JSON.parse(line.text);
+      const version = event?.object?.metadata?.resourceVersion;
+      if (event.type === "MODIFIED" && typeof version === "string") {
+        recorder().committed(version, nowEpochMs());
+      }
+    }
+  })().catch((error) => {
+    if (!abort.signal.aborted) throw error;
+  });
+  return {
+    async stop() {
+      abort.abort();
+      await reading;
+    },
+  };
+}
+
+/** The worker's metrics of its transactions writing events. */
+const WRITES_COUNT = 'omni_kube_live_write_seconds_count{kind="events"}';
+const WRITES_SUM = 'omni_kube_live_write_seconds_sum{kind="events"}';
+
+/** The worker's live-table writes between two scrapes of its metrics, which applied `events`. */
+function writesBetween(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  events: number,
+): LiveWrites {
+  const delta = (name: string) => (after.get(name) ?? NaN) - (before.get(name) ?? 0);
+  const transactions = delta(WRITES_COUNT);
+  return {
+    transactions,
+    meanMs: 1000 * delta(WRITES_SUM) / transactions,
+    eventsPerTransaction: events / transactions,
+  };
+}
+
+/** Part 2: `liveRate` patches per second, each sent on time whether the last was answered or not. */
+async function pacedLag(
+  bed: Bed,
+  sizes: Sizes,
+  namespace: string,
+  listen: (recorder: LagRecorder, direct: LagRecorder) => void,
+): Promise<LiveLagResult> {
+  const recorder = new LagRecorder();
+  const direct = new LagRecorder();
+  listen(recorder, direct);
+  const metricsBefore = await scrapeMetrics(bed.metricsUrl);
+  const interval = 1000 / sizes.liveRate;
+  const inFlight: Promise<void>[] = [];
+  let lastAnswer = 0;
+  const started = performance.now();
+  const startedEpoch = nowEpochMs();
+  let sent = 0;
+  for (;;) {
+    const elapsed = performance.now() - started;
+    if (elapsed >= sizes.liveLagMs) break;
+    const due = Math.min(Math.floor(elapsed / interval) + 1, sizes.liveLagMs / interval);
+    for (; sent < due; sent++) {
+      inFlight.push(
+        patchConfigMap(bed, namespace, sent % sizes.liveObjects).then((answer) => {
+          recorder.answered(answer.resourceVersion, answer.at);
+          direct.answered(answer.resourceVersion, answer.at);
+          lastAnswer = Math.max(lastAnswer, answer.at);
+        }),
+      );
+    }
+    await sleep(1);
+  }
+  await Promise.all(inFlight);
+  await recorder.drain();
+  await direct.drain();
+  const writes = writesBetween(
+    metricsBefore,
+    await scrapeMetrics(bed.metricsUrl),
+    recorder.lags.length,
+  );
+  return {
+    objects: sizes.liveObjects,
+    targetRate: sizes.liveRate,
+    changes: sent,
+    changesPerSecond: sent / ((lastAnswer - startedEpoch) / 1000),
+    lag: recorder.figures(),
+    missing: recorder.patched.size,
+    directLag: direct.figures(),
+    directMissing: direct.patched.size,
+    writes,
+  };
+}
+
+/** CPU seconds so far of the processes whose share of the churn is reported. */
+async function cpuNow(pids: {
+  apiserver?: number;
+  etcd?: number;
+  postgres: number[];
+  worker: number;
+}): Promise<LiveCpu> {
+  const of = async (pid: number | undefined) => pid === undefined ? NaN : await cpuSeconds(pid);
+  const postgres = (await Promise.all(pids.postgres.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+  return {
+    kubeApiserver: await of(pids.apiserver),
+    etcd: await of(pids.etcd),
+    postgres,
+    worker: await of(pids.worker),
+    bench: await of(Deno.pid),
+  };
+}
+
+/** Part 3: `liveChurnLoops` loops patching back to back for `liveChurnMs`. */
+async function churn(
+  bed: Bed,
+  sizes: Sizes,
+  namespace: string,
+  listen: (recorder: LagRecorder, direct: LagRecorder) => void,
+): Promise<LiveChurnResult> {
+  const kube = await kubePids(bed.kube.server);
+  // Taken once every session of the measurement is open (the LISTEN's, the worker's).
+  const pids = {
+    ...kube,
+    postgres: await postgresPids(bed.sql),
+    worker: bed.worker.pid,
+  };
+  const recorder = new LagRecorder();
+  const direct = new LagRecorder();
+  listen(recorder, direct);
+  const loops = sizes.liveChurnLoops;
+  const turns = Array.from({ length: loops }, () => 0);
+  const metricsBefore = await scrapeMetrics(bed.metricsUrl);
+  const cpuBefore = await cpuNow(pids);
+  const startedEpoch = nowEpochMs();
+  const patched = await closedLoop(loops, sizes.liveChurnMs, async (loop) => {
+    // Loop `loop` patches objects loop, loop + loops, ... in turn.
+    const slots = Math.max(1, Math.floor(sizes.liveObjects / loops));
+    const index = (loop + (turns[loop]++ % slots) * loops) % sizes.liveObjects;
+    const answer = await patchConfigMap(bed, namespace, index);
+    recorder.answered(answer.resourceVersion, answer.at);
+    direct.answered(answer.resourceVersion, answer.at);
+  });
+  await recorder.drain();
+  const cpuAfter = await cpuNow(pids);
+  const writes = writesBetween(
+    metricsBefore,
+    await scrapeMetrics(bed.metricsUrl),
+    recorder.lags.length,
+  );
+  const seconds = (Math.max(recorder.lastSeen, startedEpoch) - startedEpoch) / 1000;
+  const wall = (nowEpochMs() - startedEpoch) / 1000;
+  const perSecond = (key: keyof LiveCpu) => (cpuAfter[key] - cpuBefore[key]) / wall;
+  return {
+    loops,
+    patches: patched.calls,
+    patchesPerSecond: patched.callsPerSecond,
+    events: recorder.lags.length,
+    eventsPerSecond: recorder.lags.length / seconds,
+    seconds,
+    lag: recorder.figures(),
+    missing: recorder.patched.size,
+    directLag: direct.figures(),
+    directMissing: direct.patched.size,
+    writes,
+    cpu: {
+      kubeApiserver: perSecond("kubeApiserver"),
+      etcd: perSecond("etcd"),
+      postgres: perSecond("postgres"),
+      worker: perSecond("worker"),
+      bench: perSecond("bench"),
+    },
+    cores: navigator.hardwareConcurrency,
+  };
+}
+
+/** Our trigger on `table`: each row written notifies its object's resourceVersion at commit. */
+async function attachNotifyTrigger(sql: Sql, table: string): Promise<void> {
+  await sql`
+    create or replace function public.bench_live_notify() returns trigger
+      language plpgsql as $$
+    begin
+      perform pg_catalog.pg_notify('bench_live', new.resource -> 'metadata' ->> 'resourceVersion');
+      return null;
+    end
+    $$`;
+  await sql`
+    create trigger bench_live_notify after insert or update on ${sql(table)}
+      for each row execute function public.bench_live_notify()`;
+}
+
+/** Case 7: every part, on fresh namespaces; drops its live tables at the end. */
+export async function live(bed: Bed, sizes: Sizes, log: (message: string) => void) {
+  const lagTable = "bench_live_lag";
+  let listener: { unlisten(): Promise<void> } | undefined;
+  let watcher: { stop(): Promise<void> } | undefined;
+  try {
+    log(`live: creating ${sizes.liveObjects} + ${sizes.liveSyncSize} ConfigMaps`);
+    const lagNamespace = await createNamespace(bed, "bench-live-lag");
+    await createConfigMaps(bed, lagNamespace, sizes.liveObjects);
+    const syncNamespace = await createNamespace(bed, "bench-live-sync");
+    await createConfigMaps(bed, syncNamespace, sizes.liveSyncSize);
+
+    // The small table first: it warms up the worker's live path before the sync is timed.
+    await makeLiveTable(bed, lagTable, lagNamespace);
+    const rows = await countRows(bed, lagTable);
+    if (rows !== sizes.liveObjects) {
+      throw new Error(`live: ${lagTable} holds ${rows} rows of ${sizes.liveObjects}`);
+    }
+
+    log(`live: first sync of ${sizes.liveSyncSize} ConfigMaps`);
+    const sync = await firstSync(bed, sizes, syncNamespace);
+
+    await attachNotifyTrigger(bed.sql, lagTable);
+    let recorder = new LagRecorder();
+    let direct = new LagRecorder();
+    listener = await bed.sql.listen(CHANNEL, (payload) => {
+      recorder.committed(payload, nowEpochMs());
+    });
+    watcher = await directWatch(bed, lagNamespace, () => direct);
+    const use = (live: LagRecorder, watched: LagRecorder) => {
+      recorder = live;
+      direct = watched;
+    };
+    // Warm-up: the patch path, and the trigger's first call.
+    await pacedLag(
+      bed,
+      { ...sizes, liveLagMs: Math.min(1000, sizes.liveLagMs) },
+      lagNamespace,
+      use,
+    );
+    log(`live: lag at ${sizes.liveRate} changes/s`);
+    const lag = await pacedLag(bed, sizes, lagNamespace, use);
+    log(`live: churn, ${sizes.liveChurnLoops} patch loops`);
+    const churned = await churn(bed, sizes, lagNamespace, use);
+    await watcher.stop();
+
+    const tables = await bed.sql`
+      select table_name, state, objects, relists, last_error from omni_kube.live_tables
+       order by table_name`;
+    return {
+      sync,
+      lag,
+      churn: churned,
+      tables: tables.map((t) => ({
+        table: t.table_name,
+        state: t.state,
+        objects: Number(t.objects),
+        relists: Number(t.relists),
+        lastError: t.last_error,
+      })),
+    } satisfies LiveResult;
+  } catch (error) {
+    log(`live: failed; ${await diagnose(bed, lagTable)}`);
+    throw error;
+  } finally {
+    await listener?.unlisten().catch(() => {});
+    await watcher?.stop().catch(() => {});
+    const leftover = await bed.sql`
+      select format('%I.%I', schema_name, table_name) as name from omni_kube.live_tables`;
+    for (const { name } of leftover) await bed.sql.unsafe(`drop table if exists ${name}`);
+    await bed.sql`drop function if exists public.bench_live_notify()`;
+  }
+}
