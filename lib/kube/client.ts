@@ -249,6 +249,9 @@ export class KubeHttp implements Disposable {
       }
       headers.set("authorization", `Bearer ${target.token}`);
     }
+    // A streamed answer uncompressed: kube-apiserver gzips a streaming list as one gzip member per
+    // flush, and Deno's fetch ends the body after the first member, cutting the stream short.
+    if (request.purpose === "watch") headers.set("accept-encoding", "identity");
     const contentType = contentTypeFor(request.method, request.body, request.patchType);
     if (contentType) headers.set("content-type", contentType);
     // The path is appended to the server, so it must not be able to change the host: a path such

@@ -79,9 +79,9 @@ class Expired extends Error {
 }
 
 /**
- * A streaming list's stream ended before its initial state was complete: the server ends some
- * streaming lists early (kubernetes/kubernetes#134837; resources served from etcd), so the
- * informer lists in pages instead, as client-go's reflector falls back to a list.
+ * A streaming list's stream ended before its initial state was complete (a proxy on the way, or a
+ * server that ends it early): the informer lists in pages instead, as client-go's reflector falls
+ * back to a list.
  */
 class EndedEarly extends Error {
   constructor() {

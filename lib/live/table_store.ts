@@ -67,6 +67,7 @@ export class LiveTableStore implements InformerStore {
                                           ${events}::text[], ${resourceVersion}, false)`
           ),
       ));
+    this.metrics?.liveEvents.inc(events.length);
   }
 
   async bookmark(resourceVersion: string): Promise<void> {

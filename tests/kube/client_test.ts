@@ -230,3 +230,25 @@ Deno.test("KubeHttp over HTTP/1.1: a body stopped at its limit closes the connec
   assert.ok(ended instanceof Error && /BrokenPipe|ConnectionReset/.test(ended.name), String(ended));
   listener.close();
 });
+
+Deno.test("KubeHttp: a watch asks for its stream uncompressed, so none of it is cut short", async () => {
+  // As kube-apiserver answers a streaming list when it may compress: a gzip member per flush.
+  const { gzipSync } = await import("node:zlib");
+  const { ca, cert, key } = await serverCertificate();
+  const lines = ['{"type":"ADDED","object":{}}\n', '{"type":"BOOKMARK","object":{}}\n'];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, onListen: () => {} },
+    (request) => {
+      if (request.headers.get("accept-encoding") === "identity") {
+        return new Response(lines.join(""));
+      }
+      const members = lines.map((line) => new Uint8Array(gzipSync(line)));
+      return new Response(new Blob(members), { headers: { "content-encoding": "gzip" } });
+    },
+  );
+  using http = new KubeHttp();
+  const target: KubeTarget = { server: `https://127.0.0.1:${server.addr.port}`, caCert: ca };
+  const watched = await http.fetch(target, { method: "GET", path: "/w", purpose: "watch" });
+  assert.equal(await watched.text(), lines.join(""));
+  await server.shutdown();
+});
