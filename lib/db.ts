@@ -20,7 +20,7 @@ export interface ConnectOptions {
   settings?: Record<string, string>;
   /**
    * Prepare statements once per connection (default true). False for a session whose state is
-   * discarded between uses (`DISCARD ALL` deallocates prepared statements).
+   * discarded between uses (prepared statements deallocated).
    */
   prepare?: boolean;
 }

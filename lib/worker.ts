@@ -299,7 +299,7 @@ export class Worker {
           max: 1,
           applicationName: "omni_kube_worker_live",
           keepConnections: true,
-          // Each use ends with DISCARD ALL, which deallocates prepared statements.
+          // Each use ends by discarding what it left, prepared statements included.
           prepare: false,
         }),
       fetch: (target, request) => this.#http.fetch(target, request),

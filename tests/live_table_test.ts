@@ -259,6 +259,12 @@ Deno.test("live tables", async (t) => {
           return row.state === "live" ? true : undefined;
         });
       }
+      // Nor can a member reach the writers, its own table's or another's.
+      const [{ id }] = await sql`select l.id from omni_kube.live_registry l
+                                  join pg_class c on c.oid = l.relation
+                                 where c.relname = 'watched'`;
+      await sqlError(as`select omni_kube._live_invoke(${id}, '{}', false)`, "42501");
+      await sqlError(as.unsafe(`select omni_kube_live.write_${id}('{}', false)`), "42501");
       const [{ evil }] = await sql`
         select count(*)::int as evil from pg_roles where rolname = ${member + "_evil"}`;
       assert.equal(evil, 0);

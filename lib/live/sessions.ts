@@ -2,12 +2,20 @@
  * The sessions that write live tables. A live table's writes run its owner's triggers in the
  * session (with the owner's rights: see sql/functions/live/live_apply.sql), and what a trigger
  * leaves in a session (settings, temporary tables, advisory locks, LISTENs) must not reach the
- * next table's writes: each use of a session is exclusive and ends with `DISCARD ALL`.
+ * next table's writes: each use of a session is exclusive, and ends by discarding that state.
  *
  * @module
  */
 import type postgres from "postgres";
 import type { Sql } from "../db.ts";
+
+/**
+ * What DISCARD ALL does, but for its DISCARD PLANS: what a trigger can leave in a session goes
+ * (cursors, settings and the role, prepared statements, LISTENs, advisory locks, temporary objects,
+ * sequence state), while the plans of the tables' writers stay cached from one batch to the next.
+ */
+const RESET = `close all; set session authorization default; reset all; reset role;
+  deallocate all; unlisten *; select pg_advisory_unlock_all(); discard temp; discard sequences`;
 
 /** A transaction on a session, held open across statements until it is ended. */
 export interface OpenTransaction {
@@ -30,7 +38,7 @@ class Session {
     try {
       return await use(this.sql);
     } finally {
-      await this.sql.unsafe("discard all").catch(() => {});
+      await this.sql.unsafe(RESET).catch(() => {});
       turn.resolve();
     }
   }

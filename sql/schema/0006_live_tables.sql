@@ -27,7 +27,14 @@ create table omni_kube.live_registry (
   last_error text,
   -- The one worker mirroring it; another takes it once this one is no longer alive.
   worker_id uuid,
+  -- The name of the table its writer (omni_kube_live.write_<id>) was made for.
+  writer_target text,
   created_at timestamptz not null default now()
 );
 create index live_registry_worker on omni_kube.live_registry (worker_id);
 revoke all on omni_kube.live_registry from public;
+
+-- The live tables' writers (omni_kube._live_writer), each owned by its table's owner, where no
+-- member may reach them.
+create schema omni_kube_live;
+revoke all on schema omni_kube_live from public;

@@ -7,15 +7,14 @@
 -- are watch events (JSON text), applied one by one in order.
 --
 -- The writes fire the owner's triggers, which must run with the owner's rights and never the
--- worker's. They are made by a SECURITY DEFINER function owned by the owner and created for this
--- transaction only (in the worker's pg_temp, which nobody else sees, and dropped before commit),
--- with the session's role set to the owner: inside it SET ROLE and SET SESSION AUTHORIZATION
--- are refused, so no trigger can take the worker's role back, and calls the triggers make through
--- the bridge are the owner's. Deferred triggers are fired before it returns (SET CONSTRAINTS ALL
+-- worker's. They are made by the table's writer (omni_kube._live_writer), a SECURITY DEFINER
+-- function owned by the owner, with the session's role set to the owner: inside it SET ROLE and
+-- SET SESSION AUTHORIZATION are refused, so no trigger can take the worker's role back, and calls
+-- the triggers make through the bridge are the owner's. Deferred triggers are fired before it returns (SET CONSTRAINTS ALL
 -- IMMEDIATE); what could still run at commit, outside it (a deferred trigger deferred again, a
 -- cursor WITH HOLD), is closed or refused before anything commits.
--- The worker discards its session's state after each transaction (DISCARD ALL), so nothing a
--- trigger leaves there reaches the next table's writes.
+-- The worker discards its session's state after each transaction (lib/live/sessions.ts), so
+-- nothing a trigger leaves there reaches the next table's writes.
 create or replace function omni_kube._live_apply(
   live bigint, worker uuid, events text[], resource_version text, replace boolean
 ) returns bigint
@@ -28,6 +27,7 @@ declare
   owner name;
   counts bigint[];
   leftover text;
+  writer text;
 begin
   -- The table's lock before the registry row's, in the order DROP TABLE takes them (the table,
   -- then the row, in omni_kube._live_dropped), so that a drop during a write waits for it.
@@ -53,70 +53,22 @@ begin
         hint = 'Drop the table and make it again with omni_kube.live_table().';
   end if;
 
-  execute format($f$
-    create function pg_temp.omni_kube_live_write(events text[], replace boolean) returns bigint[]
-      language plpgsql volatile security definer
-      set search_path = "$user", public, pg_temp
-      as $body$
-    declare
-      event record;
-      inserted boolean;
-      added bigint := 0;
-      removed bigint := 0;
-    begin
-      if replace then
-        delete from %1$s t
-         where not exists (select from pg_temp.omni_kube_live_stage s where s.uid = t.uid);
-        get diagnostics removed = row_count;
-        insert into %1$s as t (uid, name, namespace, resource)
-        select distinct on (s.uid) s.uid, s.name, s.namespace, s.resource
-          from pg_temp.omni_kube_live_stage s
-        on conflict (uid) do update
-          set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource
-          where t.resource -> 'metadata' ->> 'resourceVersion'
-                is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion';
-        select count(distinct s.uid) into added from pg_temp.omni_kube_live_stage s;
-        set constraints all immediate;
-        return array[added, 0];
-      end if;
-      for event in
-        select e ->> 'type' as type, e -> 'object' as object
-          from unnest(events) with ordinality u(line, n), lateral (select u.line::jsonb) j(e)
-         order by u.n
-      loop
-        if event.type = 'DELETED' then
-          delete from %1$s where uid = event.object -> 'metadata' ->> 'uid';
-          if found then
-            removed := removed + 1;
-          end if;
-        elsif event.type in ('ADDED', 'MODIFIED') then
-          inserted := null;
-          insert into %1$s as t (uid, name, namespace, resource)
-          values (event.object -> 'metadata' ->> 'uid', event.object -> 'metadata' ->> 'name',
-                  event.object -> 'metadata' ->> 'namespace', event.object)
-          on conflict (uid) do update
-            set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource
-            where t.resource -> 'metadata' ->> 'resourceVersion'
-                  is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion'
-          returning xmax = 0 into inserted;
-          if inserted then
-            added := added + 1;
-          end if;
-        end if;
-      end loop;
-      set constraints all immediate;
-      return array[added, removed];
-    end
-    $body$
-  $f$, target);
-  execute format('alter function pg_temp.omni_kube_live_write(text[], boolean) owner to %I', owner);
+  -- The table's writer: made anew if it is missing, was made for another name of the table, or
+  -- is no longer a SECURITY DEFINER function of the table's owner.
+  writer := format('omni_kube_live.%I', 'write_' || live);
+  if entry.writer_target is distinct from target or not exists (
+       select from pg_proc p
+        where p.oid = to_regprocedure(writer || '(text[], boolean)')
+          and p.prosecdef and p.proowner = (select relowner from pg_class where oid = entry.relation)) then
+    perform omni_kube._live_writer(live, target, owner);
+  end if;
   if replace then
     execute format('grant select on pg_temp.omni_kube_live_stage to %I', owner);
   end if;
 
   perform set_config('omni_kube.live_applying', 'on', true);
   perform set_config('role', owner, true);
-  execute 'select pg_temp.omni_kube_live_write($1, $2)' into counts using events, replace;
+  counts := omni_kube._live_invoke(live, events, replace);
   perform set_config('role', 'none', true);
   perform set_config('omni_kube.live_applying', '', true);
   -- A cursor WITH HOLD declared by a trigger would run the rest of its query at commit.
@@ -143,10 +95,10 @@ begin
       using errcode = 'OKV03',
         hint = 'Triggers that a live table''s changes reach must fire at once: make that trigger NOT DEFERRABLE.';
   end if;
-  execute 'drop function if exists pg_temp.omni_kube_live_write(text[], boolean)';
 
   update omni_kube.live_registry l
      set resource_version = coalesce(_live_apply.resource_version, l.resource_version),
+         writer_target = target,
          state = 'live',
          last_error = null,
          objects = case when replace then counts[1] else greatest(l.objects + counts[1] - counts[2], 0) end,

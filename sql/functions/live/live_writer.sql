@@ -1,0 +1,101 @@
+-- A live table's writer: the function that writes what its worker saw into it, as its owner
+-- (omni_kube._live_apply calls it; see there why). One per table, omni_kube_live.write_<id>,
+-- owned by the table's owner and SECURITY DEFINER, in a schema nobody else may use, so that its
+-- owner can neither call nor change it. Made when first needed and again when the table is
+-- renamed or changes owner; its plans stay cached in the worker's sessions from batch to batch.
+-- (A release that changes the body below sets writer_target to null in a schema file, so that
+-- every writer is made anew.)
+--
+-- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage. Otherwise
+-- `events` are watch events (JSON text), applied one by one in order. Returns the objects added
+-- and removed.
+create or replace function omni_kube._live_writer(live bigint, target text, owner name) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  writer constant text := format('omni_kube_live.%I', 'write_' || live);
+begin
+  execute format($f$
+    create or replace function %2$s(events text[], replace boolean) returns bigint[]
+      language plpgsql volatile security definer
+      -- The owner's triggers run in here: the search_path a session of theirs would have.
+      set search_path = "$user", public, pg_temp
+      as $body$
+    declare
+      event record;
+      inserted boolean;
+      added bigint := 0;
+      removed bigint := 0;
+    begin
+      if replace then
+        delete from %1$s t
+         where not exists (select from pg_temp.omni_kube_live_stage s where s.uid = t.uid);
+        get diagnostics removed = row_count;
+        insert into %1$s as t (uid, name, namespace, resource)
+        select distinct on (s.uid) s.uid, s.name, s.namespace, s.resource
+          from pg_temp.omni_kube_live_stage s
+        on conflict (uid) do update
+          set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource
+          where t.resource -> 'metadata' ->> 'resourceVersion'
+                is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion';
+        select count(distinct s.uid) into added from pg_temp.omni_kube_live_stage s;
+        set constraints all immediate;
+        return array[added, 0];
+      end if;
+      for event in
+        select e ->> 'type' as type, e -> 'object' as object
+          from unnest(events) with ordinality u(line, n), lateral (select u.line::jsonb) j(e)
+         order by u.n
+      loop
+        if event.type = 'DELETED' then
+          delete from %1$s where uid = event.object -> 'metadata' ->> 'uid';
+          if found then
+            removed := removed + 1;
+          end if;
+        elsif event.type in ('ADDED', 'MODIFIED') then
+          inserted := null;
+          insert into %1$s as t (uid, name, namespace, resource)
+          values (event.object -> 'metadata' ->> 'uid', event.object -> 'metadata' ->> 'name',
+                  event.object -> 'metadata' ->> 'namespace', event.object)
+          on conflict (uid) do update
+            set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource
+            where t.resource -> 'metadata' ->> 'resourceVersion'
+                  is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion'
+          returning xmax = 0 into inserted;
+          if inserted then
+            added := added + 1;
+          end if;
+        end if;
+      end loop;
+      set constraints all immediate;
+      return array[added, removed];
+    end
+    $body$
+  $f$, target, writer);
+  execute format('alter function %s(text[], boolean) owner to %I', writer, owner);
+  execute format('revoke all on function %s(text[], boolean) from public', writer);
+end
+$$;
+revoke all on function omni_kube._live_writer(bigint, text, name) from public;
+
+-- Calls live table `live`'s writer. The worker calls it with the session's role set to the
+-- table's owner (so that the bridge calls its triggers make are the owner's), and as that role
+-- could not reach the writers' schema; this function can, for the worker's sessions only.
+create or replace function omni_kube._live_invoke(live bigint, events text[], replace boolean)
+  returns bigint[]
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  counts bigint[];
+begin
+  if session_user <> (select nspowner::regrole::name from pg_namespace where nspname = 'omni_kube') then
+    raise exception 'omni_kube: only the workers write live tables' using errcode = '42501';
+  end if;
+  execute format('select omni_kube_live.%I($1, $2)', 'write_' || live) into counts
+    using events, replace;
+  return counts;
+end
+$$;
+grant execute on function omni_kube._live_invoke(bigint, text[], boolean) to public;
