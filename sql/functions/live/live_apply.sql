@@ -4,7 +4,7 @@
 -- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage (its first sync,
 -- or a relist): it is reconciled in place, objects gone deleted, new ones inserted and changed ones
 -- updated, so that a reader sees it whole before the commit and whole after it. Otherwise `events`
--- are watch events (JSON text), applied one by one in order.
+-- are watch events (a JSON array of them), applied one by one in order.
 --
 -- The writes fire the owner's triggers, which must run with the owner's rights and never the
 -- worker's. They are made by the table's writer (omni_kube._live_writer), a SECURITY DEFINER
@@ -16,7 +16,7 @@
 -- The worker discards its session's state after each transaction (lib/live/sessions.ts), so
 -- nothing a trigger leaves there reaches the next table's writes.
 create or replace function omni_kube._live_apply(
-  live bigint, worker uuid, events text[], resource_version text, replace boolean
+  live bigint, worker uuid, events jsonb, resource_version text, replace boolean
 ) returns bigint
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -58,7 +58,7 @@ begin
   writer := format('omni_kube_live.%I', 'write_' || live);
   if entry.writer_target is distinct from target or not exists (
        select from pg_proc p
-        where p.oid = to_regprocedure(writer || '(text[], boolean)')
+        where p.oid = to_regprocedure(writer || '(jsonb, boolean)')
           and p.prosecdef and p.proowner = (select relowner from pg_class where oid = entry.relation)) then
     perform omni_kube._live_writer(live, target, owner);
   end if;
@@ -104,10 +104,10 @@ begin
          objects = case when replace then counts[1] else greatest(l.objects + counts[1] - counts[2], 0) end,
          synced_at = case when replace then now() else l.synced_at end,
          relists = l.relists + case when replace and l.synced_at is not null then 1 else 0 end,
-         last_event_at = case when not replace and cardinality(events) > 0 then now()
+         last_event_at = case when not replace and jsonb_array_length(events) > 0 then now()
                               else l.last_event_at end
    where l.id = live;
   return case when replace then counts[1] else null end;
 end
 $$;
-revoke all on function omni_kube._live_apply(bigint, uuid, text[], text, boolean) from public;
+revoke all on function omni_kube._live_apply(bigint, uuid, jsonb, text, boolean) from public;

@@ -18,18 +18,18 @@ end
 $$;
 revoke all on function omni_kube._live_stage_begin() from public;
 
--- Watch events of a streaming list's initial state (all ADDED), one JSON text each.
-create or replace function omni_kube._live_stage_events(events text[]) returns void
+-- Watch events of a streaming list's initial state (all ADDED), as a JSON array.
+create or replace function omni_kube._live_stage_events(events jsonb) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
 begin
   insert into pg_temp.omni_kube_live_stage (uid, name, namespace, resource)
   select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
-    from unnest(events) e, lateral (select e::jsonb -> 'object') j(o);
+    from jsonb_array_elements(events) e, lateral (select e -> 'object') j(o);
 end
 $$;
-revoke all on function omni_kube._live_stage_events(text[]) from public;
+revoke all on function omni_kube._live_stage_events(jsonb) from public;
 
 -- One page of a list, as the server sent it; returns its metadata (continue, resourceVersion).
 -- A list's items carry no kind or apiVersion; they are given the list's, as a watch's objects

@@ -7,7 +7,7 @@
 -- every writer is made anew.)
 --
 -- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage. Otherwise
--- `events` are watch events (JSON text), applied one by one in order. Returns the objects added
+-- `events` are watch events (a JSON array of them), applied one by one in order. Returns the objects added
 -- and removed.
 create or replace function omni_kube._live_writer(live bigint, target text, owner name) returns void
   language plpgsql volatile
@@ -17,7 +17,7 @@ declare
   writer constant text := format('omni_kube_live.%I', 'write_' || live);
 begin
   execute format($f$
-    create or replace function %2$s(events text[], replace boolean) returns bigint[]
+    create or replace function %2$s(events jsonb, replace boolean) returns bigint[]
       language plpgsql volatile security definer
       -- The owner's triggers run in here: the search_path a session of theirs would have.
       set search_path = "$user", public, pg_temp
@@ -45,8 +45,8 @@ begin
       end if;
       for event in
         select e ->> 'type' as type, e -> 'object' as object
-          from unnest(events) with ordinality u(line, n), lateral (select u.line::jsonb) j(e)
-         order by u.n
+          from jsonb_array_elements(events) with ordinality j(e, n)
+         order by j.n
       loop
         if event.type = 'DELETED' then
           delete from %1$s where uid = event.object -> 'metadata' ->> 'uid';
@@ -73,8 +73,8 @@ begin
     end
     $body$
   $f$, target, writer);
-  execute format('alter function %s(text[], boolean) owner to %I', writer, owner);
-  execute format('revoke all on function %s(text[], boolean) from public', writer);
+  execute format('alter function %s(jsonb, boolean) owner to %I', writer, owner);
+  execute format('revoke all on function %s(jsonb, boolean) from public', writer);
 end
 $$;
 revoke all on function omni_kube._live_writer(bigint, text, name) from public;
@@ -82,7 +82,7 @@ revoke all on function omni_kube._live_writer(bigint, text, name) from public;
 -- Calls live table `live`'s writer. The worker calls it with the session's role set to the
 -- table's owner (so that the bridge calls its triggers make are the owner's), and as that role
 -- could not reach the writers' schema; this function can, for the worker's sessions only.
-create or replace function omni_kube._live_invoke(live bigint, events text[], replace boolean)
+create or replace function omni_kube._live_invoke(live bigint, events jsonb, replace boolean)
   returns bigint[]
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
@@ -98,4 +98,4 @@ begin
   return counts;
 end
 $$;
-grant execute on function omni_kube._live_invoke(bigint, text[], boolean) to public;
+grant execute on function omni_kube._live_invoke(bigint, jsonb, boolean) to public;
