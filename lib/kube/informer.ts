@@ -346,6 +346,19 @@ async function consume(
     if (failure !== undefined) throw failure;
   };
 
+  // A streaming list's pages: one is stored while the next gathers.
+  let staging: Promise<void> = Promise.resolve();
+  const stagePage = async (stage: (events: string[]) => Promise<void>) => {
+    const full = page;
+    page = [];
+    await staging;
+    staging = stage(full.map((line) => line.text)).finally(() => {
+      for (const line of full) budget.refund(line.bytes);
+    });
+    // Awaited before the next page, the list's end, or a failure's return; marked handled now.
+    staging.catch(() => {});
+  };
+
   const backstop = AbortSignal.timeout(settings.watchSeconds * 1000 + 10_000);
   const readSignal = AbortSignal.any([signal, backstop, failed.signal]);
   try {
@@ -355,9 +368,8 @@ async function consume(
           budget.refund(line.bytes);
           const bookmark = JSON.parse(line.text);
           if (bookmark?.object?.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") continue;
-          if (page.length > 0) await initial.stage(page.map((l) => l.text));
-          for (const staged of page) budget.refund(staged.bytes);
-          page = [];
+          if (page.length > 0) await stagePage(initial.stage);
+          await staging;
           const version = bookmark.object.metadata.resourceVersion;
           if (typeof version !== "string" || version === "") {
             throw new Error("the initial-events-end bookmark carries no resourceVersion");
@@ -372,11 +384,7 @@ async function consume(
           throw new Error(`a streaming list's initial state held a non-ADDED event`);
         }
         page.push(line);
-        if (page.length >= settings.pageSize) {
-          await initial.stage(page.map((l) => l.text));
-          for (const staged of page) budget.refund(staged.bytes);
-          page = [];
-        }
+        if (page.length >= settings.pageSize) await stagePage(initial.stage);
         continue;
       }
       if (line.text.startsWith('{"type":"ERROR"')) {
@@ -392,6 +400,7 @@ async function consume(
   } catch (error) {
     // The backstop ending a watch the server kept open too long is a normal end.
     if (!backstop.aborted || signal.aborted) {
+      await staging.catch(() => {});
       await settle().catch(() => {});
       throw error;
     }

@@ -891,6 +891,30 @@ Deno.test("runInformer: a list page the store refuses aborts the list", async ()
   assert.deepEqual(api.summary, ["page", "page token-1", "page", "watch from 300"]);
 });
 
+Deno.test("runInformer: a streaming list stores one page while it reads the next, never more", async () => {
+  const feed = new Feed(added("a", "1"));
+  // Resolves when the reader asks for more than the first page.
+  const readOn = feed.taken();
+  const api = new FakeApi(feed);
+  const store = new FakeStore();
+  const release = store.hold("stageEvents");
+  const informer = start(api, store, { pageSize: 1 });
+  // The first page is being stored, and the stream is read on meanwhile.
+  await store.until("stageEvents");
+  await readOn;
+  // The next page waits until the first is stored.
+  feed.send(added("b", "2"));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(store.of("stageEvents"), [[["ADDED a 1"]]]);
+  release();
+  await store.until("stageEvents", 2);
+  feed.send(bookmark("9", { initialEnd: true }));
+  await store.until("endReplace");
+  await informer.stop();
+  assert.deepEqual(store.of("stageEvents"), [[["ADDED a 1"]], [["ADDED b 2"]]]);
+  assert.deepEqual(store.of("endReplace"), [["9"]]);
+});
+
 Deno.test("runInformer: a streaming list whose stream ends before its initial state is complete is aborted, and pages follow", async () => {
   const api = new FakeApi(
     new Feed(added("a", "1"), added("b", "2")).end(),
