@@ -15,7 +15,7 @@ import {
   testbedEnv,
   uniqueName,
 } from "./testbed.ts";
-import { KubeHttp, type KubeTarget } from "../lib/kube/client.ts";
+import { KubeHttp, type KubeTarget, normalizeServer } from "../lib/kube/client.ts";
 
 type Sql = postgres.Sql<Record<string, never>>;
 
@@ -559,4 +559,38 @@ Deno.test("live tables: bookmarks keep a quiet table's version fresh", async () 
   assert.equal(row.last_event_at, null, "no event reached the quiet table");
   assert.equal(row.state, "live");
   assert.equal(row.relists, 0);
+});
+
+Deno.test("live tables: only a worker whose own cluster is the table's server takes it over", async () => {
+  const env = testbedEnv();
+  await using bridge = await startBridge("live_server");
+  const { sql } = bridge;
+  using cluster = new Cluster(await adminTarget());
+  const namespace = await createNamespace(sql, "live-server");
+  const path = `/api/v1/namespaces/${namespace}/configmaps`;
+  await sql`select omni_kube.live_table('mine', 'v1', 'configmaps', namespace => ${namespace})`;
+  await sql`select omni_kube.await_live('mine')`;
+  assert.equal((await liveRow(sql, "mine")).server, normalizeServer(env.KUBE_SERVER));
+  await bridge.workers[0].stop();
+
+  // A worker whose own cluster is cluster b leaves it alone, beat after beat.
+  const b = await bridge.startWorker({
+    kubeconfig: env.KUBE_FLEET_KUBECONFIG,
+    defaultContext: "b",
+  });
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.deepEqual(b.liveTables, []);
+  const row = await liveRow(sql, "mine");
+  assert.equal(row.state, "stopped");
+  assert.equal(row.worker_id, null);
+
+  // One of cluster a takes it, and goes on from where the table was.
+  await cluster.call("POST", path, configMap("while-stopped"));
+  const a = await bridge.startWorker();
+  await eventually(
+    "cluster a's worker takes the table",
+    async () => await mirroredBy(sql, "mine") === a.id || undefined,
+  );
+  await converged(sql, cluster, "mine", path);
+  assert.equal((await liveRow(sql, "mine")).relists, 0);
 });

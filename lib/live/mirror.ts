@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { KubeFetch, KubeTarget } from "../kube/client.ts";
+import { type KubeFetch, type KubeTarget, normalizeServer } from "../kube/client.ts";
 import { type InformerOptions, runInformer } from "../kube/informer.ts";
 import { errorMessage, type Logger } from "../observe.ts";
 import type { Sql } from "../db.ts";
@@ -95,9 +95,22 @@ export class LiveMirror {
     }
     // Held but not mirrored: the session that took them was lost before their informers started.
     const unattended = held.filter((table) => !this.#mirroring.has(table.id));
-    for (const table of [...unattended, ...await this.#registry.claim()]) {
+    const server = this.#ownServer();
+    const claimed = server ? await this.#registry.claim(server) : [];
+    for (const table of [...unattended, ...claimed]) {
       if (this.#stopped) break;
       this.#start(table);
+    }
+  }
+
+  /** The server of the worker's own cluster; none: the worker mirrors nothing. */
+  #ownServer(): string | undefined {
+    const own = this.#options.target();
+    try {
+      return own && normalizeServer(own.server);
+    } catch {
+      // Not a server the client could call.
+      return undefined;
     }
   }
 

@@ -23,10 +23,14 @@ export const LIVE_CHANNEL = "omni_kube_live";
 export class LiveRegistry {
   constructor(readonly sql: Sql, readonly workerId: string) {}
 
-  /** Takes the live tables no live worker mirrors. */
-  async claim(): Promise<LiveTableEntry[]> {
+  /**
+   * Takes the live tables of `server` (the worker's own cluster) that no live worker mirrors,
+   * and those that no worker has taken yet.
+   */
+  async claim(server: string): Promise<LiveTableEntry[]> {
     const rows = await this.sql`
-      select id, path, resource_version from omni_kube._live_claim(${this.workerId}::uuid)`;
+      select id, path, resource_version
+        from omni_kube._live_claim(${this.workerId}::uuid, ${server})`;
     return rows.map(entry);
   }
 

@@ -27,6 +27,9 @@ create table omni_kube.live_registry (
   last_error text,
   -- The one worker mirroring it; another takes it once this one is no longer alive.
   worker_id uuid,
+  -- The API server it mirrors: the own cluster of the first worker that took it. Only workers
+  -- whose own cluster is that server take it after, so that it never mirrors another cluster.
+  server text,
   -- The name of the table its writer (omni_kube_live.write_<id>) was made for.
   writer_target text,
   created_at timestamptz not null default now()

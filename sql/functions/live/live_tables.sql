@@ -1,6 +1,6 @@
 -- omni_kube.live_tables: one row per live table the caller may see (its owner, members of that
 -- role, superusers), with how far its mirror has got. `state` is `stopped` while no live worker
--- mirrors it (one takes it over within seconds).
+-- mirrors it (one whose own cluster is `server` takes it over within seconds).
 create or replace view omni_kube.live_tables with (security_barrier) as
   select n.nspname as schema_name,
          c.relname as table_name,
@@ -17,6 +17,7 @@ create or replace view omni_kube.live_tables with (security_barrier) as
          l.last_event_at,
          l.relists,
          l.last_error,
+         l.server,
          l.worker_id
     from omni_kube.live_registry l
     join pg_catalog.pg_class c on c.oid = l.relation
