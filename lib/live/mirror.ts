@@ -14,6 +14,9 @@ import { LiveRegistry, type LiveTableEntry } from "./registry.ts";
 import { LiveSessions } from "./sessions.ts";
 import { LiveTableStore } from "./table_store.ts";
 
+/** The least time between two syncs asked for while one runs. */
+const SYNC_SPACING_MS = 20;
+
 /** Sessions that write live tables, by default: a table's writes are serial on one of them. */
 const WRITE_SESSIONS = 2;
 
@@ -68,7 +71,8 @@ export class LiveMirror {
 
   /**
    * Takes the tables nobody mirrors and stops informers of tables no longer this worker's. Calls
-   * while one runs make one more after it. Failures are logged; the next call retries.
+   * while one runs make one more after it, a little later. Failures are logged; the next call
+   * retries.
    */
   sync(): Promise<void> {
     if (this.#syncing) {
@@ -76,10 +80,13 @@ export class LiveMirror {
       return this.#syncing;
     }
     this.#syncing = (async () => {
-      do {
+      for (;;) {
         this.#syncAgain = false;
         await this.#syncNow();
-      } while (this.#syncAgain && !this.#stopped);
+        if (!this.#syncAgain || this.#stopped) break;
+        // Anyone may notify the channel: a flood of notifications costs a sync every few ms.
+        await new Promise((resolve) => setTimeout(resolve, SYNC_SPACING_MS));
+      }
     })().catch((error) => {
       this.#options.log.error("live tables: taking over failed", { error: errorMessage(error) });
     }).finally(() => this.#syncing = undefined);

@@ -1,7 +1,8 @@
 /**
  * The registry of live tables, as one worker speaks to it: which tables it mirrors (taken when
- * nobody alive does, let go when it stops), and what it records of each between writes. Only
- * SQL: the informers are in ../kube/informer.ts, the writes in ./table_store.ts.
+ * nobody alive does, let go when it stops), and what it records of each between writes; and the
+ * listing `deno task status` prints. Only SQL: the informers are in ../kube/informer.ts, the
+ * writes in ./table_store.ts.
  *
  * @module
  */
