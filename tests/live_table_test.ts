@@ -313,6 +313,28 @@ Deno.test("live tables", async (t) => {
     await converged(sql, cluster, "cms", configMaps);
   });
 
+  await t.step(
+    "await_live() in the transaction that made the table says to commit first",
+    async () => {
+      const rollBack = new Error("roll back");
+      await sql.begin(async (tx) => {
+        await tx`select omni_kube.live_table('uncommitted', 'v1', 'configmaps',
+                                           namespace => ${namespace})`;
+        const error = await sqlError(
+          tx`select omni_kube.await_live('uncommitted', 5)`,
+          "55000",
+          /made in this transaction/,
+        );
+        assert.match(error.hint!, /Commit first/);
+        throw rollBack;
+      }).catch((error) => {
+        if (error !== rollBack) throw error;
+      });
+      const [{ exists }] = await sql`select to_regclass('uncommitted') is not null as exists`;
+      assert.equal(exists, false);
+    },
+  );
+
   await t.step("a dropped table is mirrored no more, and leaves nothing behind", async () => {
     await sql`select omni_kube.live_table('short_lived', 'v1', 'configmaps',
                                           namespace => ${namespace})`;

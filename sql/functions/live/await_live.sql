@@ -18,6 +18,13 @@ begin
     return;
   end if;
   select s.state, s.last_error into state, last_error from omni_kube._live_state_of(live, caller) s;
+  -- Made by this very transaction: no worker sees it before it commits.
+  if state is not null and exists (
+       select from omni_kube.live_registry l
+        where l.relation = live
+          and l.xmin::text::bigint = pg_current_xact_id_if_assigned()::text::bigint % 4294967296) then
+    state := 'uncommitted';
+  end if;
 end
 $$;
 revoke all on function omni_kube._live_state(regclass) from public;
@@ -59,6 +66,11 @@ begin
     end if;
     if found.state = 'live' then
       return;
+    end if;
+    if found.state = 'uncommitted' then
+      raise exception 'omni_kube: live table % was made in this transaction, which no worker sees before it commits',
+                      live
+        using errcode = '55000', hint = 'Commit first, then call await_live().';
     end if;
     if clock_timestamp() >= deadline then
       raise exception 'omni_kube: live table % is not live after % s (it is %)', live,
