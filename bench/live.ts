@@ -61,10 +61,7 @@ export interface LiveWrites {
   transactions: number;
   /** Mean time of one, in milliseconds. */
   meanMs: number;
-  /**
-   * Events per transaction: the changes seen committed (by our trigger) over the transactions.
-   * (The worker's `omni_kube_live_events_total` is not counted yet.)
-   */
+  /** Events per transaction: the changes seen committed (by our trigger) over the transactions. */
   eventsPerTransaction: number;
 }
 

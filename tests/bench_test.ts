@@ -29,8 +29,11 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   const report = await runBench(testbedEnv(), { quick: true });
   assert.equal(report.quick, true);
 
-  const { single, batch, throughput, list, watch, floor } = report;
-  assert.ok(single && batch && throughput && list && watch && floor, "every case should have run");
+  const { single, batch, throughput, list, watch, floor, live } = report;
+  assert.ok(
+    single && batch && throughput && list && watch && floor && live,
+    "every case should have run",
+  );
   assert.equal(single.calls, QUICK.singleCalls);
   for (const side of [single.bridge, single.direct]) {
     assertPositive(side.p50, "p50");
@@ -85,6 +88,24 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
     }
   }
 
+  assert.equal(live.sync.objects, QUICK.liveSyncSize);
+  assertPositive(live.sync.bridgeMs, "live table's first sync");
+  assertPositive(live.sync.directMs, "direct list");
+  for (const phase of [live.lag, live.churn]) {
+    assert.equal(phase.missing, 0, "every change reaches the live table");
+    assertPositive(phase.lag.p50, "lag p50");
+    assert.ok(phase.lag.p99 >= phase.lag.p50);
+  }
+  assertPositive(live.lag.changes, "changes made at a steady rate");
+  assertPositive(live.churn.events, "changes made by the churn");
+  for (const table of live.tables) {
+    assert.deepEqual(
+      { state: table.state, relists: table.relists, error: table.lastError },
+      { state: "live", relists: 0, error: null },
+      table.table,
+    );
+  }
+
   const table = formatReport(report);
   for (
     const label of ["1. single GET", "2. one api()", "3. kube-apiserver", "3. minimal endpoint"]
@@ -97,6 +118,8 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.match(table, /5\. watch/);
   assert.match(table, /6\. floor: single GET, 1 session: p50/);
   assert.match(table, /6\. floor: CPU per call, minimal endpoint, 32 sessions/);
+  assert.match(table, /7\. live: first sync of/);
+  assert.match(table, /7\. live: lag at 200 changes\/s/);
   assert.match(table, /where a floor call's CPU goes/);
   assert.match(table, /Bridge over floor in this run/);
   assert.doesNotMatch(table, /NaN|undefined/);
