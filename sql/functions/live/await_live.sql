@@ -6,8 +6,7 @@ create or replace function omni_kube._live_state(live regclass, out state text, 
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  caller constant name := case when current_setting('role') = 'none' then session_user
-                               else current_setting('role') end;
+  caller constant name := omni_kube._session_role();
   found jsonb;
 begin
   if current_setting('transaction_isolation') <> 'read committed' then

@@ -9,8 +9,7 @@ create or replace function omni_kube._live_register(
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  caller constant name := case when current_setting('role') = 'none' then session_user
-                               else current_setting('role') end;
+  caller constant name := omni_kube._session_role();
 begin
   if not pg_has_role(caller, (select relowner from pg_class where oid = relation), 'USAGE') then
     raise exception 'omni_kube: only the owner of % may make it live', relation
