@@ -67,6 +67,7 @@ export async function runBench(
   const sizes = options.quick ? QUICK : FULL;
   const dir = await Deno.makeTempDir({ prefix: "omni_kube-bench-" });
   let bed: Bed | undefined;
+  let failed = false;
   try {
     bed = await startBed(env, dir);
     const startedAt = new Date().toISOString();
@@ -110,11 +111,12 @@ export async function runBench(
       live: liveResult,
     };
   } catch (error) {
+    failed = true;
     if (bed) log(`worker log: ${dir}/worker.log (kept)`);
     throw error;
   } finally {
     await bed?.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (!failed) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
