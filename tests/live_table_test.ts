@@ -346,6 +346,9 @@ Deno.test("live tables", async (t) => {
     const [{ id }] = await sql`
       select l.id from omni_kube.live_registry l where l.relation = 'short_lived'::regclass`;
     assert.ok(bridge.workers[0].liveTables.includes(Number(id)));
+    const [{ before }] = await sql`
+      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, boolean)`}) as before`;
+    assert.ok(before, "the table has its writer");
     await sql`drop table short_lived`;
     await eventually(
       "the worker stopped mirroring it",
@@ -354,6 +357,9 @@ Deno.test("live tables", async (t) => {
     const [{ left }] = await sql`select count(*)::int as left from omni_kube.live_registry
                                   where id = ${id}`;
     assert.equal(left, 0);
+    const [{ writer }] = await sql`
+      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, boolean)`}) as writer`;
+    assert.equal(writer, null, "its writer is gone too");
     // The other live tables go on.
     await cluster.call("POST", configMaps, configMap("after-drop"));
     await converged(sql, cluster, "cms", configMaps);
