@@ -93,6 +93,11 @@ export interface WorkerConfig extends CallLimits {
    * server sends a bookmark shortly before each ends.
    */
   liveWatchSeconds?: number;
+  /**
+   * Whether live tables list with streaming lists where the server has them (default true), or
+   * always in pages, as with a server that has none.
+   */
+  liveStreamingLists?: boolean;
   /** Where a pod's service account is mounted (default the standard path). */
   serviceAccountDir?: string;
   /** Port of /healthz, /readyz and /metrics (0: any free port); no server when absent. */
@@ -306,9 +311,14 @@ export class Worker {
       target: () => this.#defaults?.target,
       log: this.#log,
       metrics: this.#metrics,
-      informer: this.#config.liveWatchSeconds === undefined
-        ? undefined
-        : { watchSeconds: this.#config.liveWatchSeconds },
+      informer: {
+        ...(this.#config.liveWatchSeconds === undefined
+          ? {}
+          : { watchSeconds: this.#config.liveWatchSeconds }),
+        ...(this.#config.liveStreamingLists === undefined
+          ? {}
+          : { streamingLists: this.#config.liveStreamingLists }),
+      },
     });
     // New and dropped live tables are announced; a dead worker's are found by the heartbeat.
     const liveTables = await this.#sql.listen(LIVE_CHANNEL, () => live.sync(), () => live.sync());

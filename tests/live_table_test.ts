@@ -267,8 +267,8 @@ Deno.test("live tables", async (t) => {
       const [{ id }] = await sql`select l.id from omni_kube.live_registry l
                                   join pg_class c on c.oid = l.relation
                                  where c.relname = 'watched'`;
-      await sqlError(as`select omni_kube._live_invoke(${id}, '{}', false)`, "42501");
-      await sqlError(as.unsafe(`select omni_kube_live.write_${id}('{}', false)`), "42501");
+      await sqlError(as`select omni_kube._live_invoke(${id}, '[]', 'events')`, "42501");
+      await sqlError(as.unsafe(`select omni_kube_live.write_${id}('[]', 'events')`), "42501");
       const [{ evil }] = await sql`
         select count(*)::int as evil from pg_roles where rolname = ${member + "_evil"}`;
       assert.equal(evil, 0);
@@ -347,7 +347,7 @@ Deno.test("live tables", async (t) => {
       select l.id from omni_kube.live_registry l where l.relation = 'short_lived'::regclass`;
     assert.ok(bridge.workers[0].liveTables.includes(Number(id)));
     const [{ before }] = await sql`
-      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, boolean)`}) as before`;
+      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, text)`}) as before`;
     assert.ok(before, "the table has its writer");
     await sql`drop table short_lived`;
     await eventually(
@@ -358,7 +358,7 @@ Deno.test("live tables", async (t) => {
                                   where id = ${id}`;
     assert.equal(left, 0);
     const [{ writer }] = await sql`
-      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, boolean)`}) as writer`;
+      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, text)`}) as writer`;
     assert.equal(writer, null, "its writer is gone too");
     // The other live tables go on.
     await cluster.call("POST", configMaps, configMap("after-drop"));
@@ -625,4 +625,48 @@ Deno.test("live tables: only a worker whose own cluster is the table's server ta
   );
   await converged(sql, cluster, "mine", path);
   assert.equal((await liveRow(sql, "mine")).relists, 0);
+});
+
+Deno.test("live tables: with lists in pages, as from a server without streaming lists", async () => {
+  await using bridge = await startBridge("live_pages", { liveStreamingLists: false });
+  const { sql } = bridge;
+  using cluster = new Cluster(await adminTarget());
+  const etcd = Deno.env.get("OMNI_KUBE_TESTBED_ETCD_URL");
+  assert.ok(etcd, "the test runner names the test bed's etcd");
+  const namespace = await createNamespace(sql, "live-pages");
+  const path = `/api/v1/namespaces/${namespace}/podtemplates`;
+  const template = (name: string) => ({
+    metadata: { name },
+    template: { spec: { containers: [{ name: "c", image: "example" }] } },
+  });
+  // More than one page of 500.
+  for (let i = 0; i < 1100; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, k) => cluster.call("POST", path, template(`t-${i + k}`))),
+    );
+  }
+  await sql`select omni_kube.live_table('paged', 'v1', 'podtemplates', namespace => ${namespace})`;
+  await sql`select omni_kube.await_live('paged')`;
+  const first = await cluster.list(path);
+  assert.ok(sameVersions(await tableVersions(sql, "paged"), first.versions));
+  const [one] = await sql`select resource from paged where name = 't-7'`;
+  assert.equal(one.resource.kind, "PodTemplate");
+  assert.equal(one.resource.apiVersion, "v1");
+  assert.equal(Number((await liveRow(sql, "paged")).objects), 1100);
+
+  // A relist in pages: the version compacted away while the worker was stopped.
+  await bridge.workers[0].stop();
+  for (let i = 0; i < 10; i++) await cluster.call("DELETE", `${path}/t-${i}`);
+  await cluster.call("POST", path, template("after"));
+  const { resourceVersion } = await cluster.list(path);
+  const compaction = await fetch(`${etcd}/v3/kv/compaction`, {
+    method: "POST",
+    body: JSON.stringify({ revision: resourceVersion, physical: true }),
+  });
+  assert.ok(compaction.ok, `etcd compaction: HTTP ${compaction.status} ${await compaction.text()}`);
+  await bridge.startWorker({ liveStreamingLists: false });
+  await converged(sql, cluster, "paged", path);
+  const row = await liveRow(sql, "paged");
+  assert.equal(row.relists, 1);
+  assert.equal(Number(row.objects), 1091);
 });
