@@ -267,8 +267,8 @@ Deno.test("live tables", async (t) => {
       const [{ id }] = await sql`select l.id from omni_kube.live_registry l
                                   join pg_class c on c.oid = l.relation
                                  where c.relname = 'watched'`;
-      await sqlError(as`select omni_kube._live_invoke(${id}, '[]', 'events')`, "42501");
-      await sqlError(as.unsafe(`select omni_kube_live.write_${id}('[]', 'events')`), "42501");
+      await sqlError(as`select omni_kube._live_invoke(${id}, '[]', false)`, "42501");
+      await sqlError(as.unsafe(`select omni_kube_live.write_${id}('[]', false)`), "42501");
       const [{ evil }] = await sql`
         select count(*)::int as evil from pg_roles where rolname = ${member + "_evil"}`;
       assert.equal(evil, 0);
@@ -347,7 +347,7 @@ Deno.test("live tables", async (t) => {
       select l.id from omni_kube.live_registry l where l.relation = 'short_lived'::regclass`;
     assert.ok(bridge.workers[0].liveTables.includes(Number(id)));
     const [{ before }] = await sql`
-      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, text)`}) as before`;
+      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, boolean)`}) as before`;
     assert.ok(before, "the table has its writer");
     await sql`drop table short_lived`;
     await eventually(
@@ -358,7 +358,7 @@ Deno.test("live tables", async (t) => {
                                   where id = ${id}`;
     assert.equal(left, 0);
     const [{ writer }] = await sql`
-      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, text)`}) as writer`;
+      select to_regprocedure(${`omni_kube_live.write_${id}(jsonb, boolean)`}) as writer`;
     assert.equal(writer, null, "its writer is gone too");
     // The other live tables go on.
     await cluster.call("POST", configMaps, configMap("after-drop"));

@@ -48,15 +48,11 @@ export class LiveRegistry {
     await this.sql`select omni_kube._live_release(${this.workerId}::uuid)`;
   }
 
-  /**
-   * A list begins: whether into an empty table no list ever filled (`"empty"`), or not
-   * (`"filled"`); undefined: the table is no longer this worker's.
-   */
-  async syncing(id: number): Promise<"empty" | "filled" | undefined> {
+  /** A list begins; false: the table is no longer this worker's. */
+  async syncing(id: number): Promise<boolean> {
     const [row] = await this.sql`
-      select omni_kube._live_syncing(${id}, ${this.workerId}::uuid) as empty`;
-    if (row?.empty === null || row?.empty === undefined) return undefined;
-    return row.empty ? "empty" : "filled";
+      select omni_kube._live_syncing(${id}, ${this.workerId}::uuid) as ok`;
+    return row?.ok === true;
   }
 
   /** A bookmark moved the table to `resourceVersion`; false: no longer this worker's. */

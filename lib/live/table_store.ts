@@ -1,9 +1,8 @@
 /**
  * A live table as an informer's store: what the informer hands over is written into the table
  * (as its owner, by omni_kube._live_apply), and what it records between writes goes to the
- * registry. A full list is written in one transaction, so that a reader sees the table as it was
- * or as the list is, never a part: the first, into an empty table, page by page; a relist staged,
- * then reconciled with the table at its end.
+ * registry. A full list is staged in one transaction and reconciled with the table at its end, so
+ * that a reader sees the table as it was or as the list is, never a part.
  *
  * @module
  */
@@ -23,11 +22,6 @@ const NOT_OURS = "OKV02";
 /** The store of live table `id`, as mirrored by the registry's worker. */
 export class LiveTableStore implements InformerStore {
   #list: OpenTransaction | undefined;
-  /**
-   * How the list under way is written: into an empty table, page by page (`add`); else staged,
-   * then reconciled with the table at its end (`replace`).
-   */
-  #listing: "add" | "replace" = "replace";
 
   constructor(
     readonly id: number,
@@ -37,47 +31,28 @@ export class LiveTableStore implements InformerStore {
   ) {}
 
   async beginReplace(): Promise<void> {
-    const table = await this.registry.syncing(this.id);
-    this.#ours(table !== undefined);
-    this.#listing = table === "empty" ? "add" : "replace";
+    this.#ours(await this.registry.syncing(this.id));
     this.#list = await this.sessions.begin(this.id);
-    if (this.#listing === "replace") await this.#list.sql`select omni_kube._live_stage_begin()`;
+    await this.#list.sql`select omni_kube._live_stage_begin()`;
   }
 
   async stageEvents(events: string[]): Promise<void> {
-    const list = this.#open();
-    const page = jsonArray(events);
-    await this.#write(
-      "page",
-      () =>
-        this.#listing === "add"
-          ? list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
-                                                ${page}::text::jsonb, null, 'add')`
-          : list.sql`select omni_kube._live_stage_events(${page}::text::jsonb)`,
-    );
+    await this.#listing().sql`select omni_kube._live_stage_events(${
+      jsonArray(events)
+    }::text::jsonb)`;
   }
 
   async stageList(page: string): Promise<ListMetadata> {
-    const list = this.#open();
-    let metadata: ListMetadata = {};
-    await this.#write("page", async () => {
-      const [row] = this.#listing === "add"
-        ? await list.sql`
-          select l.metadata, omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
-                                                   l.events, null, 'add')
-            from omni_kube._live_list_events(${page}) l`
-        : await list.sql`select omni_kube._live_stage_list(${page}) as metadata`;
-      metadata = (row?.metadata ?? {}) as ListMetadata;
-    });
-    return metadata;
+    const [row] = await this.#listing().sql`
+      select omni_kube._live_stage_list(${page}) as metadata`;
+    return (row?.metadata ?? {}) as ListMetadata;
   }
 
   async endReplace(resourceVersion: string): Promise<void> {
-    const list = this.#open();
-    const mode = this.#listing === "add" ? "added" : "replace";
+    const list = this.#listing();
     await this.#write("list", async () => {
       await list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
-                                                  '[]'::jsonb, ${resourceVersion}, ${mode})`;
+                                                  '[]'::jsonb, ${resourceVersion}, true)`;
       this.#list = undefined;
       await list.commit();
     });
@@ -90,19 +65,17 @@ export class LiveTableStore implements InformerStore {
   }
 
   async apply(events: string[], resourceVersion: string): Promise<void> {
-    const batch = jsonArray(events);
-    await this.#write(
-      "events",
-      () =>
-        this.sessions.exclusive(
-          this.id,
-          (sql) =>
-            sql.begin((tx) =>
-              tx`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
-                                          ${batch}::text::jsonb, ${resourceVersion}, 'events')`
-            ),
-        ),
-    );
+    await this.#write("events", () =>
+      this.sessions.exclusive(
+        this.id,
+        (sql) =>
+          sql.begin((tx) =>
+            tx`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
+                                          ${
+              jsonArray(events)
+            }::text::jsonb, ${resourceVersion}, false)`
+          ),
+      ));
     this.metrics?.liveEvents.inc(events.length);
   }
 
@@ -118,13 +91,13 @@ export class LiveTableStore implements InformerStore {
     this.#ours(await this.registry.failed(this.id, error, expired));
   }
 
-  #open(): OpenTransaction {
-    if (!this.#list) throw new Error("no list is under way");
+  #listing(): OpenTransaction {
+    if (!this.#list) throw new Error("no list is being staged");
     return this.#list;
   }
 
   /** Runs a write; a refusal because the table is not this worker's any more closes the store. */
-  async #write(kind: "list" | "page" | "events", write: () => Promise<unknown>): Promise<void> {
+  async #write(kind: "list" | "events", write: () => Promise<unknown>): Promise<void> {
     const timer = this.metrics?.liveWrites.startTimer({ kind });
     try {
       await write();

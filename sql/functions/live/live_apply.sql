@@ -1,14 +1,10 @@
 -- Writes what a live table's worker saw into the table, as the table's owner, and records how far
--- the mirror has got; the worker calls it once per batch of events, each in a transaction of its
--- own, and once per page of a list, all in the list's transaction.
+-- the mirror has got; the worker calls it once per batch, each in a transaction of its own.
 --
--- `mode`:
--- - `events`: watch events (a JSON array of them), applied one by one in order;
--- - `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage (a relist): it
---   is reconciled in place, objects gone deleted, new ones inserted and changed ones updated, so
---   that a reader sees it whole before the commit and whole after it;
--- - `add`: a page of the first list, into a table that was empty when the list began (the
---   commit shows it whole); `added`: that list is complete, as of `resource_version`.
+-- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage (its first sync,
+-- or a relist): it is reconciled in place, objects gone deleted, new ones inserted and changed ones
+-- updated, so that a reader sees it whole before the commit and whole after it. Otherwise `events`
+-- are watch events (a JSON array of them), applied one by one in order.
 --
 -- The writes fire the owner's triggers, which must run with the owner's rights and never the
 -- worker's. They are made by the table's writer (omni_kube._live_writer), a SECURITY DEFINER
@@ -20,7 +16,7 @@
 -- The worker discards its session's state after each transaction (lib/live/sessions.ts), so
 -- nothing a trigger leaves there reaches the next table's writes.
 create or replace function omni_kube._live_apply(
-  live bigint, worker uuid, events jsonb, resource_version text, mode text
+  live bigint, worker uuid, events jsonb, resource_version text, replace boolean
 ) returns bigint
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -32,8 +28,6 @@ declare
   counts bigint[];
   leftover text;
   writer text;
-  counted bigint;
-  listed boolean;
 begin
   -- The table's lock before the registry row's, in the order DROP TABLE takes them (the table,
   -- then the row, in omni_kube._live_dropped), so that a drop during a write waits for it.
@@ -64,23 +58,19 @@ begin
   writer := format('omni_kube_live.%I', 'write_' || live);
   if entry.writer_target is distinct from target or not exists (
        select from pg_proc p
-        where p.oid = to_regprocedure(writer || '(jsonb, text)')
+        where p.oid = to_regprocedure(writer || '(jsonb, boolean)')
           and p.prosecdef and p.proowner = (select relowner from pg_class where oid = entry.relation)) then
     perform omni_kube._live_writer(live, target, owner);
   end if;
-  if mode = 'replace' then
+  if replace then
     execute format('grant select on pg_temp.omni_kube_live_stage to %I', owner);
   end if;
 
-  if mode = 'added' then
-    execute format('select count(*) from %s', target) into counted;
-  else
-    perform set_config('omni_kube.live_applying', 'on', true);
-    perform set_config('role', owner, true);
-    counts := omni_kube._live_invoke(live, events, mode);
-    perform set_config('role', 'none', true);
-    perform set_config('omni_kube.live_applying', '', true);
-  end if;
+  perform set_config('omni_kube.live_applying', 'on', true);
+  perform set_config('role', owner, true);
+  counts := omni_kube._live_invoke(live, events, replace);
+  perform set_config('role', 'none', true);
+  perform set_config('omni_kube.live_applying', '', true);
   -- A cursor WITH HOLD declared by a trigger would run the rest of its query at commit.
   execute 'close all';
 
@@ -106,25 +96,18 @@ begin
         hint = 'Triggers that a live table''s changes reach must fire at once: make that trigger NOT DEFERRABLE.';
   end if;
 
-  -- A page of the first list: recorded once the list is complete.
-  if mode = 'add' then
-    return counts[1];
-  end if;
-  listed := mode in ('replace', 'added');
   update omni_kube.live_registry l
      set resource_version = coalesce(_live_apply.resource_version, l.resource_version),
          writer_target = target,
          state = 'live',
          last_error = null,
-         objects = case mode when 'replace' then counts[1]
-                             when 'added' then counted
-                             else greatest(l.objects + counts[1] - counts[2], 0) end,
-         synced_at = case when listed then now() else l.synced_at end,
-         relists = l.relists + case when listed and l.synced_at is not null then 1 else 0 end,
-         last_event_at = case when mode = 'events' and jsonb_array_length(events) > 0 then now()
+         objects = case when replace then counts[1] else greatest(l.objects + counts[1] - counts[2], 0) end,
+         synced_at = case when replace then now() else l.synced_at end,
+         relists = l.relists + case when replace and l.synced_at is not null then 1 else 0 end,
+         last_event_at = case when not replace and jsonb_array_length(events) > 0 then now()
                               else l.last_event_at end
    where l.id = live;
-  return case when listed then coalesce(counts[1], counted) end;
+  return case when replace then counts[1] else null end;
 end
 $$;
-revoke all on function omni_kube._live_apply(bigint, uuid, jsonb, text, text) from public;
+revoke all on function omni_kube._live_apply(bigint, uuid, jsonb, text, boolean) from public;

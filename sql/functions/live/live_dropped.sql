@@ -14,7 +14,7 @@ begin
      where d.classid = 'pg_class'::regclass and d.objsubid = 0 and d.objid = l.relation
     returning l.id
   loop
-    execute format('drop function if exists omni_kube_live.%I(jsonb, text)', 'write_' || gone);
+    execute format('drop function if exists omni_kube_live.%I(jsonb, boolean)', 'write_' || gone);
     perform pg_notify('omni_kube_live', '');
   end loop;
 end

@@ -1,26 +1,14 @@
 -- What a live table's worker records between its writes: a relist begun, the version a bookmark
 -- moved it to, an attempt that failed. Each only while `worker` still mirrors the table.
 
--- A list begins: returns whether it goes into an empty table that no list ever filled (its pages
--- are then written straight in), or NULL when the table is no longer `worker`'s.
 create or replace function omni_kube._live_syncing(live bigint, worker uuid) returns boolean
-  language plpgsql volatile
+  language sql volatile
   set search_path = pg_catalog, pg_temp
   as $$
-declare
-  entry omni_kube.live_registry;
-  filled boolean;
-begin
-  update omni_kube.live_registry set state = 'syncing'
-   where id = live and worker_id = worker
-  returning * into entry;
-  if not found then
-    return null;
-  end if;
-  execute format('select exists (select from %s)', entry.relation::regclass) into filled;
-  return entry.synced_at is null and not filled;
-end
-$$;
+    update omni_kube.live_registry set state = 'syncing'
+     where id = live and worker_id = worker
+    returning true
+  $$;
 revoke all on function omni_kube._live_syncing(bigint, uuid) from public;
 
 -- A bookmark: nothing changed up to `resource_version`, from where the next watch resumes; the

@@ -50,20 +50,3 @@ begin
 end
 $$;
 revoke all on function omni_kube._live_stage_list(text) from public;
-
--- One page of a list, as the server sent it, as the ADDED events of a streaming list would carry
--- its items (kind and apiVersion given), with the page's metadata (continue, resourceVersion).
-create or replace function omni_kube._live_list_events(page text, out events jsonb, out metadata jsonb)
-  language sql immutable
-  set search_path = pg_catalog, pg_temp
-  as $$
-    select coalesce((select jsonb_agg(jsonb_build_object('type', 'ADDED', 'object',
-                                        jsonb_build_object('kind', regexp_replace(l ->> 'kind', 'List$', ''),
-                                                           'apiVersion', l ->> 'apiVersion') || i)
-                                      order by n)
-                       from jsonb_array_elements(coalesce(l -> 'items', '[]')) with ordinality x(i, n)),
-                    '[]'),
-           l -> 'metadata'
-      from (select page::jsonb) p(l)
-  $$;
-revoke all on function omni_kube._live_list_events(text) from public;

@@ -6,11 +6,9 @@
 -- (A release that changes the body below sets writer_target to null in a schema file, so that
 -- every writer is made anew.)
 --
--- `mode`: `replace`, the table becomes the list gathered in pg_temp.omni_kube_live_stage; `add`,
--- `events` are a page of a list (ADDED events) into a table that was empty when the list began;
--- `events`, they are watch events, applied one by one in order. `events` is a JSON array.
--- Returns the objects added and removed.
-
+-- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage. Otherwise
+-- `events` are watch events (a JSON array of them), applied one by one in order. Returns the objects added
+-- and removed.
 create or replace function omni_kube._live_writer(live bigint, target text, owner name) returns void
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
@@ -19,7 +17,7 @@ declare
   writer constant text := format('omni_kube_live.%I', 'write_' || live);
 begin
   execute format($f$
-    create or replace function %2$s(events jsonb, mode text) returns bigint[]
+    create or replace function %2$s(events jsonb, replace boolean) returns bigint[]
       language plpgsql volatile security definer
       -- The owner's triggers run in here: the search_path a session of theirs would have.
       set search_path = "$user", public, pg_temp
@@ -30,7 +28,7 @@ begin
       added bigint := 0;
       removed bigint := 0;
     begin
-      if mode = 'replace' then
+      if replace then
         delete from %1$s t
          where not exists (select from pg_temp.omni_kube_live_stage s where s.uid = t.uid);
         get diagnostics removed = row_count;
@@ -42,16 +40,6 @@ begin
           where t.resource -> 'metadata' ->> 'resourceVersion'
                 is distinct from excluded.resource -> 'metadata' ->> 'resourceVersion';
         select count(distinct s.uid) into added from pg_temp.omni_kube_live_stage s;
-        set constraints all immediate;
-        return array[added, 0];
-      end if;
-      if mode = 'add' then
-        insert into %1$s as t (uid, name, namespace, resource)
-        select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
-          from jsonb_array_elements(events) e, lateral (select e -> 'object') j(o)
-        on conflict (uid) do update
-          set name = excluded.name, namespace = excluded.namespace, resource = excluded.resource;
-        get diagnostics added = row_count;
         set constraints all immediate;
         return array[added, 0];
       end if;
@@ -85,8 +73,8 @@ begin
     end
     $body$
   $f$, target, writer);
-  execute format('alter function %s(jsonb, text) owner to %I', writer, owner);
-  execute format('revoke all on function %s(jsonb, text) from public', writer);
+  execute format('alter function %s(jsonb, boolean) owner to %I', writer, owner);
+  execute format('revoke all on function %s(jsonb, boolean) from public', writer);
 end
 $$;
 revoke all on function omni_kube._live_writer(bigint, text, name) from public;
@@ -94,7 +82,7 @@ revoke all on function omni_kube._live_writer(bigint, text, name) from public;
 -- Calls live table `live`'s writer. The worker calls it with the session's role set to the
 -- table's owner (so that the bridge calls its triggers make are the owner's), and as that role
 -- could not reach the writers' schema; this function can, for the worker's sessions only.
-create or replace function omni_kube._live_invoke(live bigint, events jsonb, mode text)
+create or replace function omni_kube._live_invoke(live bigint, events jsonb, replace boolean)
   returns bigint[]
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
@@ -106,8 +94,8 @@ begin
     raise exception 'omni_kube: only the workers write live tables' using errcode = '42501';
   end if;
   execute format('select omni_kube_live.%I($1, $2)', 'write_' || live) into counts
-    using events, mode;
+    using events, replace;
   return counts;
 end
 $$;
-grant execute on function omni_kube._live_invoke(bigint, jsonb, text) to public;
+grant execute on function omni_kube._live_invoke(bigint, jsonb, boolean) to public;
