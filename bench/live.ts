@@ -84,6 +84,13 @@ export interface LiveSyncResult {
    * syncs from one), `refused` or `ended early` (it lists in pages instead).
    */
   streamingList: "complete" | "refused" | "ended early";
+  /**
+   * The same objects as the informer gets them, by the direct client: a streaming list read to
+   * its initial-events-end bookmark, each event parsed (median, every run, and the ratio).
+   */
+  directStreamMs: number;
+  directStreamRuns: number[];
+  streamRatio: number;
   /** The worker's RSS before a sync and its peak during it (the sync that grew it most). */
   workerRssBefore: number;
   workerPeak: number;
@@ -311,6 +318,38 @@ async function streamingListMode(
   }
 }
 
+/** The direct client's streaming list of the bench ConfigMaps, each event parsed; its time. */
+async function directStreamingList(bed: Bed, namespace: string): Promise<number> {
+  const started = performance.now();
+  const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+    labelSelector: BENCH_SELECTOR,
+    watch: "1",
+    sendInitialEvents: "true",
+    resourceVersionMatch: "NotOlderThan",
+    allowWatchBookmarks: "true",
+    timeoutSeconds: "60",
+  });
+  const abort = new AbortController();
+  const response = await bed.http.fetch(bed.kube, {
+    method: "GET",
+    path,
+    purpose: "watch",
+    signal: abort.signal,
+  });
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  try {
+    for await (const line of lines(response.body!, { signal: abort.signal })) {
+      const event = JSON.parse(line.text);
+      if (event.object?.metadata?.annotations?.[INITIAL_EVENTS_END] === "true") {
+        return performance.now() - started;
+      }
+    }
+    throw new Error("the direct streaming list ended before its initial-events-end bookmark");
+  } finally {
+    abort.abort();
+  }
+}
+
 /** Part 1. Leaves no live table behind. */
 async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<LiveSyncResult> {
   const pid = bed.worker.pid;
@@ -322,6 +361,7 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
   }
   const bridgeRuns: number[] = [];
   const directRuns: number[] = [];
+  const directStreamRuns: number[] = [];
   let workerRssBefore = 0;
   let workerPeak = 0;
   let peakReset = true;
@@ -345,6 +385,9 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     const directStarted = performance.now();
     await directList(bed, namespace);
     directRuns.push(performance.now() - directStarted);
+    if (streamingList === "complete") {
+      directStreamRuns.push(await directStreamingList(bed, namespace));
+    }
   }
   const bridgeMs = median(bridgeRuns);
   const directMs = median(directRuns);
@@ -358,6 +401,9 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     pages: listed.pages,
     pageBytes: listed.firstPageBytes,
     streamingList,
+    directStreamMs: median(directStreamRuns),
+    directStreamRuns,
+    streamRatio: bridgeMs / median(directStreamRuns),
     workerRssBefore,
     workerPeak,
     workerPeakGrowth: workerPeak - workerRssBefore,

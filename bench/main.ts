@@ -250,6 +250,14 @@ function liveRows(l: LiveResult): string[][] {
       formatMs(sync.directMs),
       formatRatio(sync.ratio),
     ],
+    ...(sync.directStreamRuns.length > 0
+      ? [[
+        `7. live: first sync of ${sync.objects} ConfigMaps (direct: the streaming list it gets)`,
+        formatMs(sync.bridgeMs),
+        formatMs(sync.directStreamMs),
+        formatRatio(sync.streamRatio),
+      ]]
+      : []),
     only(
       `worker peak RSS growth during the sync (x one page, ${formatMB(sync.pageBytes)})`,
       `${formatMB(sync.workerPeakGrowth)} (${formatRatio(sync.peakGrowthOverPage)})`,
