@@ -277,22 +277,17 @@ async function directList(
 }
 
 /**
- * How the worker's informer will list `namespace`: a streaming list, read here through the
- * worker's HTTP client as the informer reads it, is `complete` when its initial-events-end
- * bookmark arrives (the informer uses it), `refused` when the server does not offer them, and
- * `ended early` when the stream ends before that bookmark (the informer then lists in pages).
+ * A streaming list of `namespace`'s bench ConfigMaps, through the worker's HTTP client as the
+ * informer sends it; the response, unread, and what ends it.
  */
-async function streamingListMode(
-  bed: Bed,
-  namespace: string,
-): Promise<LiveSyncResult["streamingList"]> {
+async function openStreamingList(bed: Bed, namespace: string, timeoutSeconds: number) {
   const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
     labelSelector: BENCH_SELECTOR,
     watch: "1",
     sendInitialEvents: "true",
     resourceVersionMatch: "NotOlderThan",
     allowWatchBookmarks: "true",
-    timeoutSeconds: "5",
+    timeoutSeconds: String(timeoutSeconds),
   });
   const abort = new AbortController();
   const response = await bed.http.fetch(bed.kube, {
@@ -301,6 +296,20 @@ async function streamingListMode(
     purpose: "watch",
     signal: abort.signal,
   });
+  return { path, response, abort };
+}
+
+/**
+ * How the worker's informer will list `namespace`: a streaming list is `complete` when its
+ * initial-events-end bookmark arrives (the informer uses it), `refused` when the server does not
+ * offer them, and `ended early` when the stream ends before that bookmark (the informer then lists
+ * in pages).
+ */
+async function streamingListMode(
+  bed: Bed,
+  namespace: string,
+): Promise<LiveSyncResult["streamingList"]> {
+  const { path, response, abort } = await openStreamingList(bed, namespace, 5);
   if (response.status === 400 || response.status === 422) {
     await response.body?.cancel();
     return "refused";
@@ -321,21 +330,7 @@ async function streamingListMode(
 /** The direct client's streaming list of the bench ConfigMaps, each event parsed; its time. */
 async function directStreamingList(bed: Bed, namespace: string): Promise<number> {
   const started = performance.now();
-  const path = withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
-    labelSelector: BENCH_SELECTOR,
-    watch: "1",
-    sendInitialEvents: "true",
-    resourceVersionMatch: "NotOlderThan",
-    allowWatchBookmarks: "true",
-    timeoutSeconds: "60",
-  });
-  const abort = new AbortController();
-  const response = await bed.http.fetch(bed.kube, {
-    method: "GET",
-    path,
-    purpose: "watch",
-    signal: abort.signal,
-  });
+  const { path, response, abort } = await openStreamingList(bed, namespace, 60);
   if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
   try {
     for await (const line of lines(response.body!, { signal: abort.signal })) {

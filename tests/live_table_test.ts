@@ -88,6 +88,11 @@ async function liveRow(sql: Sql, table: string) {
   return row;
 }
 
+const podTemplate = (name: string) => ({
+  metadata: { name },
+  template: { spec: { containers: [{ name: "c", image: "example" }] } },
+});
+
 const configMap = (name: string, data: Record<string, string> = {}) => ({
   metadata: { name },
   data,
@@ -487,11 +492,7 @@ Deno.test("live tables: a relist after etcd compacted the table's version never 
   const namespace = await createNamespace(sql, "live-relist");
   // PodTemplates are served from etcd (no watch cache): a compacted version is gone at once.
   const path = `/api/v1/namespaces/${namespace}/podtemplates`;
-  const template = (name: string) => ({
-    metadata: { name },
-    template: { spec: { containers: [{ name: "c", image: "example" }] } },
-  });
-  for (let i = 0; i < 40; i++) await cluster.call("POST", path, template(`before-${i}`));
+  for (let i = 0; i < 40; i++) await cluster.call("POST", path, podTemplate(`before-${i}`));
   await sql`select omni_kube.live_table('templates', 'v1', 'podtemplates',
                                         namespace => ${namespace})`;
   await sql`select omni_kube.await_live('templates')`;
@@ -502,7 +503,7 @@ Deno.test("live tables: a relist after etcd compacted the table's version never 
   // etcd's history is compacted past that version.
   await bridge.workers[0].stop();
   for (let i = 0; i < 20; i++) await cluster.call("DELETE", `${path}/before-${i}`);
-  for (let i = 0; i < 30; i++) await cluster.call("POST", path, template(`after-${i}`));
+  for (let i = 0; i < 30; i++) await cluster.call("POST", path, podTemplate(`after-${i}`));
   const { versions: after, resourceVersion } = await cluster.list(path);
   const compaction = await fetch(`${etcd}/v3/kv/compaction`, {
     method: "POST",
@@ -635,14 +636,10 @@ Deno.test("live tables: with lists in pages, as from a server without streaming 
   assert.ok(etcd, "the test runner names the test bed's etcd");
   const namespace = await createNamespace(sql, "live-pages");
   const path = `/api/v1/namespaces/${namespace}/podtemplates`;
-  const template = (name: string) => ({
-    metadata: { name },
-    template: { spec: { containers: [{ name: "c", image: "example" }] } },
-  });
   // More than one page of 500 (and not many more: later tests list every namespace).
   for (let i = 0; i < 520; i += 40) {
     await Promise.all(
-      Array.from({ length: 40 }, (_, k) => cluster.call("POST", path, template(`t-${i + k}`))),
+      Array.from({ length: 40 }, (_, k) => cluster.call("POST", path, podTemplate(`t-${i + k}`))),
     );
   }
   await sql`select omni_kube.live_table('paged', 'v1', 'podtemplates', namespace => ${namespace})`;
@@ -657,7 +654,7 @@ Deno.test("live tables: with lists in pages, as from a server without streaming 
   // A relist in pages: the version compacted away while the worker was stopped.
   await bridge.workers[0].stop();
   for (let i = 0; i < 10; i++) await cluster.call("DELETE", `${path}/t-${i}`);
-  await cluster.call("POST", path, template("after"));
+  await cluster.call("POST", path, podTemplate("after"));
   const { resourceVersion } = await cluster.list(path);
   const compaction = await fetch(`${etcd}/v3/kv/compaction`, {
     method: "POST",
