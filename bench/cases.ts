@@ -84,9 +84,9 @@ export const QUICK: Sizes = {
   liveSyncRepeats: 1,
   liveObjects: 20,
   liveRate: 200,
-  liveLagMs: 2000,
-  liveChurnLoops: 32,
-  liveChurnMs: 2000,
+  liveLagMs: 500,
+  liveChurnLoops: 8,
+  liveChurnMs: 500,
 };
 
 /** Latency percentiles in milliseconds. */
