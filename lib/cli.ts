@@ -26,6 +26,7 @@ Flags (environment variable in brackets):
   --database-url URL    PostgreSQL to serve [DATABASE_URL] (required)
   --concurrency N       calls run at once [OMNI_KUBE_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.concurrency})
   --watch-concurrency N  watches run at once, apart from calls [OMNI_KUBE_WATCH_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.watchConcurrency})
+  --async-concurrency N  api_async() calls run at once, apart from the others [OMNI_KUBE_ASYNC_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.asyncConcurrency})
   --role-concurrency N  calls of one role run at once [OMNI_KUBE_ROLE_CONCURRENCY] (default half of --concurrency)
   --role-watch-concurrency N  watches of one role run at once [OMNI_KUBE_ROLE_WATCH_CONCURRENCY] (default ${DEFAULT_WORKER_CONFIG.roleWatchConcurrency})
   --role-queue-limit N  requests one role may have queued [OMNI_KUBE_ROLE_QUEUE_LIMIT] (default ${DEFAULT_WORKER_CONFIG.roleQueueLimit})
@@ -123,6 +124,7 @@ export function parseCommand(
       "database-url": { type: "string" },
       concurrency: { type: "string" },
       "watch-concurrency": { type: "string" },
+      "async-concurrency": { type: "string" },
       "role-concurrency": { type: "string" },
       "role-watch-concurrency": { type: "string" },
       "role-queue-limit": { type: "string" },
@@ -165,6 +167,11 @@ export function parseCommand(
         "watch-concurrency",
         "OMNI_KUBE_WATCH_CONCURRENCY",
         defaults.watchConcurrency,
+      ),
+      asyncConcurrency: count(
+        "async-concurrency",
+        "OMNI_KUBE_ASYNC_CONCURRENCY",
+        defaults.asyncConcurrency,
       ),
       ...optionalInteger(
         "roleConcurrency",

@@ -65,6 +65,18 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  readonly asyncAttempts = new client.Counter({
+    name: "omni_kube_async_attempts_total",
+    help: "Attempts at async calls, by what followed: done, failed, retry.",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly asyncCallbacks = new client.Counter({
+    name: "omni_kube_async_callbacks_total",
+    help: "Callbacks of async calls run by this worker.",
+    registers: [this.registry],
+  });
+
   /** `queueDepth` is asked at each scrape for the number of requests in each state. */
   constructor(queueDepth: () => Promise<Record<string, number>>) {
     new client.Gauge({

@@ -10,6 +10,7 @@ import { connect, type Sql } from "./db.ts";
 import { describeMigration, IncompatibleDatabase, migrate, pendingMigrations } from "./migrate.ts";
 import { RELEASE } from "./version.ts";
 import {
+  ASYNC_CHANNEL,
   CANCEL_CHANNEL,
   DONE_CHANNEL,
   idsOf,
@@ -43,6 +44,10 @@ import { type CallLimits, DEFAULT_CALL_LIMITS } from "./worker/limits.ts";
 import { Maintenance } from "./worker/maintenance.ts";
 import { LiveMirror } from "./live/mirror.ts";
 import { LIVE_CHANNEL } from "./live/registry.ts";
+import { AsyncCalls } from "./async/runner.ts";
+import { AsyncStatements } from "./async/statements.ts";
+import { AsyncPieces } from "./async/pieces.ts";
+import { MemberSessions } from "./member_sessions.ts";
 
 /**
  * Worker settings (see lib/cli.ts for their flags and environment variables); the
@@ -55,6 +60,8 @@ export interface WorkerConfig extends CallLimits {
   concurrency: number;
   /** Watches run at once, apart from api() calls. */
   watchConcurrency: number;
+  /** api_async() calls run at once, apart from api() calls and watches. */
+  asyncConcurrency: number;
   /** api() calls of one role run at once (default: half of `concurrency`; see {@linkcode roleLimits}). */
   roleConcurrency?: number;
   /** Watches of one role run at once. */
@@ -112,6 +119,7 @@ export interface WorkerConfig extends CallLimits {
 export const DEFAULT_WORKER_CONFIG: Omit<WorkerConfig, "databaseUrl"> = {
   concurrency: 128,
   watchConcurrency: 1024,
+  asyncConcurrency: 64,
   roleWatchConcurrency: 256,
   roleQueueLimit: 100_000,
   retentionSeconds: 600,
@@ -184,6 +192,10 @@ export class Worker {
   #maintenance: Maintenance | undefined;
   /** The live tables this worker mirrors. */
   #live: LiveMirror | undefined;
+  /** Async calls (api_async), on sessions of their own. */
+  #async: AsyncCalls | undefined;
+  #asyncSession: Sql | undefined;
+  #callbackSessions: MemberSessions | undefined;
   #upkeep: MaintenanceStatements | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopping = false;
@@ -322,14 +334,22 @@ export class Worker {
     });
     // New and dropped live tables are announced; a dead worker's are found by the heartbeat.
     const liveTables = await this.#sql.listen(LIVE_CHANNEL, () => live.sync(), () => live.sync());
+    const asyncCalls = this.#startAsync();
+    // Committed async requests are announced; retries come due on the runner's own timer.
+    const asyncRequests = await this.#sql.listen(
+      ASYNC_CHANNEL,
+      () => asyncCalls.wake(),
+      () => asyncCalls.wake(),
+    );
     this.#unlisten = async () => {
-      for (const listener of [requests, done, cancel, dispatch, liveTables]) {
+      for (const listener of [requests, done, cancel, dispatch, liveTables, asyncRequests]) {
         await listener?.unlisten();
       }
     };
     this.#timers.push(setInterval(() => {
       maintenance.tick();
       live.sync();
+      asyncCalls.heartbeat();
     }, this.#config.heartbeatMs));
     this.#log.info("worker started", {
       worker: this.id,
@@ -338,6 +358,45 @@ export class Worker {
       role_queue_limit: this.#config.roleQueueLimit,
     });
     this.wake();
+  }
+
+  /** Makes the runner of async calls, with its session and the one its callbacks run in. */
+  #startAsync(): AsyncCalls {
+    const config = this.#config;
+    const session = this.#asyncSession = connect(config.databaseUrl, {
+      max: 1,
+      applicationName: "omni_kube_worker_async",
+      keepConnections: true,
+      settings: { jit: "off" },
+    });
+    const callbacks = this.#callbackSessions = new MemberSessions(
+      () =>
+        connect(config.databaseUrl, {
+          max: 1,
+          applicationName: "omni_kube_worker_callbacks",
+          keepConnections: true,
+          // Each use ends by discarding what the callback left, prepared statements included.
+          prepare: false,
+        }),
+      1,
+    );
+    const caller = new Caller({
+      fetch: (target, request) => this.#http.fetch(target, request),
+      pieces: new AsyncPieces(this.#pieces),
+      defaults: () => this.#defaults,
+      explicitServers: config.explicitServers,
+      log: this.#log,
+      metrics: this.#metrics,
+      limits: config,
+    });
+    return this.#async = new AsyncCalls({
+      statements: new AsyncStatements(session, this.id),
+      runCallback: () => callbacks.exclusive(0, AsyncStatements.runCallback),
+      call: (request, running) => caller.run(request, running),
+      concurrency: config.asyncConcurrency,
+      log: this.#log,
+      metrics: this.#metrics,
+    });
   }
 
   /**
@@ -585,6 +644,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    const stopped = Date.now();
     for (const timer of this.#timers) clearInterval(timer);
     await this.#unlisten?.().catch(() => {});
     await this.#claimLoop?.idle;
@@ -596,12 +656,15 @@ export class Worker {
     this.#abort([...this.#running.keys()], "the worker shut down before the call finished");
     while (this.#running.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.#writer?.flush();
+    await this.#async?.stop(Math.max(this.#config.shutdownGraceMs - (Date.now() - stopped), 0));
     // Before unregistering: while the worker is registered, no other takes its tables.
     await this.#live?.stop();
     await this.#maintenance?.unregister().catch(() => {});
     this.#http.close();
     await this.#httpServer?.shutdown();
     await this.#session?.end({ timeout: 2 });
+    await this.#asyncSession?.end({ timeout: 2 });
+    await this.#callbackSessions?.close();
     await this.#pieces?.close();
     await this.#sql?.end({ timeout: 2 });
     this.#log.info("worker stopped", { worker: this.id });

@@ -28,6 +28,11 @@ export interface PostgresServer {
   stop(): Promise<void>;
   /** Fast shutdown, then the same cluster again on the same port (for fault tests). */
   restart(): Promise<void>;
+  /**
+   * Immediate shutdown, as `pg_ctl stop -m immediate` (no checkpoint: the next start recovers from
+   * the WAL, and unlogged tables come back empty), then the same cluster again on the same port.
+   */
+  crash(): Promise<void>;
 }
 
 /** Options for {@linkcode startPostgres}. */
@@ -523,6 +528,11 @@ export async function startPostgres(
     stop: () => process.stop("SIGINT", 15_000),
     async restart() {
       await process.stop("SIGINT", 15_000);
+      process = await launch();
+    },
+    async crash() {
+      // SIGQUIT is PostgreSQL's immediate shutdown.
+      await process.stop("SIGQUIT", 15_000);
       process = await launch();
     },
   };

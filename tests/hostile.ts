@@ -9,6 +9,8 @@
  * - `watchable`, `watchable-large`: a list (with a resourceVersion), and with `watch=1` ADDED
  *   events without end, of about 150 bytes or 64 KiB each;
  * - `slow`: `{}` after `?ms=N` milliseconds (default: 200 to 500 at random), counted by method;
+ * - `flaky`: `?status=S` (with `Retry-After: R` for `?retry-after=R`) for the first `?times=N`
+ *   requests of each `?key=K`, then `{"attempt": n}`; when each came is recorded by key;
  * - `ok`: `{}` at once.
  *
  * The endless ones send as fast as the client reads, or with `?trickle` 16 KiB every 50 ms
@@ -51,6 +53,8 @@ export interface HostileEndpoint extends AsyncDisposable {
   readonly endless: readonly EndlessResponse[];
   /** Requests received by `mode` (a path's last segment), of `method` or of any. */
   received(mode: string, method?: string): number;
+  /** When each `flaky` request of `key` came (`Date.now()`), oldest first. */
+  flakyArrivals(key: string): readonly number[];
 }
 
 const encoder = new TextEncoder();
@@ -104,6 +108,7 @@ export async function hostileEndpoint(): Promise<HostileEndpoint> {
       }, { once: true });
     });
   const counts = new Map<string, number>();
+  const flaky = new Map<string, number[]>();
   const endless: EndlessResponse[] = [];
   const bodies = {
     "endless-ndjson": ndjson(CHUNK_BYTES),
@@ -191,6 +196,21 @@ export async function hostileEndpoint(): Promise<HostileEndpoint> {
           await sleep(ms);
           return Response.json({}, { status: request.method === "POST" ? 201 : 200 });
         }
+        case "flaky": {
+          const key = url.searchParams.get("key") ?? "";
+          const arrivals = flaky.get(key) ?? [];
+          flaky.set(key, arrivals);
+          arrivals.push(Date.now());
+          await request.body?.cancel();
+          if (arrivals.length > Number(url.searchParams.get("times") ?? 0)) {
+            return Response.json({ attempt: arrivals.length });
+          }
+          const retryAfter = url.searchParams.get("retry-after");
+          return Response.json({ kind: "Status", code: Number(url.searchParams.get("status")) }, {
+            status: Number(url.searchParams.get("status")),
+            headers: retryAfter === null ? {} : { "retry-after": retryAfter },
+          });
+        }
         case "ok":
           return Response.json({});
         default:
@@ -203,6 +223,7 @@ export async function hostileEndpoint(): Promise<HostileEndpoint> {
     caCert: ca,
     endless,
     received: (mode, method) => counts.get(method ? `${mode} ${method}` : mode) ?? 0,
+    flakyArrivals: (key) => flaky.get(key) ?? [],
     async [Symbol.asyncDispose]() {
       stopping.abort();
       await server.finished;

@@ -11,7 +11,7 @@ import { errorMessage, type Logger } from "../observe.ts";
 import type { Sql } from "../db.ts";
 import type { WorkerMetrics } from "../metrics.ts";
 import { LiveRegistry, type LiveTableEntry } from "./registry.ts";
-import { LiveSessions } from "./sessions.ts";
+import { MemberSessions } from "../member_sessions.ts";
 import { LiveTableStore } from "./table_store.ts";
 
 /** The least time between two syncs asked for while one runs. */
@@ -52,7 +52,7 @@ interface Mirroring {
 export class LiveMirror {
   readonly #options: LiveMirrorOptions;
   readonly #registry: LiveRegistry;
-  readonly #sessions: LiveSessions;
+  readonly #sessions: MemberSessions;
   readonly #mirroring = new Map<number, Mirroring>();
   #syncing: Promise<void> | undefined;
   #syncAgain = false;
@@ -61,7 +61,7 @@ export class LiveMirror {
   constructor(options: LiveMirrorOptions) {
     this.#options = options;
     this.#registry = new LiveRegistry(options.sql, options.workerId);
-    this.#sessions = new LiveSessions(options.openSession, options.sessions ?? WRITE_SESSIONS);
+    this.#sessions = new MemberSessions(options.openSession, options.sessions ?? WRITE_SESSIONS);
   }
 
   /** Ids of the tables this worker runs an informer for. */

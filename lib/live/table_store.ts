@@ -9,7 +9,7 @@
 import { type InformerStore, type ListMetadata, StoreClosed } from "../kube/informer.ts";
 import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
-import type { LiveSessions, OpenTransaction } from "./sessions.ts";
+import type { MemberSessions, OpenTransaction } from "../member_sessions.ts";
 
 /** JSON texts as one JSON array's text: the database parses it once, with nothing to escape. */
 function jsonArray(texts: string[]): string {
@@ -26,7 +26,7 @@ export class LiveTableStore implements InformerStore {
   constructor(
     readonly id: number,
     readonly registry: LiveRegistry,
-    readonly sessions: LiveSessions,
+    readonly sessions: MemberSessions,
     readonly metrics?: Pick<WorkerMetrics, "liveWrites" | "liveEvents">,
   ) {}
 

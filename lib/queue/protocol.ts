@@ -15,6 +15,8 @@ export const REQUEST_CHANNEL = "omni_kube_request";
 export const CANCEL_CHANNEL = "omni_kube_cancel";
 /** Channel on which finished request ids are announced (comma-separated, or "*"). */
 export const DONE_CHANNEL = "omni_kube_done";
+/** Channel on which committed async requests are announced (api_async, at commit). */
+export const ASYNC_CHANNEL = "omni_kube_async";
 
 /** Kinds of request; each has its own concurrency limit in the worker. */
 export const REQUEST_KINDS = ["api", "watch"] as const;

@@ -15,8 +15,16 @@ const LARGE = 64 * 1024;
  */
 export type RequestResult =
   & (
-    | { id: number; outcome: "response"; status: number; body: string | null; isJson: boolean }
-    | { id: number; outcome: "stored"; status: number }
+    | {
+      id: number;
+      outcome: "response";
+      status: number;
+      body: string | null;
+      isJson: boolean;
+      /** The answer's `Retry-After` header, if any (an async call's retry honours it). */
+      retryAfter?: string;
+    }
+    | { id: number; outcome: "stored"; status: number; retryAfter?: string }
     | {
       id: number;
       outcome: "failed";

@@ -183,8 +183,10 @@ export class Caller {
     const isJson = /\bjson\b/i.test(contentType);
     const { id } = request;
     const status = response.status;
+    const retryAfterHeader = response.headers.get("retry-after");
+    const retryAfter = retryAfterHeader === null ? {} : { retryAfter: retryAfterHeader };
     if (!response.body || request.method === "HEAD") {
-      return { id, outcome: "response", status, body: null, isJson };
+      return { id, outcome: "response", status, body: null, isJson, ...retryAfter };
     }
     if (request.stream && response.ok) {
       // Every line is kept: the budget bounds them all, and the line being read.
@@ -193,7 +195,14 @@ export class Caller {
       for await (const line of splitLines(response.body, { budget, signal: callSignal })) {
         items.push(line);
       }
-      return { id, outcome: "response", status, body: `[${items.join(",")}]`, isJson };
+      return {
+        id,
+        outcome: "response",
+        status,
+        body: `[${items.join(",")}]`,
+        isJson,
+        ...retryAfter,
+      };
     }
     const body = await readResponseBody(response, {
       largeAt: LARGE_RESPONSE_BYTES,
@@ -204,14 +213,14 @@ export class Caller {
       maxBytes: maxResponseBytes,
       signal: callSignal,
     });
-    if (body !== null) return { id, outcome: "response", status, body, isJson };
+    if (body !== null) return { id, outcome: "response", status, body, isJson, ...retryAfter };
     try {
       await pieces.assemble(id, isJson);
     } catch (error) {
       await pieces.discard(id).catch(() => {});
       throw new Error(`the response could not be stored: ${errorMessage(error)}`);
     }
-    return { id, outcome: "stored", status };
+    return { id, outcome: "stored", status, ...retryAfter };
   }
 
   /** The named cluster `name`, if this worker serves it and can use it; else why not. */

@@ -5,14 +5,16 @@
  * @module
  */
 import postgres from "postgres";
-import type { RequestResult, ResultStatements } from "../queue/results.ts";
+import type { RequestResult } from "../queue/results.ts";
 import { errorMessage, type Logger } from "../observe.ts";
 import type { WorkerMetrics } from "../metrics.ts";
 
 /** What {@linkcode ResultWriter} works with. */
-export interface ResultWriterOptions {
+export interface ResultWriterOptions<R extends RequestResult = RequestResult> {
   /** The result statements, on the queue session. */
-  results: Pick<ResultStatements, "complete">;
+  results: {
+    complete(results: R[], options?: { tolerant?: boolean; announce?: boolean }): Promise<unknown>;
+  };
   /** Releases the locks on `ids` (their callers wake), on the same session. */
   release(ids: number[]): Promise<void>;
   /**
@@ -25,13 +27,13 @@ export interface ResultWriterOptions {
 }
 
 /** Writes results in batches: results arriving during a write go in the next one. */
-export class ResultWriter {
-  readonly #options: ResultWriterOptions;
-  #pending: RequestResult[] = [];
+export class ResultWriter<R extends RequestResult = RequestResult> {
+  readonly #options: ResultWriterOptions<R>;
+  #pending: R[] = [];
   #flushing: Promise<void> | undefined;
 
   /** Writes nothing until given a result. */
-  constructor(options: ResultWriterOptions) {
+  constructor(options: ResultWriterOptions<R>) {
     this.#options = options;
   }
 
@@ -41,7 +43,7 @@ export class ResultWriter {
   }
 
   /** Writes `result` with whatever else is pending; settles once it was written or kept. */
-  write(result: RequestResult): Promise<void> {
+  write(result: R): Promise<void> {
     this.#pending.push(result);
     return this.flush();
   }
@@ -82,7 +84,7 @@ export class ResultWriter {
    * by one, recording a refused one as failed; if the session was lost, keep them for the next
    * heartbeat, which reconnects and writes them then.
    */
-  async #completeAfterFailure(batch: RequestResult[], error: unknown): Promise<void> {
+  async #completeAfterFailure(batch: R[], error: unknown): Promise<void> {
     const { results, log } = this.#options;
     if (!(error instanceof postgres.PostgresError)) {
       log.error("writing results failed; will retry", {
@@ -105,7 +107,8 @@ export class ResultWriter {
           outcome: "failed",
           error: `the response could not be stored: ${errorMessage(refused)}`,
           ...(result.unclaimed ? { unclaimed: true } : {}),
-        }]).catch(() => {});
+          // (A failed result is every R: what R adds to RequestResult is optional.)
+        } as R]).catch(() => {});
       }
     }
   }

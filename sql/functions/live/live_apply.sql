@@ -74,21 +74,8 @@ begin
   -- A cursor WITH HOLD declared by a trigger would run the rest of its query at commit.
   execute 'close all';
 
-  -- A deferrable trigger whose code is not a superuser's, deferred again by a trigger, would fire
-  -- at commit, when the role could be taken back: the writes are refused before anything commits
-  -- if the owner's triggers could have reached one. They reach the tables the owner may write,
-  -- and those that a role owning a SECURITY DEFINER function may write (any trigger may call
-  -- one); a deferrable trigger elsewhere stops nobody's live table.
-  select format('%s on %s', t.tgname, t.tgrelid::regclass) into leftover
-    from pg_trigger t
-    join pg_proc p on p.oid = t.tgfoid
-    join pg_roles r on r.oid = p.proowner
-   where t.tgdeferrable and not t.tgisinternal and not r.rolsuper
-     and (has_table_privilege(owner, t.tgrelid, 'INSERT, UPDATE, DELETE, TRUNCATE')
-          or exists (select from pg_proc d join pg_roles dr on dr.oid = d.proowner
-                      where d.prosecdef and not dr.rolsuper
-                        and has_table_privilege(dr.oid, t.tgrelid, 'INSERT, UPDATE, DELETE, TRUNCATE')))
-   limit 1;
+  -- What could still escape the owner's rights at commit (omni_kube._deferred_escape).
+  leftover := omni_kube._deferred_escape(owner);
   if leftover is not null then
     raise exception 'omni_kube: live table % was not written: deferrable trigger % would run at commit, outside its owner''s rights',
                     target, leftover

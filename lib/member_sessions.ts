@@ -1,13 +1,14 @@
 /**
- * The sessions that write live tables. A live table's writes run its owner's triggers in the
- * session (with the owner's rights: see sql/functions/live/live_apply.sql), and what a trigger
- * leaves in a session (settings, temporary tables, advisory locks, LISTENs) must not reach the
- * next table's writes: each use of a session is exclusive, and ends by discarding that state.
+ * The sessions in which the worker runs code members wrote: a live table's triggers (its writes,
+ * see sql/functions/live/live_apply.sql) and async calls' callbacks (see
+ * sql/functions/async/callbacks.sql), each with its member's rights. What such code leaves in a
+ * session (settings, temporary tables, advisory locks, LISTENs) must not reach the next member's:
+ * each use of a session is exclusive, and ends by discarding that state.
  *
  * @module
  */
 import type postgres from "postgres";
-import type { Sql } from "../db.ts";
+import type { Sql } from "./db.ts";
 
 /**
  * What DISCARD ALL does, but for its DISCARD PLANS: what a trigger can leave in a session goes
@@ -44,8 +45,8 @@ class Session {
   }
 }
 
-/** A few sessions; each table writes on its own one of them. */
-export class LiveSessions {
+/** A few sessions; each key (a live table's id) uses its own one of them. */
+export class MemberSessions {
   readonly #sessions: Session[];
 
   /** `open` makes a one-connection client without prepared statements. */
@@ -53,13 +54,13 @@ export class LiveSessions {
     this.#sessions = Array.from({ length: count }, () => new Session(open()));
   }
 
-  /** Runs `use` on table `id`'s session, to itself. */
+  /** Runs `use` on the session of key `id`, to itself. */
   exclusive<T>(id: number, use: (sql: Sql) => Promise<T>): Promise<T> {
     return this.#sessions[id % this.#sessions.length].exclusive(use);
   }
 
   /**
-   * Opens a transaction on table `id`'s session and keeps the session until it ends: for a list
+   * Opens a transaction on the session of key `id` and keeps the session until it ends: for a list
    * gathered over many statements.
    */
   async begin(id: number): Promise<OpenTransaction> {

@@ -1,0 +1,233 @@
+/**
+ * Running async calls (`omni_kube.api_async`): claims due requests into slots of their own (sync
+ * calls keep theirs), runs them, decides whether each is tried again, writes the outcomes in
+ * batches, runs the callbacks they make pending, and takes over the requests of dead workers.
+ * What it holds is bounded by its slots, however many requests are queued.
+ *
+ * @module
+ */
+import type { Running } from "../worker/call.ts";
+import { ResultWriter } from "../worker/result_writer.ts";
+import type { RequestResult } from "../queue/results.ts";
+import { errorMessage, type Logger } from "../observe.ts";
+import type { WorkerMetrics } from "../metrics.ts";
+import {
+  type AsyncRequest,
+  type AsyncResult,
+  type AsyncStatements,
+  CREDENTIALS_LOST,
+  OUTCOME_UNKNOWN,
+} from "./statements.ts";
+import { retryDelayMs, shouldRetry } from "./retry.ts";
+
+/** Requests one claim takes at most. */
+const CLAIM_BATCH = 256;
+
+/** What {@linkcode AsyncCalls} works with. */
+export interface AsyncCallsOptions {
+  /** The async statements, on a session of their own. */
+  statements: Pick<AsyncStatements, "claim" | "complete" | "recover">;
+  /** Runs the oldest pending callback; its request's id, null when none is pending. */
+  runCallback(): Promise<number | null>;
+  /** Makes the HTTP call (`Caller.run`); never throws. */
+  call(request: AsyncRequest, running: Running): Promise<RequestResult>;
+  /** Async calls run at once; more stay queued. */
+  concurrency: number;
+  log: Logger;
+  metrics?: WorkerMetrics;
+}
+
+/** The async calls of one worker. */
+export class AsyncCalls {
+  readonly #options: AsyncCallsOptions;
+  readonly #writer: ResultWriter<AsyncResult>;
+  readonly #running = new Map<number, Running>();
+  #claiming: Promise<void> | undefined;
+  #wakeAgain = false;
+  #callbacks: Promise<void> | undefined;
+  #callbacksAgain = false;
+  /** The wake-up for the earliest retry this worker scheduled, and when it fires. */
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #retryAt = Infinity;
+  #stopping = false;
+
+  /** Claims nothing until woken. */
+  constructor(options: AsyncCallsOptions) {
+    this.#options = options;
+    this.#writer = new ResultWriter<AsyncResult>({
+      results: {
+        complete: async (results, options) => {
+          const callbacks = await this.#options.statements.complete(results, options);
+          if (callbacks > 0) this.wakeCallbacks();
+        },
+      },
+      // Nobody waits on a lock for an async request: result() polls its row.
+      release: () => Promise.resolve(),
+      log: options.log,
+      metrics: options.metrics,
+    });
+  }
+
+  /** Async calls running now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Looks for due requests now. */
+  wake(): void {
+    if (this.#stopping) return;
+    if (this.#claiming) {
+      this.#wakeAgain = true;
+      return;
+    }
+    this.#claiming = this.#claimLoop()
+      .catch((error) =>
+        this.#options.log.error("async claim failed", { error: errorMessage(error) })
+      )
+      .finally(() => this.#claiming = undefined);
+  }
+
+  /**
+   * The heartbeat: takes over the requests of dead workers, writes results kept after a lost
+   * session, and looks for due requests and pending callbacks (notifications sent while the
+   * session was away are lost).
+   */
+  async heartbeat(): Promise<void> {
+    if (this.#stopping) return;
+    try {
+      const recovered = await this.#options.statements.recover();
+      if (recovered > 0) {
+        this.#options.log.warn("took over async requests of workers that stopped", {
+          count: recovered,
+        });
+      }
+      await this.#writer.flush();
+    } catch (error) {
+      this.#options.log.error("async upkeep failed", { error: errorMessage(error) });
+    }
+    this.wake();
+    this.wakeCallbacks();
+  }
+
+  /** Runs pending callbacks, one after another, until none is left. */
+  wakeCallbacks(): void {
+    if (this.#callbacks) {
+      this.#callbacksAgain = true;
+      return;
+    }
+    this.#callbacks = (async () => {
+      do {
+        this.#callbacksAgain = false;
+        while (!this.#stopping && await this.#options.runCallback() !== null) {
+          this.#options.metrics?.asyncCallbacks.inc();
+        }
+      } while (this.#callbacksAgain && !this.#stopping);
+    })()
+      .catch((error) =>
+        this.#options.log.error("running callbacks failed", { error: errorMessage(error) })
+      )
+      .finally(() => this.#callbacks = undefined);
+  }
+
+  async #claimLoop(): Promise<void> {
+    const { statements, concurrency } = this.#options;
+    do {
+      this.#wakeAgain = false;
+      while (!this.#stopping) {
+        const room = Math.min(concurrency - this.#running.size, CLAIM_BATCH);
+        if (room <= 0) break; // a finishing call wakes us again
+        const claimed = await statements.claim(room);
+        for (const request of claimed) this.#start(request);
+        if (claimed.length < room) break;
+      }
+    } while (this.#wakeAgain && !this.#stopping);
+  }
+
+  #start(request: AsyncRequest): void {
+    const running: Running = { abort: new AbortController(), finish: new AbortController() };
+    this.#running.set(request.id, running);
+    this.#attempt(request, running)
+      .then((result) => this.#writer.write(result))
+      .finally(() => {
+        this.#running.delete(request.id);
+        // A freed slot may let a claim take more.
+        this.wake();
+      });
+  }
+
+  /** One attempt at `request`, and what follows it: done, failed, or another attempt. */
+  async #attempt(request: AsyncRequest, running: Running): Promise<AsyncResult> {
+    const { log, metrics } = this.#options;
+    if (request.credentialsLost) {
+      metrics?.asyncAttempts.inc({ outcome: "failed" });
+      return {
+        id: request.id,
+        outcome: "failed",
+        error: "its token or client certificate was lost in a database crash before it was " +
+          "sent (credentials are never written to the WAL); it was not sent",
+        code: CREDENTIALS_LOST,
+      };
+    }
+    const result = await this.#options.call(request, running);
+    if (running.abort.signal.aborted && this.#stopping) {
+      // Stopped by the worker's shutdown: sent or not, nobody knows.
+      if (request.idempotent) return { ...result, retryAt: new Date() };
+      return {
+        id: request.id,
+        outcome: "failed",
+        error: `the worker shut down during the call: the ${request.method} may or may not ` +
+          "have reached the API server, and is never sent twice",
+        code: OUTCOME_UNKNOWN,
+      };
+    }
+    const outcome = result.outcome === "failed"
+      ? { refused: result.code !== undefined }
+      : { status: result.status, retryAfter: result.retryAfter };
+    if (shouldRetry(outcome, request)) {
+      const retryAt = new Date(Date.now() + retryDelayMs(request.attempts, outcome.retryAfter));
+      log.info("async call will be tried again", {
+        request: request.id,
+        attempt: request.attempts,
+        status: outcome.status ?? null,
+        retry_at: retryAt.toISOString(),
+      });
+      metrics?.asyncAttempts.inc({ outcome: "retry" });
+      this.#wakeAt(retryAt.getTime());
+      return { ...result, retryAt };
+    }
+    metrics?.asyncAttempts.inc({ outcome: result.outcome === "failed" ? "failed" : "done" });
+    return result;
+  }
+
+  /** Looks for due requests at `time` (or at an earlier wake-up already set). */
+  #wakeAt(time: number): void {
+    if (time >= this.#retryAt) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryAt = time;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryAt = Infinity;
+      this.wake();
+    }, Math.max(time - Date.now(), 0));
+  }
+
+  /**
+   * Stops claiming; gives calls in flight `graceMs` to finish, then stops the rest (an idempotent
+   * one is queued again, any other recorded as of unknown outcome); writes every outcome; lets
+   * the callback under way finish.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#retryTimer);
+    await this.#claiming;
+    const deadline = Date.now() + graceMs;
+    while (this.#running.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const running of this.#running.values()) {
+      running.abort.abort(new DOMException("the worker shut down", "AbortError"));
+    }
+    while (this.#running.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await this.#writer.flush();
+    await this.#callbacks;
+  }
+}

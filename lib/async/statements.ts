@@ -1,0 +1,102 @@
+/**
+ * The statements of async calls (`omni_kube.api_async`), on the worker's async session: claiming
+ * due requests, writing what became of them (or when to try again), recovering those of workers
+ * that died, and running callbacks.
+ *
+ * @module
+ */
+import type { Sql } from "../db.ts";
+import type { ClaimedRequest } from "../queue/claim.ts";
+import type { RequestResult } from "../queue/results.ts";
+
+/** SQLSTATE of an async request whose credentials a crash took: it was not sent. */
+export const CREDENTIALS_LOST = "OKQ03";
+/** SQLSTATE of an async request that may or may not have reached the API server. */
+export const OUTCOME_UNKNOWN = "OKQ02";
+
+/** A claimed async request: what {@linkcode ClaimedRequest} holds, and what retries need. */
+export interface AsyncRequest extends ClaimedRequest {
+  /** Attempts made, this one included. */
+  attempts: number;
+  /** Further attempts allowed after the first. */
+  retries: number;
+  /** Whether sending it twice changes nothing (GET, HEAD, PUT, DELETE, server-side apply). */
+  idempotent: boolean;
+  /** It had secrets, and a crash took them: it must fail unsent. */
+  credentialsLost: boolean;
+}
+
+/** What became of an attempt; with `retryAt`, the request is tried again then. */
+export type AsyncResult = RequestResult & { retryAt?: Date };
+
+/** The async statements of one worker. */
+export class AsyncStatements {
+  /** `session` is the worker's async session; only requests `workerId` runs are written. */
+  constructor(readonly session: Sql, readonly workerId: string) {}
+
+  /** Claims up to `slots` due requests (`omni_kube._async_claim`), oldest first. */
+  async claim(slots: number): Promise<AsyncRequest[]> {
+    const rows = await this.session`
+      select * from omni_kube._async_claim(${this.workerId}, ${slots})`;
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: "api",
+      requestedBy: r.requested_by,
+      method: r.method,
+      path: r.path,
+      body: r.body,
+      stream: r.stream,
+      patchType: r.patch_type,
+      server: r.server,
+      timeoutMs: r.timeout_ms,
+      useWorkerDefault: r.use_worker_default,
+      cacert: r.cacert,
+      clientCertificate: r.client_certificate,
+      clientPrivateKey: r.client_private_key,
+      token: r.token,
+      locked: false,
+      cluster: null,
+      attempts: r.attempts,
+      retries: r.retries,
+      idempotent: r.idempotent,
+      credentialsLost: r.credentials_lost,
+    }));
+  }
+
+  /**
+   * Writes results (`omni_kube._async_finish`) in one statement; returns how many callbacks they
+   * made pending. `tolerant` stores a body said to be JSON that is not as a JSON string.
+   */
+  async complete(results: AsyncResult[], { tolerant = false } = {}): Promise<number> {
+    if (results.length === 0) return 0;
+    const [{ callbacks }] = await this.session`
+      select omni_kube._async_finish(
+        ${this.workerId},
+        ${results.map((r) => r.id)}::bigint[],
+        ${results.map((r) => r.outcome === "failed" ? null : r.status)}::int2[],
+        ${results.map((r) => r.outcome === "response" ? r.body : null)}::text[],
+        ${results.map((r) => r.outcome === "response" && r.isJson ? "t" : "f")}::text[]::bool[],
+        ${results.map((r) => r.outcome === "stored" ? "t" : "f")}::text[]::bool[],
+        ${results.map((r) => r.outcome === "failed" ? r.error : null)}::text[],
+        ${results.map((r) => r.outcome === "failed" ? r.code ?? null : null)}::text[],
+        ${results.map((r) => r.retryAt?.toISOString() ?? null)}::timestamptz[],
+        ${tolerant}) as callbacks`;
+    return callbacks;
+  }
+
+  /** Recovers the requests of workers no longer alive (`omni_kube._async_recover`). */
+  async recover(): Promise<number> {
+    const [{ recovered }] = await this.session`
+      select omni_kube._async_recover(${this.workerId}) as recovered`;
+    return recovered;
+  }
+
+  /**
+   * Runs the oldest pending callback on `sql` (a session for members' code), in a transaction of
+   * its own; its request's id, or null when none is pending.
+   */
+  static async runCallback(sql: Sql): Promise<number | null> {
+    const [{ id }] = await sql`select omni_kube._async_run_callback() as id`;
+    return id === null ? null : Number(id);
+  }
+}

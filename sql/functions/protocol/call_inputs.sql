@@ -1,0 +1,85 @@
+-- Checks shared by every way a call is made (_call for api() and watch(), api_async()): each
+-- raises, naming what was wrong and what to give instead.
+
+-- The server a call names itself: only https://host[:port], since credentials never travel in clear
+-- text and a path or user part would change where the call goes; and one the workers call.
+create or replace function omni_kube._check_server(server text) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
+     and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
+    raise exception 'omni_kube: server "%" must be https://host[:port]', server
+      using errcode = '22023',
+        hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
+  end if;
+  perform omni_kube._check_explicit_server(server);
+end
+$$;
+revoke all on function omni_kube._check_server(text) from public;
+
+-- omni_kube.request_timeout in milliseconds (30 s when unset).
+create or replace function omni_kube._request_timeout_ms() returns int
+  language plpgsql stable
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  setting constant text := nullif(current_setting('omni_kube.request_timeout', true), '');
+  timeout_ms int;
+begin
+  if setting is null then
+    return 30000;
+  end if;
+  begin
+    timeout_ms := extract(epoch from setting::interval) * 1000;
+  exception when others then
+    raise exception 'omni_kube.request_timeout is not an interval: %', setting
+      using errcode = '22023', hint = 'Use a value such as ''30s'' or ''500ms''.';
+  end;
+  if timeout_ms <= 0 then
+    raise exception 'omni_kube.request_timeout must be positive, got %', setting
+      using errcode = '22023';
+  end if;
+  return timeout_ms;
+end
+$$;
+revoke all on function omni_kube._request_timeout_ms() from public;
+
+-- omni_kube.patch_type (NULL when unset: inferred from the body).
+create or replace function omni_kube._patch_type() returns text
+  language plpgsql stable
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  patch_type constant text := nullif(current_setting('omni_kube.patch_type', true), '');
+begin
+  if not omni_kube._protocol() -> 'patch_types' ? patch_type then
+    raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
+      using errcode = '22023';
+  end if;
+  return patch_type;
+end
+$$;
+revoke all on function omni_kube._patch_type() from public;
+
+-- Credentials passed inline: a bearer token alone, a client certificate with its key. (Never
+-- quoted in a message.)
+create or replace function omni_kube._check_credentials(
+  token text, clientcert omni_kube.client_certificate
+) returns void
+  language plpgsql immutable
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if token !~ '^[\x21-\x7e]+$' then
+    raise exception 'omni_kube: the token contains spaces, control or non-ASCII characters'
+      using errcode = '22023', hint = 'Pass the bearer token alone, without "Bearer " or a newline.';
+  end if;
+  if ((clientcert).certificate is null) <> ((clientcert).private_key is null) then
+    raise exception 'omni_kube: a client certificate needs both its certificate and its private key'
+      using errcode = '22023';
+  end if;
+end
+$$;
+revoke all on function omni_kube._check_credentials(text, omni_kube.client_certificate) from public;
