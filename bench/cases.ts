@@ -43,6 +43,8 @@ export interface Sizes {
   /** Case 7: patch loops of the unpaced phase, and its length. */
   liveChurnLoops: number;
   liveChurnMs: number;
+  /** Case 8 (bench/async.ts): async GETs enqueued in one transaction, then completed. */
+  asyncRequests: number;
 }
 
 /** The sizes the issue asks for. */
@@ -65,6 +67,7 @@ export const FULL: Sizes = {
   liveLagMs: 10_000,
   liveChurnLoops: 32,
   liveChurnMs: 10_000,
+  asyncRequests: 20_000,
 };
 
 /** A tiny run that exercises every case (for the harness's own test). */
@@ -87,6 +90,7 @@ export const QUICK: Sizes = {
   liveLagMs: 500,
   liveChurnLoops: 8,
   liveChurnMs: 500,
+  asyncRequests: 200,
 };
 
 /** Latency percentiles in milliseconds. */

@@ -2,9 +2,10 @@
  * `deno task bench [--json FILE] [--quick] [--only CASE,...]`: starts the test bed and the worker
  * (as its own process), warms up, and measures each case through the bridge and directly, printing
  * one table with both and their ratio (see README.md, "Measured"). Case `floor` measures the
- * cheapest implementation of the bridge's call shape instead (bench/floor.ts); the last, `live`,
- * measures live tables: their first sync, and how soon and how fast they follow changes
- * (bench/live.ts).
+ * cheapest implementation of the bridge's call shape instead (bench/floor.ts); `live` measures
+ * live tables: their first sync, and how soon and how fast they follow changes (bench/live.ts);
+ * the last, `async`, measures async calls: their enqueue, and how fast committed ones complete
+ * (bench/async.ts).
  *
  * @module
  */
@@ -31,6 +32,7 @@ import {
 } from "./cases.ts";
 import { floor, FLOOR_PARTS, type FloorCpu, type FloorPart, type FloorResult } from "./floor.ts";
 import { type LagFigures, live, type LiveResult } from "./live.ts";
+import { asyncCalls, type AsyncResult } from "./async.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
 /** Everything one run measured (the `--json` file). */
@@ -47,10 +49,20 @@ export interface BenchReport {
   watch?: WatchResult;
   floor?: FloorResult;
   live?: LiveResult;
+  async?: AsyncResult;
 }
 
 /** The cases, in the order they run. */
-export const CASES = ["single", "batch", "throughput", "list", "watch", "floor", "live"] as const;
+export const CASES = [
+  "single",
+  "batch",
+  "throughput",
+  "list",
+  "watch",
+  "floor",
+  "live",
+  "async",
+] as const;
 /** One of {@linkcode CASES}. */
 export type CaseName = typeof CASES[number];
 
@@ -93,6 +105,7 @@ export async function runBench(
     const watchResult = runs("watch") ? (log("5. watch"), await watch(bed, sizes)) : undefined;
     const floorResult = runs("floor") ? (log("6. floor"), await floor(bed, sizes, dir)) : undefined;
     const liveResult = runs("live") ? (log("7. live"), await live(bed, sizes, log)) : undefined;
+    const asyncResult = runs("async") ? (log("8. async"), await asyncCalls(bed, sizes)) : undefined;
     return {
       startedAt,
       quick: options.quick ?? false,
@@ -109,6 +122,7 @@ export async function runBench(
       watch: watchResult,
       floor: floorResult,
       live: liveResult,
+      async: asyncResult,
     };
   } catch (error) {
     failed = true;
@@ -118,6 +132,25 @@ export async function runBench(
     await bed?.stop();
     if (!failed) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** Case 8's rows: the enqueue beside a plain INSERT, and throughput beside the direct client. */
+function asyncRows(a: AsyncResult): string[][] {
+  return [
+    [
+      "8. async: api_async() in the caller's transaction (direct: an INSERT of its row)",
+      formatMs(a.enqueueMs),
+      formatMs(a.insertMs),
+      formatRatio(a.enqueueMs / a.insertMs),
+    ],
+    [
+      `8. async: ${a.requests} committed GETs, minimal endpoint (calls/s)`,
+      a.bridge.toFixed(0),
+      a.direct.toFixed(0),
+      formatRatio(a.ratio),
+    ],
+    cpuRow("8. async: CPU per call: PostgreSQL + worker", a.cpu),
+  ];
 }
 
 /** A row of CPU per bridge call: the total, then how it splits between PostgreSQL and the worker. */
@@ -420,6 +453,7 @@ export function formatReport(report: BenchReport): string {
   }
   if (f) rows.push(...floorRows(f, report));
   if (report.live) rows.push(...liveRows(report.live));
+  if (report.async) rows.push(...asyncRows(report.async));
   const parts = [markdownTable(["case", "bridge", "direct", "ratio"], rows)];
   if (l || w) {
     parts.push(

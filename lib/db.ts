@@ -44,3 +44,55 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
     transform: { undefined: null },
   });
 }
+
+/** A statement on a {@linkcode RenewableSession} that did not settle in time. */
+export class StatementHung extends Error {
+  /** `what` names the statement. */
+  constructor(what: string, timeoutMs: number) {
+    super(`${what} did not finish within ${timeoutMs / 1000} s; the session was opened anew`);
+    this.name = "StatementHung";
+  }
+}
+
+/**
+ * A one-connection client that is replaced when a statement hangs. postgres.js (3.4.9) can leave a
+ * client's queries pending forever when it reconnects while the server is still starting, as it
+ * is after a crash (porsager/postgres#1193); a fresh client connects to the running server.
+ */
+export class RenewableSession {
+  #sql: Sql;
+
+  /** `open` makes the one-connection client, now and each time it is replaced. */
+  constructor(readonly open: () => Sql) {
+    this.#sql = open();
+  }
+
+  /**
+   * Runs `use` on the session. If it has not settled after `timeoutMs`, the client is ended (what
+   * it was doing is rolled back, unless it had committed) and replaced, and this throws
+   * {@linkcode StatementHung}.
+   */
+  async run<T>(what: string, timeoutMs: number, use: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.#sql;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StatementHung(what, timeoutMs)), timeoutMs);
+    });
+    try {
+      return await Promise.race([use(sql), hung]);
+    } catch (error) {
+      if (error instanceof StatementHung && this.#sql === sql) {
+        this.#sql = this.open();
+        sql.end({ timeout: 0 }).catch(() => {});
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the client. */
+  async end(): Promise<void> {
+    await this.#sql.end({ timeout: 2 });
+  }
+}

@@ -6,7 +6,7 @@
  * @module
  */
 import { hostname } from "node:os";
-import { connect, type Sql } from "./db.ts";
+import { connect, RenewableSession, type Sql } from "./db.ts";
 import { describeMigration, IncompatibleDatabase, migrate, pendingMigrations } from "./migrate.ts";
 import { RELEASE } from "./version.ts";
 import {
@@ -194,7 +194,7 @@ export class Worker {
   #live: LiveMirror | undefined;
   /** Async calls (api_async), on sessions of their own. */
   #async: AsyncCalls | undefined;
-  #asyncSession: Sql | undefined;
+  #asyncSession: RenewableSession | undefined;
   #callbackSessions: MemberSessions | undefined;
   #upkeep: MaintenanceStatements | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -363,12 +363,14 @@ export class Worker {
   /** Makes the runner of async calls, with its session and the one its callbacks run in. */
   #startAsync(): AsyncCalls {
     const config = this.#config;
-    const session = this.#asyncSession = connect(config.databaseUrl, {
-      max: 1,
-      applicationName: "omni_kube_worker_async",
-      keepConnections: true,
-      settings: { jit: "off" },
-    });
+    const session = this.#asyncSession = new RenewableSession(() =>
+      connect(config.databaseUrl, {
+        max: 1,
+        applicationName: "omni_kube_worker_async",
+        keepConnections: true,
+        settings: { jit: "off" },
+      })
+    );
     const callbacks = this.#callbackSessions = new MemberSessions(
       () =>
         connect(config.databaseUrl, {
@@ -663,7 +665,7 @@ export class Worker {
     this.#http.close();
     await this.#httpServer?.shutdown();
     await this.#session?.end({ timeout: 2 });
-    await this.#asyncSession?.end({ timeout: 2 });
+    await this.#asyncSession?.end();
     await this.#callbackSessions?.close();
     await this.#pieces?.close();
     await this.#sql?.end({ timeout: 2 });

@@ -42,6 +42,8 @@ export class AsyncCalls {
   readonly #options: AsyncCallsOptions;
   readonly #writer: ResultWriter<AsyncResult>;
   readonly #running = new Map<number, Running>();
+  /** Requests this worker sent whose outcome it has not yet seen written. */
+  readonly #unsettled = new Set<number>();
   #claiming: Promise<void> | undefined;
   #wakeAgain = false;
   #callbacks: Promise<void> | undefined;
@@ -58,6 +60,7 @@ export class AsyncCalls {
       results: {
         complete: async (results, options) => {
           const callbacks = await this.#options.statements.complete(results, options);
+          for (const result of results) this.#unsettled.delete(result.id);
           if (callbacks > 0) this.wakeCallbacks();
         },
       },
@@ -88,20 +91,24 @@ export class AsyncCalls {
   }
 
   /**
-   * The heartbeat: takes over the requests of dead workers, writes results kept after a lost
-   * session, and looks for due requests and pending callbacks (notifications sent while the
-   * session was away are lost).
+   * The heartbeat: writes results kept after a lost session, recovers the requests of dead workers
+   * and those this worker claimed without learning it (a claim whose answer was lost), and looks
+   * for due requests and pending callbacks (notifications sent while the session was away are
+   * lost).
    */
   async heartbeat(): Promise<void> {
     if (this.#stopping) return;
     try {
-      const recovered = await this.#options.statements.recover();
+      await this.#writer.flush();
+      // Not while a claim is under way: what it claims is not among the unsettled yet. (A claim
+      // woken meanwhile runs after this statement, on the same session.)
+      while (this.#claiming) await this.#claiming;
+      const recovered = await this.#options.statements.recover([...this.#unsettled]);
       if (recovered > 0) {
-        this.#options.log.warn("took over async requests of workers that stopped", {
+        this.#options.log.warn("recovered async requests whose calls were lost", {
           count: recovered,
         });
       }
-      await this.#writer.flush();
     } catch (error) {
       this.#options.log.error("async upkeep failed", { error: errorMessage(error) });
     }
@@ -146,6 +153,7 @@ export class AsyncCalls {
   #start(request: AsyncRequest): void {
     const running: Running = { abort: new AbortController(), finish: new AbortController() };
     this.#running.set(request.id, running);
+    this.#unsettled.add(request.id);
     this.#attempt(request, running)
       .then((result) => this.#writer.write(result))
       .finally(() => {

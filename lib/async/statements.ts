@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Sql } from "../db.ts";
+import type { RenewableSession, Sql } from "../db.ts";
 import type { ClaimedRequest } from "../queue/claim.ts";
 import type { RequestResult } from "../queue/results.ts";
 
@@ -29,15 +29,29 @@ export interface AsyncRequest extends ClaimedRequest {
 /** What became of an attempt; with `retryAt`, the request is tried again then. */
 export type AsyncResult = RequestResult & { retryAt?: Date };
 
+/**
+ * How long a claim or a recovery may take before its session is taken for hung. A claim given up
+ * so costs nothing: what it took was never sent, and the next recovery queues it again.
+ */
+const SHORT_STATEMENT_MS = 5_000;
+/**
+ * How long writing results may take (bodies up to the worker's --max-response-bytes); results
+ * given up so are kept, and written again.
+ */
+const WRITE_MS = 60_000;
+
 /** The async statements of one worker. */
 export class AsyncStatements {
   /** `session` is the worker's async session; only requests `workerId` runs are written. */
-  constructor(readonly session: Sql, readonly workerId: string) {}
+  constructor(readonly session: RenewableSession, readonly workerId: string) {}
 
   /** Claims up to `slots` due requests (`omni_kube._async_claim`), oldest first. */
   async claim(slots: number): Promise<AsyncRequest[]> {
-    const rows = await this.session`
-      select * from omni_kube._async_claim(${this.workerId}, ${slots})`;
+    const rows = await this.session.run(
+      "an async claim",
+      SHORT_STATEMENT_MS,
+      (sql) => sql`select * from omni_kube._async_claim(${this.workerId}, ${slots})`,
+    );
     return rows.map((r) => ({
       id: Number(r.id),
       kind: "api",
@@ -69,8 +83,11 @@ export class AsyncStatements {
    */
   async complete(results: AsyncResult[], { tolerant = false } = {}): Promise<number> {
     if (results.length === 0) return 0;
-    const [{ callbacks }] = await this.session`
-      select omni_kube._async_finish(
+    const [{ callbacks }] = await this.session.run(
+      "writing async results",
+      WRITE_MS,
+      (sql) =>
+        sql`select omni_kube._async_finish(
         ${this.workerId},
         ${results.map((r) => r.id)}::bigint[],
         ${results.map((r) => r.outcome === "failed" ? null : r.status)}::int2[],
@@ -80,14 +97,23 @@ export class AsyncStatements {
         ${results.map((r) => r.outcome === "failed" ? r.error : null)}::text[],
         ${results.map((r) => r.outcome === "failed" ? r.code ?? null : null)}::text[],
         ${results.map((r) => r.retryAt?.toISOString() ?? null)}::timestamptz[],
-        ${tolerant}) as callbacks`;
+        ${tolerant}) as callbacks`,
+    );
     return callbacks;
   }
 
-  /** Recovers the requests of workers no longer alive (`omni_kube._async_recover`). */
-  async recover(): Promise<number> {
-    const [{ recovered }] = await this.session`
-      select omni_kube._async_recover(${this.workerId}) as recovered`;
+  /**
+   * Recovers the requests of workers no longer alive, and this worker's own that it marked
+   * running but never sent (`unsettled` are those it sent and has not seen written):
+   * `omni_kube._async_recover`.
+   */
+  async recover(unsettled: number[]): Promise<number> {
+    const [{ recovered }] = await this.session.run(
+      "an async recovery",
+      SHORT_STATEMENT_MS,
+      (sql) =>
+        sql`select omni_kube._async_recover(${this.workerId}, ${unsettled}::bigint[]) as recovered`,
+    );
     return recovered;
   }
 

@@ -160,11 +160,22 @@ export class Caller {
   }
 
   async #call(request: ClaimedRequest, running: Running): Promise<RequestResult> {
-    const signal = running.abort.signal;
+    checkRequestTimeout(request.timeoutMs, 0, this.#limits);
+    return await withDeadline(
+      running.abort.signal,
+      request.timeoutMs,
+      (callSignal) => this.#callUntil(request, running, callSignal),
+    );
+  }
+
+  /** {@linkcode #call} with `callSignal` ending it (aborted, or out of time). */
+  async #callUntil(
+    request: ClaimedRequest,
+    running: Running,
+    callSignal: AbortSignal,
+  ): Promise<RequestResult> {
     const { fetch, pieces } = this.#options;
     const { maxResponseBytes } = this.#limits;
-    checkRequestTimeout(request.timeoutMs, 0, this.#limits);
-    const callSignal = AbortSignal.any([signal, AbortSignal.timeout(request.timeoutMs)]);
     const send = (target: KubeTarget) =>
       fetch(target, {
         method: request.method,
@@ -253,6 +264,32 @@ export class Caller {
     return request.cluster === null
       ? send(this.#plainTarget(request))
       : this.#cluster(request.cluster).send(signal, send, discard);
+  }
+}
+
+/**
+ * Runs `use` with a signal that aborts when `signal` does or after `timeoutMs` (a TimeoutError),
+ * and forgets the timer when `use` settles. (`AbortSignal.timeout` cannot be cancelled: each call
+ * would keep its timer and signals for the whole timeout, tens of thousands of them at high rates.)
+ */
+export async function withDeadline<T>(
+  signal: AbortSignal,
+  timeoutMs: number,
+  use: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const deadline = new AbortController();
+  const follow = () => deadline.abort(signal.reason);
+  if (signal.aborted) follow();
+  else signal.addEventListener("abort", follow, { once: true });
+  const timer = setTimeout(
+    () => deadline.abort(new DOMException("signal timed out", "TimeoutError")),
+    timeoutMs,
+  );
+  try {
+    return await use(deadline.signal);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", follow);
   }
 }
 

@@ -81,35 +81,52 @@ export class ResultWriter<R extends RequestResult = RequestResult> {
 
   /**
    * A batch of results could not be written. If the database refused one of them, write them one
-   * by one, recording a refused one as failed; if the session was lost, keep them for the next
-   * heartbeat, which reconnects and writes them then.
+   * by one, recording a refused one as failed; if the session was lost (whether or not the
+   * statement committed: writing again changes nothing), keep the rest for the next heartbeat,
+   * which reconnects and writes them then.
    */
   async #completeAfterFailure(batch: R[], error: unknown): Promise<void> {
     const { results, log } = this.#options;
-    if (!(error instanceof postgres.PostgresError)) {
+    const keep = (rest: R[], cause: unknown) => {
       log.error("writing results failed; will retry", {
-        error: String(error),
-        count: batch.length,
+        error: String(cause),
+        count: rest.length,
       });
-      this.#pending.unshift(...batch);
-      return;
-    }
-    for (const result of batch) {
+      this.#pending.unshift(...rest);
+    };
+    if (sessionLost(error)) return keep(batch, error);
+    for (const [i, result] of batch.entries()) {
       try {
         await results.complete([result], { tolerant: true });
+        continue;
       } catch (refused) {
+        if (sessionLost(refused)) return keep(batch.slice(i), refused);
         log.error("result refused by the database", {
           request: result.id,
           error: String(refused),
         });
-        await results.complete([{
+        const failed = {
           id: result.id,
           outcome: "failed",
           error: `the response could not be stored: ${errorMessage(refused)}`,
           ...(result.unclaimed ? { unclaimed: true } : {}),
           // (A failed result is every R: what R adds to RequestResult is optional.)
-        } as R]).catch(() => {});
+        } as R;
+        try {
+          await results.complete([failed]);
+        } catch (lost) {
+          if (sessionLost(lost)) return keep([failed, ...batch.slice(i + 1)], lost);
+        }
       }
     }
   }
+}
+
+/**
+ * Whether a statement failed because the session was lost, rather than refused by the database:
+ * no answer at all, a connection exception (SQLSTATE class 08) or the server shutting down or
+ * crashing (57P).
+ */
+export function sessionLost(error: unknown): boolean {
+  return !(error instanceof postgres.PostgresError) || /^(08|57P)/.test(error.code);
 }

@@ -119,6 +119,31 @@ Deno.test("ResultWriter: a refused batch is written one by one, a refused result
   assert.equal(writer.pending, 0);
 });
 
+Deno.test("ResultWriter: a session lost while writing one by one keeps the rest", async () => {
+  const fake = fakeStatements();
+  const log = recordingLog();
+  const writer = new ResultWriter({ ...fake, log });
+  // The batch is refused; writing one by one, the server shuts down at the second.
+  fake.state.fail = (results, tolerant) =>
+    !tolerant
+      ? refusal("invalid input syntax for type json")
+      : results[0].id === 2
+      ? Object.assign(refusal("terminating connection due to administrator command"), {
+        code: "57P01",
+      })
+      : undefined;
+  let open!: () => void;
+  fake.state.gate = new Promise((resolve) => open = resolve);
+  const writes = [writer.write(ok(0)), writer.write(ok(2)), writer.write(ok(3))];
+  open();
+  await Promise.all(writes);
+  // Result 2 and 3 are kept, not recorded as failed.
+  assert.equal(writer.pending, 2);
+  assert.ok(!fake.written.flat().some((r) => r.outcome === "failed"));
+  assert.ok(log.lines.length > 0);
+  assert.ok(log.lines.every((line) => line === "writing results failed; will retry"));
+});
+
 Deno.test("ResultWriter.flush: with nothing pending, writes nothing", async () => {
   const fake = fakeStatements();
   const writer = new ResultWriter({ ...fake, log: recordingLog() });

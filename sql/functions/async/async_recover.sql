@@ -1,13 +1,20 @@
--- The requests of workers that stopped mid-call (killed, or their host lost), found by any other
--- worker's heartbeat. Whether such a call reached the API server is unknown: an idempotent one is
--- queued again at once (the lost attempt not counted against its retries); any other is failed
--- with OKQ02 and never sent again. Returns how many were recovered.
-create or replace function omni_kube._async_recover(worker uuid) returns int
+-- Requests whose call was lost, found at each worker's heartbeat:
+--
+-- * those of workers that stopped mid-call (killed, or their host lost). Whether such a call
+--   reached the API server is unknown: an idempotent one is queued again at once (the lost attempt
+--   not counted against its retries); any other is failed with OKQ02 and never sent again;
+-- * those marked running for `worker` that it never sent (`unsettled` are those it sent and has
+--   not seen written): their claim committed but its answer never reached the worker (the session
+--   was lost, or the claim was given up as hung). They are queued again, whatever their method.
+--
+-- Returns how many were recovered.
+create or replace function omni_kube._async_recover(worker uuid, unsettled bigint[]) returns int
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp
   as $$
 declare
   recovered int;
+  unsent int;
 begin
   perform set_config('synchronous_commit', 'on', true);
   with dead_workers as (
@@ -19,7 +26,7 @@ begin
     select r.id from omni_kube.async_request r
      where r.state = 'running' and r.worker_id in (select worker_id from dead_workers)
      for update skip locked
-  ), recovered as (
+  ), requeued as (
     update omni_kube.async_request r
        set state = case when omni_kube._idempotent(r.method, r.patch_type) then 'queued'
                         else 'failed' end::omni_kube.request_state,
@@ -27,7 +34,7 @@ begin
                            else r.attempts end,
            next_attempt_at = now(),
            error = case when omni_kube._idempotent(r.method, r.patch_type)
-                        then 'its worker stopped mid-call; it was sent again'
+                        then 'its worker stopped during the call; it was sent again'
                         else format('its worker stopped before the outcome was recorded: the %s may or may not have reached the API server, and is never sent twice', r.method)
                    end,
            error_code = case when omni_kube._idempotent(r.method, r.patch_type) then null
@@ -39,8 +46,19 @@ begin
       from dead where r.id = dead.id
     returning r.id
   )
-  select count(*) into recovered from recovered;
-  return recovered;
+  select count(*) into recovered from requeued;
+  with never_sent as (
+    select r.id from omni_kube.async_request r
+     where r.state = 'running' and r.worker_id = worker and r.id <> all(unsettled)
+     for update skip locked
+  ), requeued as (
+    update omni_kube.async_request r
+       set state = 'queued', attempts = r.attempts - 1, next_attempt_at = now()
+      from never_sent where r.id = never_sent.id
+    returning r.id
+  )
+  select count(*) into unsent from requeued;
+  return recovered + unsent;
 end
 $$;
-revoke all on function omni_kube._async_recover(uuid) from public;
+revoke all on function omni_kube._async_recover(uuid, bigint[]) from public;

@@ -1,0 +1,105 @@
+/**
+ * Case 8, async calls (`omni_kube.api_async`) against the minimal endpoint: what one enqueue costs
+ * inside the caller's transaction (beside a plain INSERT of the same values into a table of the
+ * same shape), and how fast the worker completes a committed batch of GETs, beside a direct client
+ * running the same GETs at the worker's async concurrency.
+ *
+ * @module
+ */
+import { type Bed, cpuPerCall, sampleCpu } from "./bed.ts";
+import type { CpuPerCall, Sizes } from "./cases.ts";
+import { forEachConcurrently } from "./stats.ts";
+
+/** The worker's default `--async-concurrency`: the direct client runs as many GETs at once. */
+const ASYNC_CONCURRENCY = 64;
+const LOCAL_PATH = "/bench";
+
+/** Case 8's figures. */
+export interface AsyncResult {
+  requests: number;
+  /** Milliseconds per api_async() inside one transaction, and per INSERT of the same row. */
+  enqueueMs: number;
+  insertMs: number;
+  /** Committed GETs completed per second, from the commit to the last result. */
+  bridge: number;
+  /** The same GETs per second from a direct client with {@linkcode ASYNC_CONCURRENCY} at once. */
+  direct: number;
+  ratio: number;
+  /** CPU per completed request, from the commit to the last result. */
+  cpu: CpuPerCall;
+}
+
+/** Case 8 with `sizes.asyncRequests` requests. */
+export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
+  const requests = sizes.asyncRequests;
+  const sql = bed.sessions(1);
+  const { server, caCert } = bed.local;
+  try {
+    // Warm-up: the first calls plan the statements, and open the worker's connections.
+    await sql`select omni_kube.api_async(${LOCAL_PATH}, server => ${server}, cacert => ${caCert!})
+                from generate_series(1, 200)`;
+    await waitForAll(sql);
+
+    // A plain INSERT of what one request row holds, into a table of the same shape.
+    const insertMs = await sql.begin(async (tx) => {
+      await tx`create temporary table plain (like omni_kube.async_request including all)
+                 on commit drop`;
+      const started = performance.now();
+      await tx`insert into plain (method, path, server, timeout_ms, requested_by,
+                                  use_worker_default, cacert, has_secret)
+               select 'GET', ${LOCAL_PATH}, ${server}, 30000, current_user, false, ${caCert!},
+                      false
+                 from generate_series(1, ${requests})`;
+      return (performance.now() - started) / requests;
+    });
+
+    const cpuBefore = await sampleCpu(bed);
+    const enqueued = await sql.begin(async (tx) => {
+      const started = performance.now();
+      await tx`select omni_kube.api_async(${LOCAL_PATH}, server => ${server},
+                                          cacert => ${caCert!})
+                 from generate_series(1, ${requests})`;
+      return performance.now() - started;
+    });
+    const commitAt = performance.now();
+    await waitForAll(sql);
+    const seconds = (performance.now() - commitAt) / 1000;
+    const cpu = cpuPerCall(cpuBefore, await sampleCpu(bed), requests);
+
+    const paths = Array.from({ length: requests }, () => LOCAL_PATH);
+    const directStarted = performance.now();
+    await forEachConcurrently(paths, ASYNC_CONCURRENCY, async (path) => {
+      const response = await bed.http.fetch(bed.local, { method: "GET", path });
+      JSON.parse(await response.text());
+    });
+    const directSeconds = (performance.now() - directStarted) / 1000;
+    const bridge = requests / seconds;
+    const direct = requests / directSeconds;
+    return {
+      requests,
+      enqueueMs: enqueued / requests,
+      insertMs,
+      bridge,
+      direct,
+      ratio: bridge / direct,
+      cpu,
+    };
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Waits until no async request is queued or running; throws if one did not answer 200. */
+async function waitForAll(sql: ReturnType<Bed["sessions"]>): Promise<void> {
+  for (;;) {
+    const [{ unfinished }] = await sql`
+      select exists (select from omni_kube.async_request where state = 'queued')
+             or exists (select from omni_kube.async_request where state = 'running') as unfinished`;
+    if (!unfinished) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const [{ failed }] = await sql`
+    select count(*)::int as failed from omni_kube.async_request
+     where state <> 'done' or status <> 200`;
+  if (failed > 0) throw new Error(`${failed} async requests of the bench did not answer 200`);
+}
