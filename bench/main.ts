@@ -138,7 +138,7 @@ export async function runBench(
 function asyncRows(a: AsyncResult): string[][] {
   return [
     [
-      "8. async: api_async() in the caller's transaction (direct: an INSERT of its row)",
+      "8. async: api_async() in the caller's transaction (direct: a function INSERTing its row)",
       formatMs(a.enqueueMs),
       formatMs(a.insertMs),
       formatRatio(a.enqueueMs / a.insertMs),

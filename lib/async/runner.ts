@@ -87,7 +87,11 @@ export class AsyncCalls {
       .catch((error) =>
         this.#options.log.error("async claim failed", { error: errorMessage(error) })
       )
-      .finally(() => this.#claiming = undefined);
+      .finally(() => {
+        this.#claiming = undefined;
+        // Woken after the loop's last look (it ended before its promise settled).
+        if (this.#wakeAgain) this.wake();
+      });
   }
 
   /**
@@ -133,7 +137,10 @@ export class AsyncCalls {
       .catch((error) =>
         this.#options.log.error("running callbacks failed", { error: errorMessage(error) })
       )
-      .finally(() => this.#callbacks = undefined);
+      .finally(() => {
+        this.#callbacks = undefined;
+        if (this.#callbacksAgain && !this.#stopping) this.wakeCallbacks();
+      });
   }
 
   async #claimLoop(): Promise<void> {
@@ -141,8 +148,16 @@ export class AsyncCalls {
     do {
       this.#wakeAgain = false;
       while (!this.#stopping) {
-        const room = Math.min(concurrency - this.#running.size, CLAIM_BATCH);
-        if (room <= 0) break; // a finishing call wakes us again
+        // Free slots, while no more results than slots wait to be written: what the worker
+        // holds stays bounded when writes fall behind.
+        const room = Math.min(
+          concurrency - this.#running.size,
+          2 * concurrency - this.#unsettled.size,
+          CLAIM_BATCH,
+        );
+        // Claims of a few requests each would cost a statement per call or two: with calls
+        // running, wait until a quarter of the slots are free (finishing calls wake us again).
+        if (room <= 0 || (this.#running.size > 0 && room < concurrency / 4)) break;
         const claimed = await statements.claim(room);
         for (const request of claimed) this.#start(request);
         if (claimed.length < room) break;
@@ -154,13 +169,15 @@ export class AsyncCalls {
     const running: Running = { abort: new AbortController(), finish: new AbortController() };
     this.#running.set(request.id, running);
     this.#unsettled.add(request.id);
+    // The slot is free once the call is: its result waits for the next write without it.
     this.#attempt(request, running)
-      .then((result) => this.#writer.write(result))
       .finally(() => {
         this.#running.delete(request.id);
-        // A freed slot may let a claim take more.
         this.wake();
-      });
+      })
+      .then((result) => this.#writer.write(result))
+      // A written result may let a claim take more (see #claimLoop).
+      .finally(() => this.wake());
   }
 
   /** One attempt at `request`, and what follows it: done, failed, or another attempt. */

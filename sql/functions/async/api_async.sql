@@ -17,7 +17,9 @@ create or replace function omni_kube.api_async(
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  requested_by constant name := omni_kube._session_role();
+  -- Who asks: the session's role (omni_kube._session_role(), spelled out: this runs per call).
+  requested_by constant name := case when current_setting('role') = 'none' then session_user
+                                     else current_setting('role') end;
   patch_type constant text := omni_kube._patch_type();
   has_secret constant boolean := token is not null or (clientcert).certificate is not null;
   request_id bigint;
