@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Bed, cpuPerCall, type CpuSample, sampleCpu } from "./bed.ts";
+import { type Bed, cpuPerCall, type CpuSample, cpuSeconds, sampleCpu } from "./bed.ts";
 import type { CpuPerCall, Sizes } from "./cases.ts";
 import { forEachConcurrently } from "./stats.ts";
 
@@ -30,6 +30,10 @@ export interface AsyncResult {
   ratio: number;
   /** CPU per completed request, from the commit to the last result (the enqueue apart). */
   cpu: CpuPerCall;
+  /** The endpoint's CPU per call, serving the bridge's calls and the direct client's. */
+  endpointCpu: { bridge: number; direct: number };
+  /** The direct client's CPU per call (the bench process, which does nothing else meanwhile). */
+  directCpu: number;
 }
 
 /** Case 8 with `sizes.asyncRequests` requests. */
@@ -80,17 +84,27 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
       return elapsed;
     });
     const commitAt = performance.now();
+    const endpointPid = bed.endpoint.process.pid;
+    const endpointBefore = await cpuSeconds(endpointPid);
     await waitForAll(sql);
     const seconds = (performance.now() - commitAt) / 1000;
     const cpu = cpuPerCall(cpuBefore, await sampleCpu(bed), requests);
+    const endpointBridge = await cpuSeconds(endpointPid) - endpointBefore;
 
     const paths = Array.from({ length: requests }, () => LOCAL_PATH);
+    const [selfBefore, endpointDirectBefore] = [
+      await cpuSeconds(Deno.pid),
+      await cpuSeconds(endpointPid),
+    ];
     const directStarted = performance.now();
     await forEachConcurrently(paths, ASYNC_CONCURRENCY, async (path) => {
       const response = await bed.http.fetch(bed.local, { method: "GET", path });
       JSON.parse(await response.text());
     });
     const directSeconds = (performance.now() - directStarted) / 1000;
+    const perCallMs = (cpuSeconds: number) => cpuSeconds * 1000 / requests;
+    const directCpu = perCallMs(await cpuSeconds(Deno.pid) - selfBefore);
+    const endpointDirect = perCallMs(await cpuSeconds(endpointPid) - endpointDirectBefore);
     const bridge = requests / seconds;
     const direct = requests / directSeconds;
     return {
@@ -101,6 +115,8 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
       direct,
       ratio: bridge / direct,
       cpu,
+      endpointCpu: { bridge: perCallMs(endpointBridge), direct: endpointDirect },
+      directCpu,
     };
   } finally {
     await sql.end();

@@ -150,6 +150,18 @@ function asyncRows(a: AsyncResult): string[][] {
       formatRatio(a.ratio),
     ],
     cpuRow("8. async: CPU per call: PostgreSQL + worker", a.cpu),
+    [
+      "8. async: CPU per call: the worker (direct: the direct client)",
+      formatMs(a.cpu.worker),
+      formatMs(a.directCpu),
+      formatRatio(a.cpu.worker / a.directCpu),
+    ],
+    [
+      "8. async: CPU per call: the endpoint",
+      formatMs(a.endpointCpu.bridge),
+      formatMs(a.endpointCpu.direct),
+      "",
+    ],
   ];
 }
 

@@ -77,18 +77,35 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
-  /** `queueDepth` is asked at each scrape for the number of requests in each state. */
-  constructor(queueDepth: () => Promise<Record<string, number>>) {
-    new client.Gauge({
-      name: "omni_kube_queue_requests",
-      help: "Requests in the queue table by state (kept for the retention period once finished).",
-      labelNames: ["state"],
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [state, count] of Object.entries(await queueDepth())) this.set({ state }, count);
-      },
-    });
+  /**
+   * `queueDepth` and `asyncDepth` are asked at each scrape for the number of requests, and of
+   * async requests, in each state.
+   */
+  constructor(
+    queueDepth: () => Promise<Record<string, number>>,
+    asyncDepth: () => Promise<Record<string, number>> = () => Promise.resolve({}),
+  ) {
+    const depthGauge = (name: string, help: string, depth: typeof queueDepth) =>
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ["state"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const [state, count] of Object.entries(await depth())) this.set({ state }, count);
+        },
+      });
+    depthGauge(
+      "omni_kube_queue_requests",
+      "Requests in the queue table by state (kept for the retention period once finished).",
+      queueDepth,
+    );
+    depthGauge(
+      "omni_kube_async_requests",
+      "Async requests (api_async) by state (kept for the retention period once finished).",
+      asyncDepth,
+    );
   }
 
   /** The metrics in the Prometheus text format. */

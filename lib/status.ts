@@ -6,7 +6,13 @@
 import type { Sql } from "./db.ts";
 import { REQUEST_STATES } from "./queue/protocol.ts";
 import { RELEASE } from "./version.ts";
-import { clusterList, queueDepth, recentFailures, workerList } from "./queue/inspect.ts";
+import {
+  asyncDepth,
+  clusterList,
+  queueDepth,
+  recentFailures,
+  workerList,
+} from "./queue/inspect.ts";
 import { liveTableList } from "./live/registry.ts";
 
 /** Left-aligned columns separated by two spaces, with a header row. */
@@ -27,23 +33,28 @@ function clip(text: string, width: number): string {
 }
 
 /**
- * The status report: the installed release, queue depth by state, workers, named clusters, live
- * tables, the most recent failures.
+ * The status report: the installed release, queue depth by state (api() and watch() requests, and
+ * async ones), workers, named clusters, live tables, the most recent failures.
  */
 export async function statusReport(sql: Sql, now = new Date()): Promise<string> {
-  const [depth, workers, clusters, live, failures, [{ version }]] = await Promise.all([
-    queueDepth(sql),
-    workerList(sql),
-    clusterList(sql),
-    liveTableList(sql),
-    recentFailures(sql, 10),
-    sql`select omni_kube.version() as version`,
-  ]);
+  const [depth, asyncRequests, workers, clusters, live, failures, [{ version }]] = await Promise
+    .all([
+      queueDepth(sql),
+      asyncDepth(sql),
+      workerList(sql),
+      clusterList(sql),
+      liveTableList(sql),
+      recentFailures(sql, 10),
+      sql`select omni_kube.version() as version`,
+    ]);
   return [
     `Release: ${version} installed (this command: ${RELEASE})`,
     "",
     "Queue",
-    table(["state", "requests"], REQUEST_STATES.map((s) => [s, String(depth[s] ?? 0)])),
+    table(
+      ["state", "requests", "async"],
+      REQUEST_STATES.map((s) => [s, String(depth[s] ?? 0), String(asyncRequests[s] ?? 0)]),
+    ),
     "",
     "Workers",
     workers.length === 0 ? "(none registered)" : table(

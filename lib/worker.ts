@@ -23,7 +23,7 @@ import { LockStatements } from "./queue/locks.ts";
 import { ResultStatements } from "./queue/results.ts";
 import { MaintenanceStatements } from "./queue/maintenance.ts";
 import { ResponsePieces } from "./queue/pieces.ts";
-import { queueDepth } from "./queue/inspect.ts";
+import { asyncDepth, queueDepth } from "./queue/inspect.ts";
 import { KubeHttp } from "./kube/client.ts";
 import {
   type DefaultCluster,
@@ -248,7 +248,7 @@ export class Worker {
       () => connect(this.#config.databaseUrl, { max: 1, applicationName: "omni_kube_worker_copy" }),
       COPY_SESSIONS,
     );
-    this.#metrics = new WorkerMetrics(() => queueDepth(this.#sql));
+    this.#metrics = new WorkerMetrics(() => queueDepth(this.#sql), () => asyncDepth(this.#sql));
     if (this.#config.httpPort !== undefined) {
       this.#httpServer = serveHealth({
         notReadyReason: () => this.notReadyReason(),

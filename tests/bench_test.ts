@@ -30,8 +30,9 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.equal(report.quick, true);
 
   const { single, batch, throughput, list, watch, floor, live } = report;
+  const asyncCalls = report.async;
   assert.ok(
-    single && batch && throughput && list && watch && floor && live,
+    single && batch && throughput && list && watch && floor && live && asyncCalls,
     "every case should have run",
   );
   assert.equal(single.calls, QUICK.singleCalls);
@@ -106,6 +107,17 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
     );
   }
 
+  assert.equal(asyncCalls.requests, QUICK.asyncRequests);
+  for (
+    const [value, what] of [
+      [asyncCalls.enqueueMs, "enqueue"],
+      [asyncCalls.insertMs, "insert"],
+      [asyncCalls.bridge, "async calls/s"],
+      [asyncCalls.direct, "direct calls/s"],
+      [asyncCalls.cpu.total, "async CPU per call"],
+    ] as const
+  ) assertPositive(value, what);
+
   const table = formatReport(report);
   for (
     const label of ["1. single GET", "2. one api()", "3. kube-apiserver", "3. minimal endpoint"]
@@ -113,6 +125,7 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
     assert.match(table, new RegExp(label.replace(/[.()]/g, "\\$&")));
   }
   assert.match(table, /1\. CPU per call: PostgreSQL \+ worker/);
+  assert.match(table, /8\. async: \d+ committed GETs/);
   assert.match(table, /3\. CPU per call, minimal endpoint, 32 sessions/);
   assert.match(table, /4\. list of/);
   assert.match(table, /5\. watch/);

@@ -107,17 +107,20 @@ export class AsyncCalls {
       // Not while a claim is under way: what it claims is not among the unsettled yet. (A claim
       // woken meanwhile runs after this statement, on the same session.)
       while (this.#claiming) await this.#claiming;
-      const recovered = await this.#options.statements.recover([...this.#unsettled]);
+      const { recovered, callbacks } = await this.#options.statements.recover([
+        ...this.#unsettled,
+      ]);
       if (recovered > 0) {
         this.#options.log.warn("recovered async requests whose calls were lost", {
           count: recovered,
         });
       }
+      // Those of a crash, or of a worker that stopped before running them.
+      if (callbacks) this.wakeCallbacks();
     } catch (error) {
       this.#options.log.error("async upkeep failed", { error: errorMessage(error) });
     }
     this.wake();
-    this.wakeCallbacks();
   }
 
   /** Runs pending callbacks, one after another, until none is left. */
@@ -188,8 +191,9 @@ export class AsyncCalls {
       return {
         id: request.id,
         outcome: "failed",
-        error: "its token or client certificate was lost in a database crash before it was " +
-          "sent (credentials are never written to the WAL); it was not sent",
+        error: "its token or client certificate is no longer in the database (never written to " +
+          "the WAL, they are lost in a crash, and with a claim interrupted before the call); it " +
+          "was not sent",
         code: CREDENTIALS_LOST,
       };
     }

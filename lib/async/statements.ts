@@ -105,16 +105,18 @@ export class AsyncStatements {
   /**
    * Recovers the requests of workers no longer alive, and this worker's own that it marked
    * running but never sent (`unsettled` are those it sent and has not seen written):
-   * `omni_kube._async_recover`.
+   * `omni_kube._async_recover`. Also tells whether callbacks are pending.
    */
-  async recover(unsettled: number[]): Promise<number> {
-    const [{ recovered }] = await this.session.run(
+  async recover(unsettled: number[]): Promise<{ recovered: number; callbacks: boolean }> {
+    const [row] = await this.session.run(
       "an async recovery",
       SHORT_STATEMENT_MS,
       (sql) =>
-        sql`select omni_kube._async_recover(${this.workerId}, ${unsettled}::bigint[]) as recovered`,
+        sql`select omni_kube._async_recover(${this.workerId}, ${unsettled}::bigint[]) as recovered,
+                 exists (select from omni_kube.async_request where callback_state = 'pending')
+                   as callbacks`,
     );
-    return recovered;
+    return { recovered: row.recovered, callbacks: row.callbacks };
   }
 
   /**

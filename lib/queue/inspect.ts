@@ -12,6 +12,14 @@ export async function queueDepth(sql: Sql): Promise<Record<string, number>> {
   return Object.fromEntries(rows.map((r) => [r.state, r.count]));
 }
 
+/** Async requests (`api_async()`) by state. */
+export async function asyncDepth(sql: Sql): Promise<Record<string, number>> {
+  const rows = await sql`
+    select state::text as state, count(*)::int as count from omni_kube.async_request
+     group by state`;
+  return Object.fromEntries(rows.map((r) => [r.state, r.count]));
+}
+
 /** A worker as `deno task status` shows it. */
 export interface WorkerRow {
   id: string;

@@ -40,9 +40,9 @@ function fakeQueue(queued: AsyncRequest[]) {
         written.push(...results);
         return Promise.resolve(0);
       },
-      recover(unsettled: number[]): Promise<number> {
+      recover(unsettled: number[]): Promise<{ recovered: number; callbacks: boolean }> {
         recoveries.push(unsettled);
-        return Promise.resolve(0);
+        return Promise.resolve({ recovered: 0, callbacks: false });
       },
     },
     call(request: AsyncRequest, running: Running): Promise<RequestResult> {

@@ -54,7 +54,9 @@ begin
     rows := omni_kube._async_rows(ids, false);
     -- Unknown ids and other roles' requests get the same answer: nobody learns which exist.
     select i into missing from unnest(ids) i
-     where not coalesce(pg_has_role(member, rows -> i::text ->> 'requested_by', 'MEMBER'), false)
+     where not exists (select from pg_roles r
+                        where r.rolname = rows -> i::text ->> 'requested_by'
+                          and pg_has_role(member, r.oid, 'MEMBER'))
      limit 1;
     if missing is not null then
       raise exception 'omni_kube: no asynchronous request % of role %', missing, member

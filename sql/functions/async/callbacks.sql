@@ -105,6 +105,10 @@ begin
     return null;
   end if;
   begin
+    if not exists (select from pg_proc where oid = request.on_done) then
+      raise exception 'the callback function (oid %) no longer exists', request.on_done::oid
+        using errcode = '42883';
+    end if;
     perform omni_kube._async_caller(request.requested_by);
     perform set_config('role', request.requested_by, true);
     perform omni_kube._async_invoke(request.on_done, request.id, request.status, request.response);
