@@ -9,9 +9,10 @@
 import { type Bed, cpuPerCall, type CpuSample, cpuSeconds, sampleCpu } from "./bed.ts";
 import type { CpuPerCall, Sizes } from "./cases.ts";
 import { forEachConcurrently } from "./stats.ts";
+import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 
-/** The worker's default `--async-concurrency`: the direct client runs as many GETs at once. */
-const ASYNC_CONCURRENCY = 64;
+/** The worker's `--async-concurrency` (its default): the direct client runs as many GETs at once. */
+const ASYNC_CONCURRENCY = DEFAULT_WORKER_CONFIG.asyncConcurrency;
 const LOCAL_PATH = "/bench";
 
 /** Case 8's figures. */

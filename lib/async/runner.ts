@@ -159,8 +159,8 @@ export class AsyncCalls {
           CLAIM_BATCH,
         );
         // Claims of a few requests each would cost a statement per call or two: with calls
-        // running, wait until a quarter of the slots are free (finishing calls wake us again).
-        if (room <= 0 || (this.#running.size > 0 && room < concurrency / 4)) break;
+        // running, wait until an eighth of the slots are free (finishing calls wake us again).
+        if (room <= 0 || (this.#running.size > 0 && room < concurrency / 8)) break;
         const claimed = await statements.claim(room);
         for (const request of claimed) this.#start(request);
         if (claimed.length < room) break;

@@ -45,13 +45,17 @@ export class AsyncStatements {
   /** `session` is the worker's async session; only requests `workerId` runs are written. */
   constructor(readonly session: RenewableSession, readonly workerId: string) {}
 
-  /** Claims up to `slots` due requests (`omni_kube._async_claim`), oldest first. */
+  /**
+   * Claims up to `slots` due requests (`omni_kube._async_claim`), oldest first; a CA that comes
+   * once for a run of rows is given to each of them.
+   */
   async claim(slots: number): Promise<AsyncRequest[]> {
     const rows = await this.session.run(
       "an async claim",
       SHORT_STATEMENT_MS,
       (sql) => sql`select * from omni_kube._async_claim(${this.workerId}, ${slots})`,
     );
+    let cacert: string | null = null;
     return rows.map((r) => ({
       id: Number(r.id),
       kind: "api",
@@ -64,7 +68,7 @@ export class AsyncStatements {
       server: r.server,
       timeoutMs: r.timeout_ms,
       useWorkerDefault: r.use_worker_default,
-      cacert: r.cacert,
+      cacert: cacert = r.same_cacert ? cacert : r.cacert,
       clientCertificate: r.client_certificate,
       clientPrivateKey: r.client_private_key,
       token: r.token,
