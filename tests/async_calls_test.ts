@@ -235,6 +235,22 @@ Deno.test("async calls", async (t) => {
     const [{ intruder }] = await sql`
       select count(*)::int as intruder from pg_roles where rolname = 'omni_kube_async_intruder'`;
     assert.equal(intruder, 0);
+    // A callback dropped before its request finished is recorded as such.
+    await asMember`
+      create function dropped_call(id bigint, status smallint, response jsonb) returns void
+        language sql as $$ select $$`;
+    const [{ orphan }] = await asMember`
+      select omni_kube.api_async('/slow?ms=1000', server => ${endpoint.url},
+                                 cacert => ${endpoint.caCert},
+                                 on_done => 'dropped_call(bigint, smallint, jsonb)') as orphan`;
+    await asMember`drop function dropped_call(bigint, smallint, jsonb)`;
+    const [dropped] = await eventually("the dropped callback's outcome", async () => {
+      const rows = await asMember`
+        select callback, callback_error from omni_kube.requests
+         where kind = 'async' and id = ${orphan} and callback = 'failed'`;
+      return rows.length > 0 ? rows : undefined;
+    });
+    assert.match(dropped.callback_error, /no longer exists/);
     // Members cannot run callbacks themselves, nor reach their callers.
     await sqlError(
       asMember`select omni_kube._async_invoke('record_call(bigint, smallint, jsonb)', 1, 200::int2,

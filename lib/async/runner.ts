@@ -52,6 +52,7 @@ export class AsyncCalls {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #retryAt = Infinity;
   #stopping = false;
+  #heartbeating = false;
 
   /** Claims nothing until woken. */
   constructor(options: AsyncCallsOptions) {
@@ -101,7 +102,9 @@ export class AsyncCalls {
    * lost).
    */
   async heartbeat(): Promise<void> {
-    if (this.#stopping) return;
+    // (One at a time: a slow one, its database away, is not joined by the next second's.)
+    if (this.#stopping || this.#heartbeating) return;
+    this.#heartbeating = true;
     try {
       await this.#writer.flush();
       // Not while a claim is under way: what it claims is not among the unsettled yet. (A claim
@@ -119,6 +122,8 @@ export class AsyncCalls {
       if (callbacks) this.wakeCallbacks();
     } catch (error) {
       this.#options.log.error("async upkeep failed", { error: errorMessage(error) });
+    } finally {
+      this.#heartbeating = false;
     }
     this.wake();
   }
@@ -198,7 +203,7 @@ export class AsyncCalls {
       };
     }
     const result = await this.#options.call(request, running);
-    if (running.abort.signal.aborted && this.#stopping) {
+    if (result.outcome === "failed" && running.abort.signal.aborted && this.#stopping) {
       // Stopped by the worker's shutdown: sent or not, nobody knows.
       if (request.idempotent) return { ...result, retryAt: new Date() };
       return {

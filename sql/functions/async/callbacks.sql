@@ -50,9 +50,14 @@ begin
         -- The search_path a session of the member's would have.
         set search_path = "$user", public, pg_temp
         as $body$
+      declare
+        -- Named in full: nothing on the search_path above can stand in for it.
+        qualified text := (select format('%%I.%%I', n.nspname, p.proname)
+                             from pg_catalog.pg_proc p
+                             join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                            where p.oid = callback);
       begin
-        execute format('select %%s($1, $2, $3)', callback::oid::regproc)
-          using id, status, response;
+        execute format('select %%s($1, $2, $3)', qualified) using id, status, response;
         set constraints all immediate;
       end
       $body$
