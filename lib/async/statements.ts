@@ -6,7 +6,7 @@
  * @module
  */
 import type { RenewableSession, Sql } from "../db.ts";
-import type { ClaimedRequest } from "../queue/claim.ts";
+import { claimedFromRow, type ClaimedRequest } from "../queue/claim.ts";
 import type { RequestResult } from "../queue/results.ts";
 
 /** SQLSTATE of an async request whose credentials a crash took: it was not sent. */
@@ -57,23 +57,8 @@ export class AsyncStatements {
     );
     let cacert: string | null = null;
     return rows.map((r) => ({
-      id: Number(r.id),
-      kind: "api",
-      requestedBy: r.requested_by,
-      method: r.method,
-      path: r.path,
-      body: r.body,
-      stream: r.stream,
-      patchType: r.patch_type,
-      server: r.server,
-      timeoutMs: r.timeout_ms,
-      useWorkerDefault: r.use_worker_default,
+      ...claimedFromRow(r),
       cacert: cacert = r.same_cacert ? cacert : r.cacert,
-      clientCertificate: r.client_certificate,
-      clientPrivateKey: r.client_private_key,
-      token: r.token,
-      locked: false,
-      cluster: null,
       attempts: r.attempts,
       retries: r.retries,
       idempotent: r.idempotent,

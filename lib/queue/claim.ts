@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type postgres from "postgres";
 import type { Sql } from "../db.ts";
 import type { HttpMethod, PatchType, RequestKind } from "./protocol.ts";
 
@@ -82,26 +83,34 @@ export class ClaimStatements {
       select * from omni_kube._claim_requests(${this.workerId}, ${slots.api}, ${slots.watch},
         ${roleSlots.api}, ${roleSlots.watch}, ${busy.roles}::name[], ${busy.api}::int[],
         ${busy.watch}::int[], ${this.clusters()}::text[])`;
-    return rows.map((r) => ({
-      id: Number(r.id),
-      kind: r.kind,
-      requestedBy: r.requested_by,
-      method: r.method,
-      path: r.path,
-      body: r.body,
-      stream: r.stream,
-      patchType: r.patch_type,
-      server: r.server,
-      timeoutMs: r.timeout_ms,
-      useWorkerDefault: r.use_worker_default,
-      cacert: r.cacert,
-      clientCertificate: r.client_certificate,
-      clientPrivateKey: r.client_private_key,
-      token: r.token,
-      locked: r.locked,
-      cluster: r.cluster,
-    }));
+    return rows.map((r) => claimedFromRow(r));
   }
+}
+
+/**
+ * A claimed request from a claim's row (`omni_kube._claim_requests`, `omni_kube._async_claim`):
+ * their columns of the same names; `kind`, `locked` and `cluster` where the row has them.
+ */
+export function claimedFromRow(r: postgres.Row): ClaimedRequest {
+  return {
+    id: Number(r.id),
+    kind: r.kind ?? "api",
+    requestedBy: r.requested_by,
+    method: r.method,
+    path: r.path,
+    body: r.body,
+    stream: r.stream,
+    patchType: r.patch_type,
+    server: r.server,
+    timeoutMs: r.timeout_ms,
+    useWorkerDefault: r.use_worker_default,
+    cacert: r.cacert,
+    clientCertificate: r.client_certificate,
+    clientPrivateKey: r.client_private_key,
+    token: r.token,
+    locked: r.locked ?? false,
+    cluster: r.cluster ?? null,
+  };
 }
 
 /**

@@ -22,7 +22,7 @@ declare
   requested_by constant name := case when current_setting('role') = 'none' then session_user
                                      else current_setting('role') end;
   timeout_ms int;
-  patch_type text := nullif(current_setting('omni_kube.patch_type', true), '');
+  patch_type text;
   -- (A composite IS NULL only when all its fields are: compare the fields.)
   use_worker_default boolean := cacert is null and token is null
     and (clientcert).certificate is null and (clientcert).private_key is null;
@@ -50,14 +50,7 @@ begin
                                       clientcert, token);
   end if;
   if server is not null then
-    -- Only https://host[:port]: credentials never travel in clear text, and a path or user part
-    -- in the server would change where the call goes.
-    if server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
-       and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
-      raise exception 'omni_kube: server "%" must be https://host[:port]', server
-        using errcode = '22023',
-          hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
-    end if;
+    perform omni_kube._check_server_url(server);
     perform omni_kube._check_explicit_server(server);
   end if;
   if array_ndims(methods) > 1 or array_ndims(bodies) > 1
@@ -83,41 +76,14 @@ begin
     end if;
   end if;
 
-  -- (The exception block, a subtransaction, only when there is a setting to parse.)
-  if nullif(current_setting('omni_kube.request_timeout', true), '') is null then
-    timeout_ms := 30000;
-  else
-    begin
-      timeout_ms := extract(epoch from current_setting('omni_kube.request_timeout')::interval) * 1000;
-    exception when others then
-      raise exception 'omni_kube.request_timeout is not an interval: %',
-        current_setting('omni_kube.request_timeout', true)
-        using errcode = '22023', hint = 'Use a value such as ''30s'' or ''500ms''.';
-    end;
-  end if;
-  if timeout_ms <= 0 then
-    raise exception 'omni_kube.request_timeout must be positive, got %',
-      current_setting('omni_kube.request_timeout', true) using errcode = '22023';
-  end if;
-  timeout_ms := timeout_ms + duration_ms;
-  if not omni_kube._protocol() -> 'patch_types' ? patch_type then
-    raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
-      using errcode = '22023';
-  end if;
+  timeout_ms := omni_kube._request_timeout_ms() + duration_ms;
+  patch_type := omni_kube._patch_type();
   if not omni_kube._worker_locked() then
     raise exception 'omni_kube: no worker is running'
       using errcode = 'OKW01',
         hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
   end if;
-  -- (Never quote credentials in a message.)
-  if token !~ '^[\x21-\x7e]+$' then
-    raise exception 'omni_kube: the token contains spaces, control or non-ASCII characters'
-      using errcode = '22023', hint = 'Pass the bearer token alone, without "Bearer " or a newline.';
-  end if;
-  if ((clientcert).certificate is null) <> ((clientcert).private_key is null) then
-    raise exception 'omni_kube: a client certificate needs both its certificate and its private key'
-      using errcode = '22023';
-  end if;
+  perform omni_kube._check_credentials(token, clientcert);
 
   begin
     -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone

@@ -1,10 +1,10 @@
 -- Checks shared by every way a call is made (_call for api() and watch(), api_async()): each
 -- raises, naming what was wrong and what to give instead.
 
--- The server a call names itself: only https://host[:port], since credentials never travel in clear
--- text and a path or user part would change where the call goes; and one the workers call.
-create or replace function omni_kube._check_server(server text) returns void
-  language plpgsql volatile
+-- A server a call names itself: only https://host[:port], since credentials never travel in clear
+-- text and a path or user part would change where the call goes.
+create or replace function omni_kube._check_server_url(server text) returns void
+  language plpgsql immutable
   set search_path = pg_catalog, pg_temp
   as $$
 begin
@@ -14,7 +14,20 @@ begin
       using errcode = '22023',
         hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
   end if;
-  -- (Most installs let workers call any server: a statement planned once says so.)
+end
+$$;
+revoke all on function omni_kube._check_server_url(text) from public;
+
+-- A server a call names itself, as above, and one the workers call (--explicit-servers). For
+-- api_async(), called per row: the workers' setting is read in full only when one restricts it.
+-- (Not for _call, whose sessions turn sequential scans off: _check_explicit_server reads the
+-- workers with settings of its own.)
+create or replace function omni_kube._check_server(server text) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  perform omni_kube._check_server_url(server);
   if exists (select from omni_kube.workers w where coalesce(w.explicit_servers, 'any') <> 'any') then
     perform omni_kube._check_explicit_server(server);
   end if;
