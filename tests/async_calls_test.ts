@@ -97,11 +97,16 @@ Deno.test("async calls", async (t) => {
       await sqlError(asOther`select omni_kube.result(${found})`, "OKQ04");
       await sqlError(asOther`select * from omni_kube.results(array[${found}]::bigint[])`, "OKQ04");
       await sqlError(asMember`select omni_kube.result(${Number(found) + 100000})`, "OKQ04");
-      // Asked for in the transaction that made it, which must commit first.
-      await asMember.begin(async (tx) => {
-        const [{ id }] = await tx`select omni_kube.api_async('/version') as id`;
-        await sqlError(tx`select omni_kube.result(${id})`, "55000", /must commit/);
-      }).catch(() => {});
+      // Asked for in the transaction that made it, which must commit first (at any isolation).
+      // (postgres.js rejects the transaction with its statement's error too.)
+      for (const isolation of ["read committed", "repeatable read"]) {
+        const refused = await asMember.begin(`isolation level ${isolation}`, async (tx) => {
+          const [{ id }] = await tx`select omni_kube.api_async('/version') as id`;
+          return await tx`select omni_kube.result(${id})`.then(() => undefined, (error) => error);
+        }).catch((error) => error);
+        assert.equal(refused?.code, "55000", isolation);
+        assert.match(refused.message, /must commit before it is sent/);
+      }
     },
   );
 

@@ -11,8 +11,7 @@ declare
   query constant text := $q$
     select coalesce(jsonb_object_agg(r.id, jsonb_build_object(
              'state', r.state, 'status', r.status, 'error', r.error, 'error_code', r.error_code,
-             'requested_by', r.requested_by, 'call', r.method || ' ' || r.path,
-             'mine', r.created_at = now() and r.state = 'queued')
+             'requested_by', r.requested_by, 'call', r.method || ' ' || r.path)
              || case when $2 then jsonb_build_object('response', r.response) else '{}' end), '{}')
       from omni_kube.async_request r where r.id = any($1)$q$;
   rows jsonb;
@@ -21,7 +20,6 @@ begin
     execute query into rows using ids, with_responses;
     return rows;
   end if;
-  -- ("mine" is false there: the other session's transaction made none of them.)
   return omni_kube._autonomous(format(
     'select (%s) from (values (%L::bigint[], %L::boolean)) as p(ids, with_responses)',
     replace(replace(query, '$1', 'p.ids'), '$2', 'p.with_responses'), ids, with_responses));
@@ -50,6 +48,16 @@ begin
     raise exception 'omni_kube: timeout must be 0 or more seconds, got %',
       coalesce(timeout::text, 'NULL') using errcode = '22023';
   end if;
+  -- Made in this very transaction, savepoints included (its rows are seen here at any isolation
+  -- level, stamped with its start): nothing is sent before it commits.
+  select min(r.id) into missing from omni_kube.async_request r
+   where r.id = any(ids) and r.state = 'queued' and r.created_at = now();
+  if missing is not null then
+    raise exception 'omni_kube: request % was made in this transaction, which must commit before it is sent',
+      missing
+      using errcode = '55000',
+        hint = 'Commit, then call result() or results() in a later transaction.';
+  end if;
   loop
     rows := omni_kube._async_rows(ids, false);
     -- Unknown ids and other roles' requests get the same answer: nobody learns which exist.
@@ -62,12 +70,6 @@ begin
       raise exception 'omni_kube: no asynchronous request % of role %', missing, member
         using errcode = 'OKQ04',
           hint = 'Give an id that api_async() returned to this role; finished requests are kept for the workers'' --retention.';
-    end if;
-    if exists (select from jsonb_each(rows) e where (e.value ->> 'mine')::boolean) then
-      raise exception 'omni_kube: request % was made in this transaction, which must commit before it is sent',
-        (select min(e.key::bigint) from jsonb_each(rows) e where (e.value ->> 'mine')::boolean)
-        using errcode = '55000',
-          hint = 'Commit, then call result() or results() in a later transaction.';
     end if;
     exit when not exists (select from jsonb_each(rows) e
                            where e.value ->> 'state' in ('queued', 'running'))
