@@ -103,7 +103,7 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
       JSON.parse(await response.text());
     });
     const directSeconds = (performance.now() - directStarted) / 1000;
-    const perCallMs = (cpuSeconds: number) => cpuSeconds * 1000 / requests;
+    const perCallMs = (spent: number) => spent * 1000 / requests;
     const directCpu = perCallMs(await cpuSeconds(Deno.pid) - selfBefore);
     const endpointDirect = perCallMs(await cpuSeconds(endpointPid) - endpointDirectBefore);
     const bridge = requests / seconds;

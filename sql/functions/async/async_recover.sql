@@ -23,26 +23,24 @@ begin
        where r.state = 'running' and r.worker_id <> worker) d
      where not omni_kube._worker_alive(d.worker_id)
   ), dead as (
-    select r.id from omni_kube.async_request r
+    select r.id, omni_kube._idempotent(r.method, r.patch_type) as idempotent
+      from omni_kube.async_request r
      where r.state = 'running' and r.worker_id in (select worker_id from dead_workers)
      for update skip locked
   ), requeued as (
     update omni_kube.async_request r
-       set state = case when omni_kube._idempotent(r.method, r.patch_type) then 'queued'
+       set state = case when dead.idempotent then 'queued'
                         else 'failed' end::omni_kube.request_state,
-           attempts = case when omni_kube._idempotent(r.method, r.patch_type) then r.attempts - 1
-                           else r.attempts end,
+           attempts = r.attempts - case when dead.idempotent then 1 else 0 end,
            next_attempt_at = now(),
-           error = case when omni_kube._idempotent(r.method, r.patch_type)
+           error = case when dead.idempotent
                         then 'its worker stopped during the call; it was sent again'
                         else format('its worker stopped before the outcome was recorded: the %s may or may not have reached the API server, and is never sent twice', r.method)
                    end,
-           error_code = case when omni_kube._idempotent(r.method, r.patch_type) then null
-                             else 'OKQ02' end,
-           finished_at = case when omni_kube._idempotent(r.method, r.patch_type) then null
-                              else clock_timestamp() end,
-           callback_state = case when not omni_kube._idempotent(r.method, r.patch_type)
-                                      and r.on_done is not null then 'pending' end
+           error_code = case when not dead.idempotent then 'OKQ02' end,
+           finished_at = case when not dead.idempotent then clock_timestamp() end,
+           callback_state = case when not dead.idempotent and r.on_done is not null
+                                 then 'pending' end
       from dead where r.id = dead.id
     returning r.id
   )

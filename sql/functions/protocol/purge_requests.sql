@@ -2,7 +2,8 @@
 -- requests of workers that died while nobody waited for them (one that is only reconnecting has a
 -- recent heartbeat), deletes requests (sync, and async whose callback has run) finished more than
 -- `retention_seconds` ago, workers silent for an hour, response pieces nobody will assemble and the
--- cluster grants of dropped roles (whose oid a new role could be given). Returns the number of requests deleted.
+-- cluster grants of dropped roles (whose oid a new role could be given). Returns the number of
+-- requests deleted.
 create or replace function omni_kube._purge_requests(worker uuid, retention_seconds int)
   returns int
   language plpgsql volatile
