@@ -10,15 +10,16 @@
  * pages of `limit` objects. Either way the store gets the list page by page, and the informer
  * keeps no more than one page or one batch of changes: the store is where objects live.
  *
- * Objects stay the text the server sent: only bookmarks, errors and the last event of a batch
- * (for its version) are parsed here. Knows nothing about PostgreSQL.
+ * Objects stay as the server sent them: a streaming list's objects as bytes (never decoded here),
+ * watch events as text; only bookmarks, errors and the last event of a batch (for its version) are
+ * parsed here. Knows nothing about PostgreSQL.
  *
  * @module
  */
 import type { KubeFetch, KubeTarget } from "./client.ts";
 import { readResponseText } from "./body.ts";
 import { ByteBudget } from "./limits.ts";
-import { lines } from "./ndjson.ts";
+import { type ByteLine, byteLines } from "./ndjson.ts";
 import { withQuery } from "./watch.ts";
 
 /** What a paginated list's page says of the list. */
@@ -36,8 +37,11 @@ export interface ListMetadata {
 export interface InformerStore {
   /** A full list begins; nothing of it is shown until `endReplace`. */
   beginReplace(): Promise<void>;
-  /** Objects of a streaming list: ADDED watch events, as JSON text. */
-  stageEvents(events: string[]): Promise<void>;
+  /**
+   * Objects of a streaming list: ADDED watch events, each the bytes of one JSON line as the
+   * server sent it (UTF-8, no line ending).
+   */
+  stageEvents(events: Uint8Array[]): Promise<void>;
   /** One page of a paginated list, as the server sent it; returns the page's list metadata. */
   stageList(page: string): Promise<ListMetadata>;
   /** The list is complete, as of `resourceVersion`: the store becomes it. */
@@ -292,7 +296,7 @@ async function watchFrom(
 
 /** What to do with a streaming list's initial state, until its end. */
 interface InitialState {
-  stage(events: string[]): Promise<void>;
+  stage(events: Uint8Array[]): Promise<void>;
   end(resourceVersion: string): Promise<void>;
 }
 
@@ -310,7 +314,7 @@ async function consume(
 ): Promise<string> {
   const { store, signal } = settings;
   const budget = new ByteBudget(settings.maxBytes);
-  let page: { text: string; bytes: number }[] = [];
+  let page: ByteLine[] = [];
   // Lines waiting for the store (events and bookmarks), and the batch being stored.
   const waiting: { text: string; bytes: number }[] = [];
   let storing: Promise<void> | undefined;
@@ -348,11 +352,11 @@ async function consume(
 
   // A streaming list's pages: one is stored while the next gathers.
   let staging: Promise<void> = Promise.resolve();
-  const stagePage = async (stage: (events: string[]) => Promise<void>) => {
+  const stagePage = async (stage: (events: Uint8Array[]) => Promise<void>) => {
     const full = page;
     page = [];
     await staging;
-    staging = stage(full.map((line) => line.text)).finally(() => {
+    staging = stage(full.map((line) => line.data)).finally(() => {
       for (const line of full) budget.refund(line.bytes);
     });
     // Awaited before the next page, the list's end, or a failure's return; marked handled now.
@@ -362,11 +366,11 @@ async function consume(
   const backstop = AbortSignal.timeout(settings.watchSeconds * 1000 + 10_000);
   const readSignal = AbortSignal.any([signal, backstop, failed.signal]);
   try {
-    for await (const line of lines(response.body!, { budget, signal: readSignal })) {
+    for await (const raw of byteLines(response.body!, { budget, signal: readSignal })) {
       if (initial) {
-        if (isBookmark(line.text)) {
-          budget.refund(line.bytes);
-          const bookmark = JSON.parse(line.text);
+        if (startsWith(raw.data, BOOKMARK)) {
+          budget.refund(raw.bytes);
+          const bookmark = JSON.parse(decoder.decode(raw.data));
           if (bookmark?.object?.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") continue;
           if (page.length > 0) await stagePage(initial.stage);
           await staging;
@@ -379,14 +383,15 @@ async function consume(
           initial = undefined;
           continue;
         }
-        if (line.text.startsWith('{"type":"ERROR"')) throw errorEvent(line.text);
-        if (!line.text.startsWith('{"type":"ADDED"')) {
+        if (startsWith(raw.data, ERROR)) throw errorEvent(decoder.decode(raw.data));
+        if (!startsWith(raw.data, ADDED)) {
           throw new Error(`a streaming list's initial state held a non-ADDED event`);
         }
-        page.push(line);
+        page.push(raw);
         if (page.length >= settings.pageSize) await stagePage(initial.stage);
         continue;
       }
+      const line = { text: decoder.decode(raw.data), bytes: raw.bytes };
       if (line.text.startsWith('{"type":"ERROR"')) {
         budget.refund(line.bytes);
         await settle();
@@ -426,6 +431,18 @@ async function open(
 
 function isBookmark(line: string): boolean {
   return line.startsWith('{"type":"BOOKMARK"');
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+const BOOKMARK = encoder.encode('{"type":"BOOKMARK"');
+const ERROR = encoder.encode('{"type":"ERROR"');
+const ADDED = encoder.encode('{"type":"ADDED"');
+
+function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
+  if (data.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (data[i] !== prefix[i]) return false;
+  return true;
 }
 
 function versionOf(line: string): string | undefined {

@@ -1,6 +1,7 @@
 /**
- * Newline-delimited JSON from a byte stream: yields each non-empty line as text as soon as its
- * newline arrives, without parsing it (PostgreSQL parses it once, as jsonb).
+ * Newline-delimited JSON from a byte stream: yields each non-empty line, as text or as the bytes
+ * it came in, as soon as its newline arrives, without parsing it (PostgreSQL parses it once, as
+ * jsonb).
  *
  * Lines are split on bytes (a newline byte is never part of a multi-byte UTF-8 character), so
  * the bytes a line holds are known exactly: a {@linkcode ByteBudget} is charged for every byte as
@@ -10,7 +11,7 @@
  */
 import { type ByteBudget, untilAborted } from "./limits.ts";
 
-/** How {@linkcode lines} reads. */
+/** How {@linkcode lines} and {@linkcode byteLines} read. */
 export interface LineOptions {
   /**
    * Charged for every byte as it arrives; blank lines and line endings are given back at once,
@@ -20,6 +21,14 @@ export interface LineOptions {
   budget?: ByteBudget;
   /** Ends the read at once, failing with the signal's reason; the body is cancelled. */
   signal?: AbortSignal;
+}
+
+/** A line of a stream, as the bytes it came in. */
+export interface ByteLine {
+  /** Its bytes, without the line ending and surrounding ASCII blanks; often a view of a chunk. */
+  data: Uint8Array;
+  /** The bytes it came in as, without its newline: what it holds of a budget. */
+  bytes: number;
 }
 
 /** A line of a stream. */
@@ -32,26 +41,41 @@ export interface Line {
 
 const NEWLINE = 0x0a;
 
+/** Space, tab, CR, LF. */
+function isBlank(byte: number): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0d || byte === 0x0a;
+}
+
+/** `data` without the ASCII blanks at its ends (a view, not a copy). */
+function trimBytes(data: Uint8Array): Uint8Array {
+  let start = 0;
+  let end = data.length;
+  while (start < end && isBlank(data[start])) start++;
+  while (end > start && isBlank(data[end - 1])) end--;
+  return start === 0 && end === data.length ? data : data.subarray(start, end);
+}
+
 /**
- * The lines of `body`, decoded as UTF-8 (invalid sequences replaced), without their line
- * endings; blank lines are skipped. The body is cancelled when the read stops early: on an
- * abort, over budget, or when the consumer stops iterating.
+ * The lines of `body` as bytes, never decoded: for a consumer that passes them on as they came
+ * (into PostgreSQL) and reads only a few. Blank lines are skipped. A line is a view of the chunk
+ * it arrived in where it fits in one, so a consumer that keeps a line keeps its chunk; one that
+ * spans chunks is copied whole. The body is cancelled when the read stops early: on an abort,
+ * over budget, or when the consumer stops iterating.
  */
-export async function* lines(
+export async function* byteLines(
   body: ReadableStream<Uint8Array>,
   { budget, signal }: LineOptions = {},
-): AsyncGenerator<Line> {
+): AsyncGenerator<ByteLine> {
   const reader = body.getReader();
-  const decoder = new TextDecoder();
   // The start of a line whose newline has not arrived, in pieces as they came.
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
-  const take = (tail: Uint8Array): Line => {
+  const take = (tail: Uint8Array): ByteLine => {
     const bytes = pendingBytes + tail.length;
     const whole = pending.length === 0 ? tail : concat([...pending, tail], bytes);
     pending = [];
     pendingBytes = 0;
-    return { text: decoder.decode(whole).trim(), bytes };
+    return { data: trimBytes(whole), bytes };
   };
   let finished = false;
   let failure: unknown;
@@ -64,7 +88,7 @@ export async function* lines(
       for (let end = value.indexOf(NEWLINE); end >= 0; end = value.indexOf(NEWLINE, start)) {
         const line = take(value.subarray(start, end));
         start = end + 1;
-        if (line.text) {
+        if (line.data.length > 0) {
           budget?.refund(1); // its newline
           yield line;
         } else budget?.refund(1 + line.bytes);
@@ -79,7 +103,7 @@ export async function* lines(
     finished = true;
     if (pendingBytes > 0) {
       const line = take(new Uint8Array());
-      if (line.text) yield line;
+      if (line.data.length > 0) yield line;
       else budget?.refund(line.bytes);
     }
   } catch (error) {
@@ -88,6 +112,22 @@ export async function* lines(
   } finally {
     // Closes the HTTP stream (or the connection) the body comes from.
     if (!finished) await reader.cancel(failure).catch(() => {});
+  }
+}
+
+/**
+ * The lines of `body`, decoded as UTF-8 (invalid sequences replaced), without their line
+ * endings; blank lines are skipped. Each is decoded as it arrives, so no chunk outlives its lines.
+ */
+export async function* lines(
+  body: ReadableStream<Uint8Array>,
+  options: LineOptions = {},
+): AsyncGenerator<Line> {
+  const decoder = new TextDecoder();
+  for await (const line of byteLines(body, options)) {
+    const text = decoder.decode(line.data).trim();
+    if (text) yield { text, bytes: line.bytes };
+    else options.budget?.refund(line.bytes);
   }
 }
 

@@ -2,7 +2,8 @@
  * A live table as an informer's store: what the informer hands over is written into the table
  * (as its owner, by omni_kube._live_apply), and what it records between writes goes to the
  * registry. A full list is staged in one transaction and reconciled with the table at its end, so
- * that a reader sees the table as it was or as the list is, never a part.
+ * that a reader sees the table as it was or as the list is, never a part. A streaming list's
+ * objects are copied in as the bytes the server sent (binary COPY): the worker never decodes them.
  *
  * @module
  */
@@ -10,11 +11,18 @@ import { type InformerStore, type ListMetadata, StoreClosed } from "../kube/info
 import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
 import type { MemberSessions, OpenTransaction } from "../member_sessions.ts";
+import { BinaryCopy, jsonbTuples } from "../copy_binary.ts";
 
 /** JSON texts as one JSON array's text: the database parses it once, with nothing to escape. */
 function jsonArray(texts: string[]): string {
   return `[${texts.join(",")}]`;
 }
+
+/**
+ * How long the end of a list's COPY may take: the server has had every row already. (postgres.js
+ * never reports a connection lost after a COPY's end was sent: without it the mirror would hang.)
+ */
+const COPY_END_TIMEOUT_MS = 60_000;
 
 /** SQLSTATE of a write refused because the table is no longer this worker's (or is gone). */
 const NOT_OURS = "OKV02";
@@ -22,6 +30,8 @@ const NOT_OURS = "OKV02";
 /** The store of live table `id`, as mirrored by the registry's worker. */
 export class LiveTableStore implements InformerStore {
   #list: OpenTransaction | undefined;
+  /** The COPY of a streaming list's objects, open from its first page to its end. */
+  #copy: BinaryCopy | undefined;
 
   constructor(
     readonly id: number,
@@ -36,10 +46,13 @@ export class LiveTableStore implements InformerStore {
     await this.#list.sql`select omni_kube._live_stage_begin()`;
   }
 
-  async stageEvents(events: string[]): Promise<void> {
-    await this.#listing().sql`select omni_kube._live_stage_events(${
-      jsonArray(events)
-    }::text::jsonb)`;
+  async stageEvents(events: Uint8Array[]): Promise<void> {
+    this.#copy ??= await BinaryCopy.open(
+      this.#listing()
+        .sql`copy pg_temp.omni_kube_live_stage_event (event) from stdin (format binary)`
+        .writable(),
+    );
+    await this.#copy.write(jsonbTuples(events));
   }
 
   async stageList(page: string): Promise<ListMetadata> {
@@ -51,6 +64,12 @@ export class LiveTableStore implements InformerStore {
   async endReplace(resourceVersion: string): Promise<void> {
     const list = this.#listing();
     await this.#write("list", async () => {
+      if (this.#copy) {
+        const copy = this.#copy;
+        this.#copy = undefined;
+        await copy.end(AbortSignal.timeout(COPY_END_TIMEOUT_MS));
+        await list.sql`select omni_kube._live_stage_copied()`;
+      }
       await list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
                                                   '[]'::jsonb, ${resourceVersion}, true)`;
       this.#list = undefined;
@@ -61,6 +80,8 @@ export class LiveTableStore implements InformerStore {
   async abortReplace(): Promise<void> {
     const list = this.#list;
     this.#list = undefined;
+    this.#copy?.fail(new Error("the list failed"));
+    this.#copy = undefined;
     await list?.rollback();
   }
 

@@ -4,10 +4,8 @@
  *
  * @module
  */
-import type { Writable } from "node:stream";
-import { once } from "node:events";
 import type { Sql } from "../db.ts";
-import { COPY_BINARY_HEADER, COPY_BINARY_TRAILER, pieceHeader } from "./copy_binary.ts";
+import { BinaryCopy, pieceHeader } from "../copy_binary.ts";
 
 /**
  * Large response bodies, copied in piece by piece. Each piece is a chunk of the body as it came
@@ -41,49 +39,31 @@ export class ResponsePieces {
    */
   async sink(id: number, signal: AbortSignal): Promise<WritableStream<Uint8Array>> {
     const session = await this.#acquire();
-    let copy: Writable;
+    let copy: BinaryCopy;
     try {
-      copy = await session`
-        copy omni_kube.response_piece (request_id, seq, piece) from stdin (format binary)`
-        .writable();
+      copy = await BinaryCopy.open(
+        session`copy omni_kube.response_piece (request_id, seq, piece) from stdin (format binary)`
+          .writable(),
+      );
     } catch (error) {
       this.#release(session);
       throw error;
     }
-    // Node stream back-pressure: wait only when postgres.js has more than its buffer's worth.
-    let failure: Error | undefined;
-    copy.on("error", (error) => failure ??= error);
-    const send = async (bytes: Uint8Array) => {
-      if (failure) throw failure;
-      if (!copy.write(bytes)) await once(copy, "drain");
-    };
     let seq = 0;
     return new WritableStream<Uint8Array>({
-      start: () => send(COPY_BINARY_HEADER),
       write: async (piece) => {
-        await send(pieceHeader(id, seq++, piece.length));
-        await send(piece);
+        await copy.write(pieceHeader(id, seq++, piece.length));
+        await copy.write(piece);
       },
       close: async () => {
         try {
-          await send(COPY_BINARY_TRAILER);
-          signal.throwIfAborted();
-          await new Promise<void>((resolve, reject) => {
-            const abandon = () => reject(signal.reason);
-            signal.addEventListener("abort", abandon, { once: true });
-            copy.end((error?: Error | null) => {
-              signal.removeEventListener("abort", abandon);
-              if (error) reject(error);
-              else resolve();
-            });
-          });
+          await copy.end(signal);
         } finally {
           this.#release(session);
         }
       },
       abort: (reason) => {
-        // Sends CopyFail: the server discards every piece of this COPY.
-        copy.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+        copy.fail(reason);
         this.#release(session);
       },
     });

@@ -152,8 +152,8 @@ class FakeStore implements InformerStore {
   async beginReplace(): Promise<void> {
     await this.#call(["beginReplace"]);
   }
-  async stageEvents(events: string[]): Promise<void> {
-    await this.#call(["stageEvents", events.map(summary)]);
+  async stageEvents(events: Uint8Array[]): Promise<void> {
+    await this.#call(["stageEvents", events.map((event) => summary(decoder.decode(event)))]);
   }
   async stageList(page: string): Promise<ListMetadata> {
     const list = JSON.parse(page);
@@ -283,6 +283,8 @@ function page(names: string[], metadata: ListMetadata): Response {
 }
 
 /** An event as the fake store records it. */
+const decoder = new TextDecoder();
+
 function summary(text: string): string {
   const { type, object } = JSON.parse(text);
   return `${type} ${object.metadata.name} ${object.metadata.resourceVersion}`;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ByteBudget, ResponseLimitExceeded } from "../../lib/kube/limits.ts";
-import { lines, splitLines } from "../../lib/kube/ndjson.ts";
+import { byteLines, lines, splitLines } from "../../lib/kube/ndjson.ts";
 import { endlessBody, promptly } from "./fakes.ts";
 
 /** A byte stream that delivers `chunks` one by one. */
@@ -172,4 +172,20 @@ Deno.test("lines: a consumer that stops early cancels the body", async () => {
   const endless = endlessBody('{"a":1}\n');
   for await (const _ of splitLines(endless.body)) break;
   assert.ok(endless.cancelled);
+});
+
+Deno.test("byteLines: each line's bytes as sent, trimmed of blanks, joined across chunks", async () => {
+  const encoder = new TextEncoder();
+  const bytes = encoder.encode('  {"a":"é"}\r\n\n{"b":\n{"c":"\\n"} \n');
+  const chunks = [bytes.slice(0, 6), bytes.slice(6, 17), bytes.slice(17)];
+  const budget = new ByteBudget(1000);
+  const got = await Array.fromAsync(byteLines(streamOf(...chunks), { budget }));
+  assert.deepEqual(got.map((line) => [...line.data]), [
+    [...encoder.encode('{"a":"é"}')],
+    [...encoder.encode('{"b":')],
+    [...encoder.encode('{"c":"\\n"}')],
+  ]);
+  // Each line holds what it came in as (blanks included, newline excluded); the rest is refunded.
+  assert.deepEqual(got.map((line) => line.bytes), [13, 5, 11]);
+  assert.equal(budget.used, 13 + 5 + 11);
 });

@@ -2,11 +2,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import type { Sql } from "../../lib/db.ts";
 import { ResponsePieces } from "../../lib/queue/pieces.ts";
-import {
-  COPY_BINARY_HEADER,
-  COPY_BINARY_TRAILER,
-  pieceHeader,
-} from "../../lib/queue/copy_binary.ts";
+import { COPY_BINARY_HEADER, COPY_BINARY_TRAILER, pieceHeader } from "../../lib/copy_binary.ts";
 
 /** A COPY as a fake session sees it: the statement, the bytes sent, and how it ended. */
 interface FakeCopy {

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import {
   COPY_BINARY_HEADER,
   COPY_BINARY_TRAILER,
+  jsonbTuples,
   pieceHeader,
-} from "../../lib/queue/copy_binary.ts";
+} from "../lib/copy_binary.ts";
 
 /** Reads a binary COPY stream as PostgreSQL documents it; returns its tuples' fields. */
 function readCopy(bytes: Uint8Array): Uint8Array[][] {
@@ -83,4 +84,17 @@ Deno.test("a stream of header, tuples and trailer reads back as (request_id, seq
     assert.equal(new DataView(seq.buffer, seq.byteOffset, 4).getInt32(0), i);
     assert.deepEqual([...piece], [...pieces[i]]);
   });
+});
+
+Deno.test("jsonbTuples: one jsonb field per text, version byte 1, the text's bytes as they are", () => {
+  const texts = ['{"a":"\\u00e9\\n"}', '{"b":"é"}', "[]"].map((t) => new TextEncoder().encode(t));
+  const stream = concat(COPY_BINARY_HEADER, jsonbTuples(texts), COPY_BINARY_TRAILER);
+  const tuples = readCopy(stream);
+  assert.equal(tuples.length, 3);
+  for (const [i, fields] of tuples.entries()) {
+    assert.equal(fields.length, 1);
+    assert.equal(fields[0][0], 1, "jsonb's version byte");
+    assert.deepEqual(fields[0].subarray(1), texts[i]);
+  }
+  assert.deepEqual(jsonbTuples([]), new Uint8Array());
 });
