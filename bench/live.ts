@@ -349,8 +349,10 @@ async function directStreamingList(bed: Bed, namespace: string): Promise<number>
 async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<LiveSyncResult> {
   const pid = bed.worker.pid;
   const streamingList = await streamingListMode(bed, namespace);
-  // Warm-up of the direct side (the bridge's live path was warmed by the lag table).
+  // Warm-up of both sides: the worker's first large list also sizes its heap and its buffers.
   const listed = await directList(bed, namespace);
+  await makeLiveTable(bed, "bench_live_sync_warmup", namespace);
+  await bed.sql`drop table bench_live_sync_warmup`;
   if (listed.items !== sizes.liveSyncSize) {
     throw new Error(`live: the direct list found ${listed.items} of ${sizes.liveSyncSize}`);
   }

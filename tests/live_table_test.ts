@@ -107,6 +107,9 @@ Deno.test("live tables", async (t) => {
   for (const name of ["one", "two", "three"]) {
     await cluster.call("POST", configMaps, configMap(name, { n: name }));
   }
+  // Text the first list carries as the server's bytes: escapes, control and non-ASCII characters.
+  const awkward = 'é "quoted" \\ back\\slash\n\ttab \u0001 😀 \u2028';
+  await cluster.call("POST", configMaps, configMap("awkward", { text: awkward }));
 
   await t.step("live_table() fills the table and says when it is live", async () => {
     const [{ created }] = await sql`
@@ -131,6 +134,8 @@ Deno.test("live tables", async (t) => {
     assert.equal(one.resource.kind, "ConfigMap");
     assert.equal(one.resource.apiVersion, "v1");
     assert.deepEqual(one.resource.data, { n: "one" });
+    const [{ resource }] = await sql`select resource from cms where name = 'awkward'`;
+    assert.deepEqual(resource.data, { text: awkward });
   });
 
   await t.step("changes in the cluster reach the table", async () => {
@@ -140,7 +145,9 @@ Deno.test("live tables", async (t) => {
     await converged(sql, cluster, "cms", configMaps);
     const names = await sql`select name, resource -> 'data' ->> 'n' as n from cms order by name`;
     assert.deepEqual(
-      names.filter((r) => r.name !== "kube-root-ca.crt").map((r) => `${r.name}=${r.n}`),
+      names.filter((r) => !["kube-root-ca.crt", "awkward"].includes(r.name)).map((r) =>
+        `${r.name}=${r.n}`
+      ),
       ["four=4", "one=1", "three=three"],
     );
     const row = await liveRow(sql, "cms");

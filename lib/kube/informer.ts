@@ -21,6 +21,7 @@ import { readResponseText } from "./body.ts";
 import { ByteBudget } from "./limits.ts";
 import { type ByteLine, byteLines } from "./ndjson.ts";
 import { withQuery } from "./watch.ts";
+import { startsWith } from "./watch_event.ts";
 
 /** What a paginated list's page says of the list. */
 export interface ListMetadata {
@@ -438,12 +439,6 @@ const encoder = new TextEncoder();
 const BOOKMARK = encoder.encode('{"type":"BOOKMARK"');
 const ERROR = encoder.encode('{"type":"ERROR"');
 const ADDED = encoder.encode('{"type":"ADDED"');
-
-function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
-  if (data.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (data[i] !== prefix[i]) return false;
-  return true;
-}
 
 function versionOf(line: string): string | undefined {
   const version = JSON.parse(line)?.object?.metadata?.resourceVersion;

@@ -12,6 +12,7 @@ import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
 import type { MemberSessions, OpenTransaction } from "../member_sessions.ts";
 import { BinaryCopy, jsonbTuples } from "../copy_binary.ts";
+import { eventObjectBytes } from "../kube/watch_event.ts";
 
 /** JSON texts as one JSON array's text: the database parses it once, with nothing to escape. */
 function jsonArray(texts: string[]): string {
@@ -49,10 +50,10 @@ export class LiveTableStore implements InformerStore {
   async stageEvents(events: Uint8Array[]): Promise<void> {
     this.#copy ??= await BinaryCopy.open(
       this.#listing()
-        .sql`copy pg_temp.omni_kube_live_stage_event (event) from stdin (format binary)`
+        .sql`copy pg_temp.omni_kube_live_stage (resource) from stdin (format binary)`
         .writable(),
     );
-    await this.#copy.write(jsonbTuples(events));
+    await this.#copy.write(jsonbTuples(events.map((event) => eventObjectBytes(event))));
   }
 
   async stageList(page: string): Promise<ListMetadata> {
@@ -68,7 +69,6 @@ export class LiveTableStore implements InformerStore {
         const copy = this.#copy;
         this.#copy = undefined;
         await copy.end(AbortSignal.timeout(COPY_END_TIMEOUT_MS));
-        await list.sql`select omni_kube._live_stage_copied()`;
       }
       await list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
                                                   '[]'::jsonb, ${resourceVersion}, true)`;

@@ -1,8 +1,8 @@
 -- A full list of a live table's objects (its first sync, or a relist) is gathered here, page by
 -- page, in the transaction that then reconciles the table with it (omni_kube._live_apply): a
 -- temporary table of the worker's session, dropped at commit, so the worker never holds more
--- than one page. A streaming list's events are copied (binary COPY, the server's bytes as they
--- came) into pg_temp.omni_kube_live_stage_event, and moved into the stage at the list's end.
+-- than one page. A streaming list's objects are copied in (binary COPY) as the bytes the server
+-- sent; the columns the reconcile matches on are computed as each row arrives.
 
 create or replace function omni_kube._live_stage_begin() returns void
   language plpgsql volatile
@@ -10,30 +10,14 @@ create or replace function omni_kube._live_stage_begin() returns void
   as $$
 begin
   create temporary table omni_kube_live_stage (
-    uid text not null,
-    name text not null,
-    namespace text,
-    resource jsonb not null
+    resource jsonb not null,
+    uid text not null generated always as (resource #>> '{metadata,uid}') stored,
+    name text not null generated always as (resource #>> '{metadata,name}') stored,
+    namespace text generated always as (resource #>> '{metadata,namespace}') stored
   ) on commit drop;
-  create temporary table omni_kube_live_stage_event (event jsonb not null) on commit drop;
 end
 $$;
 revoke all on function omni_kube._live_stage_begin() from public;
-
--- The events copied into omni_kube_live_stage_event (a streaming list's initial state, all
--- ADDED), moved into the stage.
-create or replace function omni_kube._live_stage_copied() returns void
-  language plpgsql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-begin
-  insert into pg_temp.omni_kube_live_stage (uid, name, namespace, resource)
-  select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
-    from pg_temp.omni_kube_live_stage_event e, lateral (select e.event -> 'object') j(o);
-  truncate pg_temp.omni_kube_live_stage_event;
-end
-$$;
-revoke all on function omni_kube._live_stage_copied() from public;
 
 -- Watch events of a streaming list's initial state (all ADDED), as a JSON array. (Workers of
 -- 0.7.0 and earlier send them so; one may still be running while a newer one upgrades the shim.)
@@ -42,9 +26,8 @@ create or replace function omni_kube._live_stage_events(events jsonb) returns vo
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  insert into pg_temp.omni_kube_live_stage (uid, name, namespace, resource)
-  select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
-    from jsonb_array_elements(events) e, lateral (select e -> 'object') j(o);
+  insert into pg_temp.omni_kube_live_stage (resource)
+  select e -> 'object' from jsonb_array_elements(events) e;
 end
 $$;
 revoke all on function omni_kube._live_stage_events(jsonb) from public;
@@ -59,11 +42,10 @@ create or replace function omni_kube._live_stage_list(page text) returns jsonb
 declare
   list constant jsonb := page::jsonb;
 begin
-  insert into pg_temp.omni_kube_live_stage (uid, name, namespace, resource)
-  select o -> 'metadata' ->> 'uid', o -> 'metadata' ->> 'name', o -> 'metadata' ->> 'namespace', o
-    from jsonb_array_elements(coalesce(list -> 'items', '[]')) i,
-         lateral (select jsonb_build_object('kind', regexp_replace(list ->> 'kind', 'List$', ''),
-                                            'apiVersion', list ->> 'apiVersion') || i) t(o);
+  insert into pg_temp.omni_kube_live_stage (resource)
+  select jsonb_build_object('kind', regexp_replace(list ->> 'kind', 'List$', ''),
+                            'apiVersion', list ->> 'apiVersion') || i
+    from jsonb_array_elements(coalesce(list -> 'items', '[]')) i;
   return list -> 'metadata';
 end
 $$;

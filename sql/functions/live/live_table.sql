@@ -50,8 +50,11 @@ begin
                     namespace text,
                     resource jsonb not null)', qualified);
   created := qualified::regclass;
+  -- (The condition spares the worker's writes a function call per row.)
   execute format('create trigger omni_kube_live_guard before insert or update or delete on %s
-                    for each row execute function omni_kube._live_guard()', qualified);
+                    for each row
+                    when (current_setting(''omni_kube.live_applying'', true) is distinct from ''on'')
+                    execute function omni_kube._live_guard()', qualified);
   execute format('create trigger omni_kube_live_guard_truncate before truncate on %s
                     for each statement execute function omni_kube._live_guard()', qualified);
   perform omni_kube._live_register(created, group_version, resource, namespace, label_selector,

@@ -4,7 +4,7 @@
 -- owner can neither call nor change it. Made when first needed and again when the table is
 -- renamed or changes owner; its plans stay cached in the worker's sessions from batch to batch.
 -- (A release that changes the body below sets writer_target to null in a schema file, so that
--- every writer is made anew.)
+-- every writer is made anew: 0008_live_writers.sql.)
 --
 -- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage. Otherwise
 -- `events` are watch events (a JSON array of them), applied one by one in order. Returns the objects added
@@ -27,8 +27,26 @@ begin
       inserted boolean;
       added bigint := 0;
       removed bigint := 0;
+      listed boolean := false;
     begin
       if replace then
+        -- The first list (or a relist of an empty table): nothing to reconcile with, so a plain
+        -- insert, at half the cost of the reconcile below. A list holds each object once; should
+        -- one repeat, the insert is undone and the reconcile keeps one of each.
+        if not exists (select from %1$s) then
+          begin
+            insert into %1$s (uid, name, namespace, resource)
+            select s.uid, s.name, s.namespace, s.resource from pg_temp.omni_kube_live_stage s;
+            get diagnostics added = row_count;
+            listed := true;
+          exception when unique_violation then
+            added := 0;
+          end;
+        end if;
+        if listed then
+          set constraints all immediate;
+          return array[added, 0];
+        end if;
         delete from %1$s t
          where not exists (select from pg_temp.omni_kube_live_stage s where s.uid = t.uid);
         get diagnostics removed = row_count;

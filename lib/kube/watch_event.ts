@@ -1,0 +1,47 @@
+/**
+ * The object of a watch event, cut from the event's bytes without decoding them.
+ *
+ * kube-apiserver encodes a watch event as `{"type":"ADDED","object":{...}}`, the fields in that
+ * order (Go's `encoding/json` writes a struct's fields in declaration order). For a consumer that
+ * passes objects on as bytes (a live table's first list, copied into PostgreSQL), the object is
+ * then the bytes between that prefix and the final brace: a view, not a copy. Any other form is
+ * parsed and the object encoded again.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const OPENING_BRACE = 0x7b;
+const CLOSING_BRACE = 0x7d;
+
+/** The bytes of `event`'s object; `event` is one watch event of `type` as JSON (UTF-8). */
+export function eventObjectBytes(event: Uint8Array, type = "ADDED"): Uint8Array {
+  const prefix = prefixes.get(type) ?? prefixOf(type);
+  if (
+    event.length > prefix.length + 1 && event[prefix.length] === OPENING_BRACE &&
+    event[event.length - 1] === CLOSING_BRACE && startsWith(event, prefix)
+  ) {
+    return event.subarray(prefix.length, event.length - 1);
+  }
+  const parsed = JSON.parse(decoder.decode(event));
+  if (parsed?.type !== type || typeof parsed.object !== "object" || parsed.object === null) {
+    throw new Error(`not a watch event of type ${type} with an object`);
+  }
+  return encoder.encode(JSON.stringify(parsed.object));
+}
+
+const prefixes = new Map<string, Uint8Array>();
+
+function prefixOf(type: string): Uint8Array {
+  const prefix = encoder.encode(`{"type":${JSON.stringify(type)},"object":`);
+  prefixes.set(type, prefix);
+  return prefix;
+}
+
+/** Whether `data` begins with the bytes of `prefix`. */
+export function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
+  if (data.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (data[i] !== prefix[i]) return false;
+  return true;
+}

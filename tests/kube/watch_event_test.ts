@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { eventObjectBytes } from "../../lib/kube/watch_event.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+Deno.test("eventObjectBytes: the object of an event as kube-apiserver writes it is a view, not a copy", () => {
+  const event = encoder.encode('{"type":"ADDED","object":{"metadata":{"name":"é\\"}"}}}');
+  const object = eventObjectBytes(event);
+  assert.equal(decoder.decode(object), '{"metadata":{"name":"é\\"}"}}');
+  assert.equal(object.buffer, event.buffer, "a view of the event's bytes");
+});
+
+Deno.test("eventObjectBytes: any other form is parsed, and its object encoded again", () => {
+  const spaced = encoder.encode('{ "object": {"a": [1, 2]}, "type": "ADDED" }');
+  assert.equal(decoder.decode(eventObjectBytes(spaced)), '{"a":[1,2]}');
+});
+
+Deno.test("eventObjectBytes: an event of another type, or without an object, is refused", () => {
+  for (
+    const event of [
+      '{"type":"MODIFIED","object":{}}',
+      '{"type":"ADDED"}',
+      '{"type":"ADDED","object":null}',
+    ]
+  ) {
+    assert.throws(() => eventObjectBytes(encoder.encode(event)), /not a watch event of type ADDED/);
+  }
+  assert.throws(() => eventObjectBytes(encoder.encode('{"type":"ADDED","object":')), SyntaxError);
+});
