@@ -675,3 +675,72 @@ Deno.test("live tables: with lists in pages, as from a server without streaming 
   assert.equal(Number(row.objects), 511);
   await cluster.call("DELETE", `/api/v1/namespaces/${namespace}`);
 });
+
+Deno.test("live tables: a list staged as 0.7.0 workers stage it, during a rolling upgrade", async () => {
+  await using bridge = await startBridge("live_stage_compat");
+  const staged = await bridge.sql.begin(async (tx) => {
+    await tx`select omni_kube._live_stage_begin()`;
+    // 0.7.0 sends a streaming list's events as one JSON array; pages stay as the server sent them.
+    await tx`select omni_kube._live_stage_events(${
+      JSON.stringify([
+        {
+          type: "ADDED",
+          object: { kind: "ConfigMap", metadata: { uid: "u1", name: "a", namespace: "n" } },
+        },
+      ])
+    }::text::jsonb)`;
+    await tx`select omni_kube._live_stage_list(${
+      JSON.stringify({
+        kind: "ConfigMapList",
+        apiVersion: "v1",
+        metadata: { resourceVersion: "7" },
+        items: [{ metadata: { uid: "u2", name: "b" } }],
+      })
+    })`;
+    return await tx`select uid, name, namespace, resource from pg_temp.omni_kube_live_stage
+                     order by uid`;
+  });
+  assert.deepEqual(staged.map((row) => ({ ...row })), [
+    {
+      uid: "u1",
+      name: "a",
+      namespace: "n",
+      resource: { kind: "ConfigMap", metadata: { uid: "u1", name: "a", namespace: "n" } },
+    },
+    {
+      uid: "u2",
+      name: "b",
+      namespace: null,
+      resource: { kind: "ConfigMap", apiVersion: "v1", metadata: { uid: "u2", name: "b" } },
+    },
+  ]);
+});
+
+Deno.test("live tables: a first list that repeats an object is reconciled, not refused", async () => {
+  await using bridge = await startBridge("live_first_repeat");
+  const { sql } = bridge;
+  const namespace = await createNamespace(sql, "live-repeat");
+  // Pod templates: a new namespace has none, so the table stays empty until the list below.
+  await sql`select omni_kube.live_table('repeat', 'v1', 'podtemplates', namespace => ${namespace})`;
+  await sql`select omni_kube.await_live('repeat')`;
+  const [{ id, resource_version }] = await sql`
+    select l.id, l.resource_version from omni_kube.live_registry l
+     where l.relation = 'repeat'::regclass`;
+  const object = (version: string) => ({
+    type: "ADDED",
+    object: { kind: "PodTemplate", metadata: { uid: "u1", name: "t", resourceVersion: version } },
+  });
+  const added = await sql.begin(async (tx) => {
+    await tx`select omni_kube._live_stage_begin()`;
+    await tx`select omni_kube._live_stage_events(${
+      JSON.stringify([object("1"), object("2")])
+    }::text::jsonb)`;
+    const [{ count }] = await tx`
+      select omni_kube._live_apply(${id}, ${bridge.workers[0].id}::uuid, '[]'::jsonb,
+                                   ${resource_version}, true) as count`;
+    return Number(count);
+  });
+  assert.equal(added, 1);
+  const rows = await sql`select uid, name from repeat`;
+  assert.deepEqual(rows.map((row) => ({ ...row })), [{ uid: "u1", name: "t" }]);
+});
