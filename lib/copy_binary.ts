@@ -8,6 +8,7 @@
  */
 import type { Writable } from "node:stream";
 import { once } from "node:events";
+import { untilAborted } from "./kube/limits.ts";
 
 /** The start of a COPY in binary format: signature, flags, no header extension. */
 export const COPY_BINARY_HEADER: Uint8Array = Uint8Array.of(
@@ -92,24 +93,71 @@ export class BinaryCopy {
 
   /**
    * Sends the trailer and ends the COPY; settles once the server has taken it. `signal` bounds
-   * that wait (postgres.js never reports a connection lost after the end of a COPY was sent).
+   * that wait (postgres.js never reports a connection lost after the end of a COPY was sent); if
+   * it aborts, the COPY is failed, so that the connection is not left in it.
    */
   async end(signal?: AbortSignal): Promise<void> {
-    await this.write(COPY_BINARY_TRAILER);
-    signal?.throwIfAborted();
-    await new Promise<void>((resolve, reject) => {
-      const abandon = () => reject(signal!.reason);
-      signal?.addEventListener("abort", abandon, { once: true });
-      this.stream.end((error?: Error | null) => {
-        signal?.removeEventListener("abort", abandon);
-        if (error) reject(error);
-        else resolve();
-      });
-    });
+    try {
+      await this.write(COPY_BINARY_TRAILER);
+      await untilAborted(
+        new Promise<void>((resolve, reject) =>
+          this.stream.end((error?: Error | null) => error ? reject(error) : resolve())
+        ),
+        signal,
+      );
+    } catch (error) {
+      this.fail(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Ends the COPY as {@linkcode end} does, then runs `next`, a statement on the same connection,
+   * which the server runs once the COPY is over. postgres.js tells no one of a row the server
+   * refuses after the COPY's end was sent (neither the end nor the query settles): `next` then
+   * fails, since the transaction is aborted, and this rejects with {@linkcode CopyRefused}.
+   * `signal` bounds the whole wait.
+   */
+  async endThen(next: () => Promise<unknown>, signal: AbortSignal): Promise<void> {
+    let endFailure: unknown;
+    const ended = this.end(signal).catch((error) => endFailure = error ?? new Error("COPY failed"));
+    // postgres.js sends the end (CopyDone) once its queued writes are out; a query sent before
+    // that would be refused (COPY_IN_PROGRESS), so `next` waits for the connection to leave it.
+    for (;;) {
+      await sleep(0);
+      if (endFailure) throw endFailure;
+      try {
+        await untilAborted(next(), signal);
+        break;
+      } catch (error) {
+        if ((error as { code?: string }).code === "COPY_IN_PROGRESS" && !signal.aborted) continue;
+        await sleep(0);
+        if (endFailure) throw endFailure;
+        this.fail(error);
+        throw new CopyRefused(error);
+      }
+    }
+    await ended;
+    if (endFailure) throw endFailure;
   }
 
   /** Sends CopyFail: the server discards every tuple of this COPY. */
   fail(reason: unknown): void {
     this.stream.destroy(reason instanceof Error ? reason : new Error(String(reason)));
   }
+}
+
+/** The server refused the COPY after its end was sent; postgres.js reported only the aftermath. */
+export class CopyRefused extends Error {
+  constructor(cause: unknown) {
+    super(
+      "PostgreSQL refused a row of the COPY after its end was sent; the server's log names the row and why",
+      { cause },
+    );
+    this.name = "CopyRefused";
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

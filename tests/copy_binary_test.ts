@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import {
+  BinaryCopy,
   COPY_BINARY_HEADER,
   COPY_BINARY_TRAILER,
+  CopyRefused,
   jsonbTuples,
   pieceHeader,
 } from "../lib/copy_binary.ts";
@@ -97,4 +100,65 @@ Deno.test("jsonbTuples: one jsonb field per text, version byte 1, the text's byt
     assert.deepEqual(fields[0].subarray(1), texts[i]);
   }
   assert.deepEqual(jsonbTuples([]), new Uint8Array());
+});
+
+/**
+ * A COPY's stream as postgres.js makes it: `final` sends the end and waits for the server's answer
+ * (`answer`), which may never come; until `final` runs, a query is refused with COPY_IN_PROGRESS.
+ */
+function fakeCopy(answer: (done: (error?: Error) => void) => void) {
+  const sent: number[] = [];
+  const state = { inCopy: true, failedWith: undefined as Error | undefined };
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      sent.push(...chunk);
+      setTimeout(done, 1); // written to the socket a little later
+    },
+    final(done) {
+      state.inCopy = false;
+      answer(done);
+    },
+    destroy(error, done) {
+      state.failedWith = error ?? undefined;
+      done(null);
+    },
+  });
+  /** The statement after the COPY, as the server answers it once the COPY is over. */
+  const next = (outcome: "ok" | "aborted") => () => {
+    if (state.inCopy) {
+      return Promise.reject(
+        Object.assign(new Error("copy in progress"), { code: "COPY_IN_PROGRESS" }),
+      );
+    }
+    return outcome === "ok" ? Promise.resolve([]) : Promise.reject(
+      Object.assign(new Error("current transaction is aborted"), { code: "25P02" }),
+    );
+  };
+  return { stream, sent, state, next };
+}
+
+Deno.test("BinaryCopy.endThen: the end, then the next statement once the COPY is over", async () => {
+  const fake = fakeCopy((done) => setTimeout(done, 5));
+  const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
+  await copy.write(jsonbTuples([new TextEncoder().encode("{}")]));
+  await copy.endThen(fake.next("ok"), AbortSignal.timeout(5000));
+  assert.equal(readCopy(Uint8Array.from(fake.sent)).length, 1);
+  assert.equal(fake.state.failedWith, undefined);
+});
+
+Deno.test("BinaryCopy.endThen: a row refused after the end is reported, though postgres.js says nothing", async () => {
+  // The server's error comes after the end was sent: postgres.js drops it and never ends the stream.
+  const fake = fakeCopy(() => {});
+  const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
+  const started = performance.now();
+  await assert.rejects(copy.endThen(fake.next("aborted"), AbortSignal.timeout(5000)), CopyRefused);
+  assert.ok(performance.now() - started < 1000, "reported at once, not at the deadline");
+  assert.ok(fake.state.failedWith, "the COPY was failed, so that its connection leaves it");
+});
+
+Deno.test("BinaryCopy.end: a server that never answers fails the COPY at the deadline", async () => {
+  const fake = fakeCopy(() => {});
+  const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
+  await assert.rejects(copy.end(AbortSignal.timeout(50)), { name: "TimeoutError" });
+  assert.ok(fake.state.failedWith);
 });

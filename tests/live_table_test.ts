@@ -744,3 +744,23 @@ Deno.test("live tables: a first list that repeats an object is reconciled, not r
   const rows = await sql`select uid, name from repeat`;
   assert.deepEqual(rows.map((row) => ({ ...row })), [{ uid: "u1", name: "t" }]);
 });
+
+Deno.test("live tables: an object PostgreSQL cannot store fails the list at once, with its reason", async () => {
+  await using bridge = await startBridge("live_refused");
+  const { sql } = bridge;
+  using cluster = new Cluster(await adminTarget());
+  const namespace = await createNamespace(sql, "live-refused");
+  const configMaps = `/api/v1/namespaces/${namespace}/configmaps`;
+  await cluster.call("POST", configMaps, configMap("a-fine", { n: "1" }));
+  // jsonb cannot hold \u0000; the server keeps it. (Named to come after what live_table() reads.)
+  await cluster.call("POST", configMaps, configMap("z-nul", { text: "a\u0000b" }));
+  await sql`select omni_kube.live_table('refused', 'v1', 'configmaps', namespace => ${namespace})`;
+  // Within seconds, not at the end of a wait for an answer postgres.js never gives.
+  const row = await eventually("the list failed", async () => {
+    const row = await liveRow(sql, "refused");
+    return row.state === "backoff" && row.last_error ? row : undefined;
+  }, 10_000);
+  console.log(`last_error: ${row.last_error}`);
+  assert.match(row.last_error, /refused an object of the list|Unicode/);
+  assert.equal((await sql`select count(*)::int as n from refused`)[0].n, 0, "nothing of the list");
+});

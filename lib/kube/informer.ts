@@ -19,7 +19,7 @@
 import type { KubeFetch, KubeTarget } from "./client.ts";
 import { readResponseText } from "./body.ts";
 import { ByteBudget } from "./limits.ts";
-import { type ByteLine, byteLines } from "./ndjson.ts";
+import { byteLines, LineBuffer } from "./ndjson.ts";
 import { withQuery } from "./watch.ts";
 import { startsWith } from "./watch_event.ts";
 
@@ -315,7 +315,7 @@ async function consume(
 ): Promise<string> {
   const { store, signal } = settings;
   const budget = new ByteBudget(settings.maxBytes);
-  let page: ByteLine[] = [];
+  let page = new LineBuffer();
   // Lines waiting for the store (events and bookmarks), and the batch being stored.
   const waiting: { text: string; bytes: number }[] = [];
   let storing: Promise<void> | undefined;
@@ -355,11 +355,9 @@ async function consume(
   let staging: Promise<void> = Promise.resolve();
   const stagePage = async (stage: (events: Uint8Array[]) => Promise<void>) => {
     const full = page;
-    page = [];
+    page = new LineBuffer();
     await staging;
-    staging = stage(full.map((line) => line.data)).finally(() => {
-      for (const line of full) budget.refund(line.bytes);
-    });
+    staging = stage(full.lines()).finally(() => budget.refund(full.bytes));
     // Awaited before the next page, the list's end, or a failure's return; marked handled now.
     staging.catch(() => {});
   };
@@ -373,7 +371,7 @@ async function consume(
           budget.refund(raw.bytes);
           const bookmark = JSON.parse(decoder.decode(raw.data));
           if (bookmark?.object?.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") continue;
-          if (page.length > 0) await stagePage(initial.stage);
+          if (page.count > 0) await stagePage(initial.stage);
           await staging;
           const version = bookmark.object.metadata.resourceVersion;
           if (typeof version !== "string" || version === "") {
@@ -388,8 +386,8 @@ async function consume(
         if (!startsWith(raw.data, ADDED)) {
           throw new Error(`a streaming list's initial state held a non-ADDED event`);
         }
-        page.push(raw);
-        if (page.length >= settings.pageSize) await stagePage(initial.stage);
+        page.add(raw);
+        if (page.count >= settings.pageSize) await stagePage(initial.stage);
         continue;
       }
       const line = { text: decoder.decode(raw.data), bytes: raw.bytes };
@@ -412,7 +410,11 @@ async function consume(
     }
   }
   await settle();
-  if (initial) throw new EndedEarly();
+  if (initial) {
+    // The store must be done with the list before it is abandoned.
+    await staging.catch(() => {});
+    throw new EndedEarly();
+  }
   if (!reached) throw new Error(`the watch of ${settings.path} ended with no resourceVersion`);
   return reached;
 }

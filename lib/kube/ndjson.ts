@@ -148,3 +148,37 @@ function concat(pieces: Uint8Array[], size: number): Uint8Array {
   }
   return whole;
 }
+
+/**
+ * Lines kept together, each copied into one growing buffer as it is added: a line of
+ * {@linkcode byteLines} is a view of the chunk it came in (Deno's `fetch` gives a 64 KiB buffer for
+ * every chunk, however short), and keeping views would keep every such chunk alive.
+ */
+export class LineBuffer {
+  #buffer = new Uint8Array(0);
+  #ends: number[] = [];
+  /** What the lines hold of a budget (the sum of their `bytes`). */
+  bytes = 0;
+
+  get count(): number {
+    return this.#ends.length;
+  }
+
+  add(line: ByteLine): void {
+    const start = this.#ends.at(-1) ?? 0;
+    const end = start + line.data.length;
+    if (end > this.#buffer.length) {
+      const grown = new Uint8Array(Math.max(end, 2 * this.#buffer.length, 4096));
+      grown.set(this.#buffer.subarray(0, start));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(line.data, start);
+    this.#ends.push(end);
+    this.bytes += line.bytes;
+  }
+
+  /** The lines, as views of the buffer. */
+  lines(): Uint8Array[] {
+    return this.#ends.map((end, i) => this.#buffer.subarray(i === 0 ? 0 : this.#ends[i - 1], end));
+  }
+}

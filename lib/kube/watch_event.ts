@@ -5,7 +5,8 @@
  * order (Go's `encoding/json` writes a struct's fields in declaration order). For a consumer that
  * passes objects on as bytes (a live table's first list, copied into PostgreSQL), the object is
  * then the bytes between that prefix and the final brace: a view, not a copy. Any other form is
- * parsed and the object encoded again.
+ * parsed and the object encoded again, numbers as their source text (so that no integer beyond
+ * 2^53 is rounded).
  *
  * @module
  */
@@ -24,11 +25,28 @@ export function eventObjectBytes(event: Uint8Array, type = "ADDED"): Uint8Array 
   ) {
     return event.subarray(prefix.length, event.length - 1);
   }
-  const parsed = JSON.parse(decoder.decode(event));
+  const parsed = parseWithRawNumbers(decoder.decode(event)) as { type?: unknown; object?: unknown };
   if (parsed?.type !== type || typeof parsed.object !== "object" || parsed.object === null) {
     throw new Error(`not a watch event of type ${type} with an object`);
   }
   return encoder.encode(JSON.stringify(parsed.object));
+}
+
+/**
+ * `JSON.parse` whose numbers stay their source text when stringified again (`JSON.rawJSON` and the
+ * reviver's `context.source`: V8 has them; TypeScript's lib does not declare them yet).
+ */
+function parseWithRawNumbers(text: string): unknown {
+  const parse = JSON.parse as (
+    text: string,
+    reviver: (key: string, value: unknown, context: { source?: string }) => unknown,
+  ) => unknown;
+  const { rawJSON } = JSON as unknown as { rawJSON(text: string): unknown };
+  return parse(
+    text,
+    (_key, value, context) =>
+      typeof value === "number" && context.source !== undefined ? rawJSON(context.source) : value,
+  );
 }
 
 const prefixes = new Map<string, Uint8Array>();

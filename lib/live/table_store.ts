@@ -11,7 +11,7 @@ import { type InformerStore, type ListMetadata, StoreClosed } from "../kube/info
 import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
 import type { MemberSessions, OpenTransaction } from "../member_sessions.ts";
-import { BinaryCopy, jsonbTuples } from "../copy_binary.ts";
+import { BinaryCopy, CopyRefused, jsonbTuples } from "../copy_binary.ts";
 import { eventObjectBytes } from "../kube/watch_event.ts";
 
 /** JSON texts as one JSON array's text: the database parses it once, with nothing to escape. */
@@ -20,8 +20,9 @@ function jsonArray(texts: string[]): string {
 }
 
 /**
- * How long the end of a list's COPY may take: the server has had every row already. (postgres.js
- * never reports a connection lost after a COPY's end was sent: without it the mirror would hang.)
+ * How long the end of a list's COPY may take: the rows still on their way, parsed. (postgres.js
+ * reports neither a connection lost nor every error after a COPY's end was sent: without a bound
+ * the mirror could hang.)
  */
 const COPY_END_TIMEOUT_MS = 60_000;
 
@@ -31,8 +32,8 @@ const NOT_OURS = "OKV02";
 /** The store of live table `id`, as mirrored by the registry's worker. */
 export class LiveTableStore implements InformerStore {
   #list: OpenTransaction | undefined;
-  /** The COPY of a streaming list's objects, open from its first page to its end. */
-  #copy: BinaryCopy | undefined;
+  /** The COPY of a streaming list's objects, opened at its first page and ended at its end. */
+  #copy: Promise<BinaryCopy> | undefined;
 
   constructor(
     readonly id: number,
@@ -48,12 +49,13 @@ export class LiveTableStore implements InformerStore {
   }
 
   async stageEvents(events: Uint8Array[]): Promise<void> {
-    this.#copy ??= await BinaryCopy.open(
+    this.#copy ??= BinaryCopy.open(
       this.#listing()
         .sql`copy pg_temp.omni_kube_live_stage (resource) from stdin (format binary)`
         .writable(),
     );
-    await this.#copy.write(jsonbTuples(events.map((event) => eventObjectBytes(event))));
+    const copy = await this.#copy;
+    await copy.write(jsonbTuples(events.map((event) => eventObjectBytes(event))));
   }
 
   async stageList(page: string): Promise<ListMetadata> {
@@ -66,9 +68,17 @@ export class LiveTableStore implements InformerStore {
     const list = this.#listing();
     await this.#write("list", async () => {
       if (this.#copy) {
-        const copy = this.#copy;
+        const copy = await this.#copy;
+        await copy.endThen(() => list.sql`select`, AbortSignal.timeout(COPY_END_TIMEOUT_MS))
+          .catch((error) => {
+            throw error instanceof CopyRefused
+              ? new Error(
+                `PostgreSQL refused an object of the list, one jsonb cannot hold (a \\u0000 in a string, for one); the server's log names it`,
+                { cause: error },
+              )
+              : error;
+          });
         this.#copy = undefined;
-        await copy.end(AbortSignal.timeout(COPY_END_TIMEOUT_MS));
       }
       await list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
                                                   '[]'::jsonb, ${resourceVersion}, true)`;
@@ -79,9 +89,11 @@ export class LiveTableStore implements InformerStore {
 
   async abortReplace(): Promise<void> {
     const list = this.#list;
+    const copy = this.#copy;
     this.#list = undefined;
-    this.#copy?.fail(new Error("the list failed"));
     this.#copy = undefined;
+    // A COPY still open (or opening) must end before the rollback can be sent on its connection.
+    (await copy?.catch(() => undefined))?.fail(new Error("the list failed"));
     await list?.rollback();
   }
 

@@ -282,9 +282,9 @@ function page(names: string[], metadata: ListMetadata): Response {
   return new Response(JSON.stringify(list), { status: 200, headers: JSON_HEADERS });
 }
 
-/** An event as the fake store records it. */
 const decoder = new TextDecoder();
 
+/** An event as the fake store records it. */
 function summary(text: string): string {
   const { type, object } = JSON.parse(text);
   return `${type} ${object.metadata.name} ${object.metadata.resourceVersion}`;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ByteBudget, ResponseLimitExceeded } from "../../lib/kube/limits.ts";
-import { byteLines, lines, splitLines } from "../../lib/kube/ndjson.ts";
+import { byteLines, LineBuffer, lines, splitLines } from "../../lib/kube/ndjson.ts";
 import { endlessBody, promptly } from "./fakes.ts";
 
 /** A byte stream that delivers `chunks` one by one. */
@@ -188,4 +188,22 @@ Deno.test("byteLines: each line's bytes as sent, trimmed of blanks, joined acros
   // Each line holds what it came in as (blanks included, newline excluded); the rest is refunded.
   assert.deepEqual(got.map((line) => line.bytes), [13, 5, 11]);
   assert.equal(budget.used, 13 + 5 + 11);
+});
+
+Deno.test("LineBuffer: lines copied out of their chunks, in order, with what they hold of a budget", () => {
+  const chunk = new TextEncoder().encode("a".repeat(5000) + "\nbé\n");
+  const buffer = new LineBuffer();
+  buffer.add({ data: chunk.subarray(0, 5000), bytes: 5000 });
+  buffer.add({ data: chunk.subarray(5001, 5004), bytes: 4 });
+  buffer.add({ data: new Uint8Array(), bytes: 0 });
+  chunk.fill(0); // the chunk's buffer may be reused or freed: the lines do not depend on it
+  const lines = buffer.lines();
+  assert.equal(buffer.count, 3);
+  assert.equal(buffer.bytes, 5004);
+  assert.deepEqual(lines.map((line) => new TextDecoder().decode(line)), [
+    "a".repeat(5000),
+    "bé",
+    "",
+  ]);
+  assert.ok(lines.every((line) => line.buffer !== chunk.buffer));
 });

@@ -12,8 +12,14 @@ Deno.test("eventObjectBytes: the object of an event as kube-apiserver writes it 
 });
 
 Deno.test("eventObjectBytes: any other form is parsed, and its object encoded again", () => {
-  const spaced = encoder.encode('{ "object": {"a": [1, 2]}, "type": "ADDED" }');
-  assert.equal(decoder.decode(eventObjectBytes(spaced)), '{"a":[1,2]}');
+  const spaced = encoder.encode(
+    '{ "object": {"a": [1, 2.50], "big": 12345678901234567890}, "type": "ADDED" }',
+  );
+  assert.equal(
+    decoder.decode(eventObjectBytes(spaced)),
+    '{"a":[1,2.50],"big":12345678901234567890}',
+    "numbers as the server wrote them",
+  );
 });
 
 Deno.test("eventObjectBytes: an event of another type, or without an object, is refused", () => {

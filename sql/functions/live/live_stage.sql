@@ -9,6 +9,10 @@ create or replace function omni_kube._live_stage_begin() returns void
   set search_path = pg_catalog, pg_temp
   as $$
 begin
+  -- The list's transaction waits on the API server between pages, and a streaming list's COPY
+  -- lasts as long as the list: limits meant for members' statements must not cut it short.
+  perform set_config('statement_timeout', '0', true);
+  perform set_config('idle_in_transaction_session_timeout', '0', true);
   create temporary table omni_kube_live_stage (
     resource jsonb not null,
     uid text not null generated always as (resource #>> '{metadata,uid}') stored,

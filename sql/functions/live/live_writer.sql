@@ -3,8 +3,7 @@
 -- owned by the table's owner and SECURITY DEFINER, in a schema nobody else may use, so that its
 -- owner can neither call nor change it. Made when first needed and again when the table is
 -- renamed or changes owner; its plans stay cached in the worker's sessions from batch to batch.
--- (A release that changes the body below sets writer_target to null in a schema file, so that
--- every writer is made anew: 0008_live_writers.sql.)
+-- Every writer is made anew after this layer is (below), so that each table's has this body.
 --
 -- `replace`: the table becomes the list gathered in pg_temp.omni_kube_live_stage. Otherwise
 -- `events` are watch events (a JSON array of them), applied one by one in order. Returns the objects added
@@ -27,23 +26,17 @@ begin
       inserted boolean;
       added bigint := 0;
       removed bigint := 0;
-      listed boolean := false;
     begin
       if replace then
         -- The first list (or a relist of an empty table): nothing to reconcile with, so a plain
         -- insert, at half the cost of the reconcile below. A list holds each object once; should
-        -- one repeat, the insert is undone and the reconcile keeps one of each.
-        if not exists (select from %1$s) then
-          begin
-            insert into %1$s (uid, name, namespace, resource)
-            select s.uid, s.name, s.namespace, s.resource from pg_temp.omni_kube_live_stage s;
-            get diagnostics added = row_count;
-            listed := true;
-          exception when unique_violation then
-            added := 0;
-          end;
-        end if;
-        if listed then
+        -- one repeat, the reconcile keeps one of each.
+        if not exists (select from %1$s)
+           and not exists (select from pg_temp.omni_kube_live_stage s group by s.uid
+                            having count(*) > 1) then
+          insert into %1$s (uid, name, namespace, resource)
+          select s.uid, s.name, s.namespace, s.resource from pg_temp.omni_kube_live_stage s;
+          select count(*) into added from pg_temp.omni_kube_live_stage s;
           set constraints all immediate;
           return array[added, 0];
         end if;
@@ -117,3 +110,7 @@ begin
 end
 $$;
 grant execute on function omni_kube._live_invoke(bigint, jsonb, boolean) to public;
+
+-- Each table's writer is made anew, from the function above, at the table's next write. (In this
+-- layer's transaction: a writer made in between would have the previous body.)
+update omni_kube.live_registry set writer_target = null;
