@@ -115,7 +115,7 @@ export class BinaryCopy {
    * Ends the COPY as {@linkcode end} does, then runs `next`, a statement on the same connection,
    * which the server runs once the COPY is over. postgres.js tells no one of a row the server
    * refuses after the COPY's end was sent (neither the end nor the query settles): `next` then
-   * fails, since the transaction is aborted, and this rejects with {@linkcode CopyRefused}.
+   * fails (25P02: the transaction is aborted), and this rejects with {@linkcode CopyRefused}.
    * `signal` bounds the whole wait.
    */
   async endThen(next: () => Promise<unknown>, signal: AbortSignal): Promise<void> {
@@ -130,11 +130,12 @@ export class BinaryCopy {
         await untilAborted(next(), signal);
         break;
       } catch (error) {
-        if ((error as { code?: string }).code === "COPY_IN_PROGRESS" && !signal.aborted) continue;
+        const code = (error as { code?: string }).code;
+        if (code === "COPY_IN_PROGRESS" && !signal.aborted) continue;
         await sleep(0);
         if (endFailure) throw endFailure;
         this.fail(error);
-        throw new CopyRefused(error);
+        throw code === IN_FAILED_TRANSACTION ? new CopyRefused(error) : error;
       }
     }
     await ended;
@@ -157,6 +158,9 @@ export class CopyRefused extends Error {
     this.name = "CopyRefused";
   }
 }
+
+/** SQLSTATE of a statement sent in a transaction that an error aborted. */
+const IN_FAILED_TRANSACTION = "25P02";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -124,14 +124,17 @@ function fakeCopy(answer: (done: (error?: Error) => void) => void) {
     },
   });
   /** The statement after the COPY, as the server answers it once the COPY is over. */
-  const next = (outcome: "ok" | "aborted") => () => {
+  const next = (outcome: "ok" | "aborted" | "lost") => () => {
     if (state.inCopy) {
       return Promise.reject(
         Object.assign(new Error("copy in progress"), { code: "COPY_IN_PROGRESS" }),
       );
     }
-    return outcome === "ok" ? Promise.resolve([]) : Promise.reject(
-      Object.assign(new Error("current transaction is aborted"), { code: "25P02" }),
+    if (outcome === "ok") return Promise.resolve([]);
+    return Promise.reject(
+      outcome === "aborted"
+        ? Object.assign(new Error("current transaction is aborted"), { code: "25P02" })
+        : Object.assign(new Error("connection closed"), { code: "CONNECTION_CLOSED" }),
     );
   };
   return { stream, sent, state, next };
@@ -160,5 +163,14 @@ Deno.test("BinaryCopy.end: a server that never answers fails the COPY at the dea
   const fake = fakeCopy(() => {});
   const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
   await assert.rejects(copy.end(AbortSignal.timeout(50)), { name: "TimeoutError" });
+  assert.ok(fake.state.failedWith);
+});
+
+Deno.test("BinaryCopy.endThen: any other failure of the next statement is its own", async () => {
+  const fake = fakeCopy(() => {});
+  const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
+  await assert.rejects(copy.endThen(fake.next("lost"), AbortSignal.timeout(5000)), {
+    code: "CONNECTION_CLOSED",
+  });
   assert.ok(fake.state.failedWith);
 });
