@@ -68,9 +68,18 @@ export function jsonbTuples(texts: Uint8Array[]): Uint8Array {
  */
 export class BinaryCopy {
   #failure: Error | undefined;
+  /** Settles once postgres.js has sent the COPY's end (CopyDone) and taken the connection out of it. */
+  readonly #endSent = Promise.withResolvers<void>();
 
   private constructor(readonly stream: Writable) {
     stream.on("error", (error) => this.#failure ??= error);
+    // postgres.js sends the end in the stream's `final`, after the last queued write; no event
+    // says when, and a query sent before it would be refused (and, in a transaction, roll it back).
+    const final = stream._final?.bind(stream);
+    stream._final = (callback) => {
+      final ? final(callback) : callback();
+      this.#endSent.resolve();
+    };
   }
 
   /** Starts the COPY that `writable` (a postgres.js query's `.writable()`) opens. */
@@ -94,7 +103,7 @@ export class BinaryCopy {
   /**
    * Sends the trailer and ends the COPY; settles once the server has taken it. `signal` bounds
    * that wait (postgres.js never reports a connection lost after the end of a COPY was sent); if
-   * it aborts, the COPY is failed, so that the connection is not left in it.
+   * it aborts, the COPY is failed, which ends it unless its end has already been sent.
    */
   async end(signal?: AbortSignal): Promise<void> {
     try {
@@ -121,22 +130,17 @@ export class BinaryCopy {
   async endThen(next: () => Promise<unknown>, signal: AbortSignal): Promise<void> {
     let endFailure: unknown;
     const ended = this.end(signal).catch((error) => endFailure = error ?? new Error("COPY failed"));
-    // postgres.js sends the end (CopyDone) once its queued writes are out; a query sent before
-    // that would be refused (COPY_IN_PROGRESS), so `next` waits for the connection to leave it.
-    for (;;) {
+    await untilAborted(Promise.race([this.#endSent.promise, ended]), signal);
+    if (endFailure) throw endFailure;
+    try {
+      await untilAborted(next(), signal);
+    } catch (error) {
       await sleep(0);
       if (endFailure) throw endFailure;
-      try {
-        await untilAborted(next(), signal);
-        break;
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === "COPY_IN_PROGRESS" && !signal.aborted) continue;
-        await sleep(0);
-        if (endFailure) throw endFailure;
-        this.fail(error);
-        throw code === IN_FAILED_TRANSACTION ? new CopyRefused(error) : error;
-      }
+      this.fail(error);
+      throw (error as { code?: string }).code === IN_FAILED_TRANSACTION
+        ? new CopyRefused(error)
+        : error;
     }
     await ended;
     if (endFailure) throw endFailure;

@@ -105,10 +105,11 @@ Deno.test("jsonbTuples: one jsonb field per text, version byte 1, the text's byt
 /**
  * A COPY's stream as postgres.js makes it: `final` sends the end and waits for the server's answer
  * (`answer`), which may never come; until `final` runs, a query is refused with COPY_IN_PROGRESS.
+ * Writes reach the socket a little later, so `final` runs some time after `end()`.
  */
 function fakeCopy(answer: (done: (error?: Error) => void) => void) {
   const sent: number[] = [];
-  const state = { inCopy: true, failedWith: undefined as Error | undefined };
+  const state = { inCopy: true, failedWith: undefined as Error | undefined, refusedEarly: false };
   const stream = new Writable({
     write(chunk, _encoding, done) {
       sent.push(...chunk);
@@ -126,6 +127,8 @@ function fakeCopy(answer: (done: (error?: Error) => void) => void) {
   /** The statement after the COPY, as the server answers it once the COPY is over. */
   const next = (outcome: "ok" | "aborted" | "lost") => () => {
     if (state.inCopy) {
+      // In a transaction, postgres.js remembers this refusal and rolls back at the end.
+      state.refusedEarly = true;
       return Promise.reject(
         Object.assign(new Error("copy in progress"), { code: "COPY_IN_PROGRESS" }),
       );
@@ -147,6 +150,7 @@ Deno.test("BinaryCopy.endThen: the end, then the next statement once the COPY is
   await copy.endThen(fake.next("ok"), AbortSignal.timeout(5000));
   assert.equal(readCopy(Uint8Array.from(fake.sent)).length, 1);
   assert.equal(fake.state.failedWith, undefined);
+  assert.equal(fake.state.refusedEarly, false, "the next statement waited for the end to be sent");
 });
 
 Deno.test("BinaryCopy.endThen: a row refused after the end is reported, though postgres.js says nothing", async () => {
@@ -157,6 +161,7 @@ Deno.test("BinaryCopy.endThen: a row refused after the end is reported, though p
   await assert.rejects(copy.endThen(fake.next("aborted"), AbortSignal.timeout(5000)), CopyRefused);
   assert.ok(performance.now() - started < 1000, "reported at once, not at the deadline");
   assert.ok(fake.state.failedWith, "the COPY was failed, so that its connection leaves it");
+  assert.equal(fake.state.refusedEarly, false);
 });
 
 Deno.test("BinaryCopy.end: a server that never answers fails the COPY at the deadline", async () => {

@@ -416,6 +416,14 @@ Deno.test("named clusters", async (t) => {
         // Stopped, it still holds its locks (so the call is accepted) and claims nothing; killed,
         // its session ends, with the call still queued and the bridge's own worker alive.
         solo.kill("SIGSTOP");
+        // (kill() returns before the signal has stopped every thread.)
+        await eventually("the worker stopped", async () => {
+          const tasks = [...Deno.readDirSync(`/proc/${solo.pid}/task`)];
+          const states = tasks.map(({ name }) =>
+            Deno.readTextFileSync(`/proc/${solo.pid}/task/${name}/stat`).split(") ")[1]?.[0]
+          );
+          return states.every((state) => state === "T" || state === "t") ? true : undefined;
+        });
         const call = sql`select omni_kube.api('/api/v1/namespaces/default', cluster => 'solo')`;
         const failed = sqlError(call, "OKW04", /cluster "solo"/);
         await eventually("the call queued", async () => {

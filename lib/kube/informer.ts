@@ -402,8 +402,8 @@ async function consume(
       if (failure !== undefined) throw failure;
     }
   } catch (error) {
-    // The backstop ending a watch the server kept open too long is a normal end.
-    if (!backstop.aborted || signal.aborted) {
+    // The backstop ending a watch the server kept open too long is a normal end; nothing else is.
+    if (error !== backstop.reason || signal.aborted) {
       await staging.catch(() => {});
       await settle().catch(() => {});
       throw error;
@@ -411,8 +411,8 @@ async function consume(
   }
   await settle();
   if (initial) {
-    // The store must be done with the list before it is abandoned.
-    await staging.catch(() => {});
+    // The store must be done with the list before it is abandoned; its failure is the list's.
+    await staging;
     throw new EndedEarly();
   }
   if (!reached) throw new Error(`the watch of ${settings.path} ended with no resourceVersion`);

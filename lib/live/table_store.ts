@@ -73,7 +73,7 @@ export class LiveTableStore implements InformerStore {
           .catch((error) => {
             throw error instanceof CopyRefused
               ? new Error(
-                `PostgreSQL refused an object of the list, one jsonb cannot hold (a \\u0000 in a string, for one); the server's log names it`,
+                "PostgreSQL refused the list's COPY after its end, for instance for an object jsonb cannot hold (a \\u0000 in a string); the server's log names the row and the reason",
                 { cause: error },
               )
               : error;

@@ -13,6 +13,9 @@ begin
   -- lasts as long as the list: limits meant for members' statements must not cut it short.
   perform set_config('statement_timeout', '0', true);
   perform set_config('idle_in_transaction_session_timeout', '0', true);
+  if current_setting('server_version_num')::int >= 170000 then
+    perform set_config('transaction_timeout', '0', true);
+  end if;
   create temporary table omni_kube_live_stage (
     resource jsonb not null,
     uid text not null generated always as (resource #>> '{metadata,uid}') stored,

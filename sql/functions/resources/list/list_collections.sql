@@ -52,6 +52,13 @@ begin
         end if;
         perform omni_kube._raise_for('done', page.status, page.response, null, what, null);
       end if;
+      if jsonb_typeof(page.response) is distinct from 'object' then
+        -- A body jsonb cannot hold is kept as text (omni_kube._response_jsonb): its items would
+        -- be none, silently.
+        raise exception 'omni_kube: the answer to % is JSON that PostgreSQL cannot hold as jsonb', what
+          using errcode = '22P05',
+            hint = 'An object holds what jsonb refuses (a \u0000 in a string, for one); api() returns such an answer as text.';
+      end if;
       return query
         select pending_index[page.n],
                case when item ? 'kind' then item
