@@ -418,10 +418,11 @@ Deno.test("named clusters", async (t) => {
         solo.kill("SIGSTOP");
         // (kill() returns before the signal has stopped every thread.)
         await eventually("the worker stopped", async () => {
-          const tasks = [...Deno.readDirSync(`/proc/${solo.pid}/task`)];
-          const states = tasks.map(({ name }) =>
-            Deno.readTextFileSync(`/proc/${solo.pid}/task/${name}/stat`).split(") ")[1]?.[0]
-          );
+          const states: string[] = [];
+          for await (const { name } of Deno.readDir(`/proc/${solo.pid}/task`)) {
+            const stat = await Deno.readTextFile(`/proc/${solo.pid}/task/${name}/stat`);
+            states.push(stat.split(") ")[1]?.[0] ?? "?");
+          }
           return states.every((state) => state === "T" || state === "t") ? true : undefined;
         });
         const call = sql`select omni_kube.api('/api/v1/namespaces/default', cluster => 'solo')`;
