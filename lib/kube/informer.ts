@@ -391,7 +391,7 @@ async function consume(
         continue;
       }
       const line = { text: decoder.decode(raw.data), bytes: raw.bytes };
-      if (line.text.startsWith('{"type":"ERROR"')) {
+      if (line.text.startsWith(ERROR_PREFIX)) {
         budget.refund(line.bytes);
         await settle();
         throw errorEvent(line.text);
@@ -432,14 +432,18 @@ async function open(
   });
 }
 
+/** How kube-apiserver begins an event of each type (see ./watch_event.ts), as text and as bytes. */
+const BOOKMARK_PREFIX = '{"type":"BOOKMARK"';
+const ERROR_PREFIX = '{"type":"ERROR"';
+
 function isBookmark(line: string): boolean {
-  return line.startsWith('{"type":"BOOKMARK"');
+  return line.startsWith(BOOKMARK_PREFIX);
 }
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-const BOOKMARK = encoder.encode('{"type":"BOOKMARK"');
-const ERROR = encoder.encode('{"type":"ERROR"');
+const BOOKMARK = encoder.encode(BOOKMARK_PREFIX);
+const ERROR = encoder.encode(ERROR_PREFIX);
 const ADDED = encoder.encode('{"type":"ADDED"');
 
 function versionOf(line: string): string | undefined {

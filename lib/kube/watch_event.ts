@@ -16,18 +16,20 @@ const decoder = new TextDecoder();
 const OPENING_BRACE = 0x7b;
 const CLOSING_BRACE = 0x7d;
 
-/** The bytes of `event`'s object; `event` is one watch event of `type` as JSON (UTF-8). */
-export function eventObjectBytes(event: Uint8Array, type = "ADDED"): Uint8Array {
-  const prefix = prefixes.get(type) ?? prefixOf(type);
+/** How kube-apiserver begins an ADDED event, up to its object. */
+const ADDED_PREFIX = encoder.encode('{"type":"ADDED","object":');
+
+/** The bytes of `event`'s object; `event` is one ADDED watch event as JSON (UTF-8). */
+export function addedObjectBytes(event: Uint8Array): Uint8Array {
   if (
-    event.length > prefix.length + 1 && event[prefix.length] === OPENING_BRACE &&
-    event[event.length - 1] === CLOSING_BRACE && startsWith(event, prefix)
+    event.length > ADDED_PREFIX.length + 1 && event[ADDED_PREFIX.length] === OPENING_BRACE &&
+    event[event.length - 1] === CLOSING_BRACE && startsWith(event, ADDED_PREFIX)
   ) {
-    return event.subarray(prefix.length, event.length - 1);
+    return event.subarray(ADDED_PREFIX.length, event.length - 1);
   }
   const parsed = parseWithRawNumbers(decoder.decode(event)) as { type?: unknown; object?: unknown };
-  if (parsed?.type !== type || typeof parsed.object !== "object" || parsed.object === null) {
-    throw new Error(`not a watch event of type ${type} with an object`);
+  if (parsed?.type !== "ADDED" || typeof parsed.object !== "object" || parsed.object === null) {
+    throw new Error("not an ADDED watch event with an object");
   }
   return encoder.encode(JSON.stringify(parsed.object));
 }
@@ -47,14 +49,6 @@ function parseWithRawNumbers(text: string): unknown {
     (_key, value, context) =>
       typeof value === "number" && context.source !== undefined ? rawJSON(context.source) : value,
   );
-}
-
-const prefixes = new Map<string, Uint8Array>();
-
-function prefixOf(type: string): Uint8Array {
-  const prefix = encoder.encode(`{"type":${JSON.stringify(type)},"object":`);
-  prefixes.set(type, prefix);
-  return prefix;
 }
 
 /** Whether `data` begins with the bytes of `prefix`. */

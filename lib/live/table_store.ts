@@ -12,7 +12,7 @@ import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
 import type { MemberSessions, OpenTransaction } from "../member_sessions.ts";
 import { BinaryCopy, CopyRefused, jsonbTuples } from "../copy_binary.ts";
-import { eventObjectBytes } from "../kube/watch_event.ts";
+import { addedObjectBytes } from "../kube/watch_event.ts";
 
 /** JSON texts as one JSON array's text: the database parses it once, with nothing to escape. */
 function jsonArray(texts: string[]): string {
@@ -55,7 +55,7 @@ export class LiveTableStore implements InformerStore {
         .writable(),
     );
     const copy = await this.#copy;
-    await copy.write(jsonbTuples(events.map((event) => eventObjectBytes(event))));
+    await copy.write(jsonbTuples(events.map((event) => addedObjectBytes(event))));
   }
 
   async stageList(page: string): Promise<ListMetadata> {
