@@ -26,6 +26,8 @@ declare
   -- (A composite IS NULL only when all its fields are: compare the fields.)
   use_worker_default boolean := cacert is null and token is null
     and (clientcert).certificate is null and (clientcert).private_key is null;
+  -- The ids _insert_requests returned, one per path.
+  enqueued jsonb;
   ids bigint[];
   states jsonb;
   -- Names this call's requests, for a cancellation that comes before their ids are known.
@@ -88,8 +90,7 @@ begin
   begin
     -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone
     -- must not change how the other session reads it.
-    select array_agg(value::bigint order by ordinality) into ids
-      from jsonb_array_elements_text(omni_kube._autonomous(format(
+    enqueued := omni_kube._autonomous(format(
         'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L)',
         enqueue_key, requested_by, session_user, pg_backend_pid(),
         to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
@@ -97,8 +98,13 @@ begin
         cacert, clientcert.certificate, clientcert.private_key, token,
         sha256(convert_to(jsonb_build_array(use_worker_default, cacert, clientcert.certificate,
                                             clientcert.private_key, token)::text, 'UTF8')),
-        clusters)))
-      with ordinality;
+        clusters));
+    if cardinality(paths) = 1 then
+      ids := array[(enqueued ->> 0)::bigint];
+    else
+      ids := array(select value::bigint from jsonb_array_elements_text(enqueued) with ordinality
+                    order by ordinality);
+    end if;
     perform omni_kube._await(ids, timeout_ms);
   exception
     -- statement_timeout, pg_cancel_backend(), at any moment after the requests were sent: every

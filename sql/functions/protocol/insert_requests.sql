@@ -1,3 +1,20 @@
+-- What identical GETs of one statement share: NULL for anything but an api() GET.
+create or replace function omni_kube._request_digest(
+  kind text, method omni_kube.http_method, path text, stream boolean, server text,
+  credentials_digest bytea, cluster text
+) returns bytea
+  -- (Stable, not immutable: so that it is inlined, since jsonb_build_array and convert_to are.)
+  language sql stable
+  as $$
+    select case when method operator(pg_catalog.=) 'GET' and kind operator(pg_catalog.=) 'api' then
+             pg_catalog.sha256(pg_catalog.convert_to(
+               pg_catalog.jsonb_build_array(kind, path, stream, server,
+                                            pg_catalog.encode(credentials_digest, 'hex'),
+                                            cluster)::pg_catalog.text, 'UTF8'))
+           end
+  $$;
+revoke all on function omni_kube._request_digest from public;
+
 -- Transition: -> queued. Runs in the autonomous connection: inserts the requests and their
 -- credentials and wakes the worker. Identical GETs of one statement (same digest) share one
 -- request: the first one made, by an earlier call or earlier in this batch. Set-based: a batch of
@@ -37,14 +54,33 @@ declare
   -- Where they are announced whole; NULL: on omni_kube_request, to be claimed.
   dispatch_channel text;
 begin
-  digests := array(
-    select case when methods[i] = 'GET' and kind = 'api' then
-             sha256(convert_to(jsonb_build_array(kind, paths[i], stream, server,
-                                                 encode(credentials_digest, 'hex'),
-                                                 clusters[i])::text, 'UTF8'))
-           end
-      from generate_subscripts(paths, 1) i order by i);
-  if not exists (select from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key) then
+  if cardinality(paths) = 1 then
+    digests := array[omni_kube._request_digest(kind, methods[1], paths[1], stream, server,
+                                               credentials_digest, clusters[1])];
+    -- One input (every api() of one path): its own request if this is a retry, else the one it
+    -- shares, found in one lookup; otherwise it is new. (The batch's statements below sort and
+    -- aggregate, which costs a single call more than its insert.)
+    ids := array(
+      select r.id from omni_kube.request r
+       where r.enqueue_key = _insert_requests.enqueue_key
+          or (r.backend_pid = _insert_requests.backend_pid
+              and r.statement_started = _insert_requests.statement_started
+              and r.digest = digests[1]
+              and r.requested_by = _insert_requests.requested_by)
+       order by r.enqueue_key = _insert_requests.enqueue_key desc, r.id
+       limit 1);
+    if cardinality(ids) = 1 then
+      return to_jsonb(ids);
+    end if;
+    new_positions := '{1}';
+  else
+    digests := array(
+      select omni_kube._request_digest(kind, methods[i], paths[i], stream, server,
+                                       credentials_digest, clusters[i])
+        from generate_subscripts(paths, 1) i order by i);
+  end if;
+  if cardinality(paths) > 1 and not exists (
+       select from omni_kube.request r where r.enqueue_key = _insert_requests.enqueue_key) then
     -- Inputs that need a request of their own: not a GET, or the first of its digest in the batch
     -- with no earlier request of the statement to share.
     new_positions := array(
@@ -59,72 +95,75 @@ begin
                    and r.digest = x.digest
                    and r.requested_by = _insert_requests.requested_by))
        order by x.i);
-    if cardinality(new_positions) > 0 then
-      queue_limit := (select s.value::int from omni_kube.instance_settings s
-                       where s.name = 'role_queue_limit');
-      if queue_limit is not null then
-        -- A large batch counts and inserts under its role's lock, so that two of them cannot
-        -- pass the limit together; small ones go past it by at most their own size. The count
-        -- reads the role's entries of request_queued_by_role, and stops at the limit.
-        if cardinality(new_positions) >= 100 then
-          perform pg_advisory_xact_lock(omni_kube._role_lock_class(),
-            omni_kube._role_lock_key(_insert_requests.requested_by, omni_kube._lock_salt()));
-        end if;
-        select count(*) into queued from (
-          select from omni_kube.request r
-           where r.state = 'queued' and r.kind in ('api', 'watch')
-             and r.requested_by = _insert_requests.requested_by
-           limit queue_limit) q;
-        if queued + cardinality(new_positions) > queue_limit then
-          raise exception 'omni_kube: role % has % requests queued; % more would pass its limit of %',
-            _insert_requests.requested_by,
-            queued || case when queued >= queue_limit then ' or more' else '' end,
-            cardinality(new_positions), queue_limit
-            using errcode = 'OKL03', detail = 'Nothing was enqueued.',
-              hint = 'Wait for queued requests to finish, or send fewer at once. The limit is the worker setting --role-queue-limit (OMNI_KUBE_ROLE_QUEUE_LIMIT).';
-        end if;
+  end if;
+  if cardinality(new_positions) > 0 then
+    queue_limit := (select s.value::int from omni_kube.instance_settings s
+                     where s.name = 'role_queue_limit');
+    if queue_limit is not null then
+      -- A large batch counts and inserts under its role's lock, so that two of them cannot
+      -- pass the limit together; small ones go past it by at most their own size. The count
+      -- reads the role's entries of request_queued_by_role, and stops at the limit.
+      if cardinality(new_positions) >= 100 then
+        perform pg_advisory_xact_lock(omni_kube._role_lock_class(),
+          omni_kube._role_lock_key(_insert_requests.requested_by, omni_kube._lock_salt()));
       end if;
-      -- Requests that carry no secret (the worker's own credentials, or none: a CA is public) and
-      -- change nothing when sent twice travel whole to the workers, and the one holding a
-      -- request's lock runs it at once; the rest are claimed. (The size allows for the longest
-      -- ids and for escapes in the paths: a notification's payload stays under 8000 bytes.) A
-      -- named cluster's request is claimed: only the workers that serve it may run it.
-      if kind = 'api' and token is null and client_certificate is null
-         and client_private_key is null
-         and not exists (select from unnest(clusters) c where c is not null)
-         and not exists (select from unnest(new_positions) p
-                          where methods[p] not in ('GET', 'HEAD') or bodies[p] is not null) then
-        dispatch_head := jsonb_build_array(requested_by, stream, server, timeout_ms,
-                                           use_worker_default, cacert);
-        if octet_length(dispatch_head::text)
-             + (select sum(2 * octet_length(paths[p]) + 40) from unnest(new_positions) p) <= 7900
-        then
-          dispatch_channel := (select s.value from omni_kube.instance_settings s
-                                where s.name = 'dispatch_channel');
-        end if;
+      select count(*) into queued from (
+        select from omni_kube.request r
+         where r.state = 'queued' and r.kind in ('api', 'watch')
+           and r.requested_by = _insert_requests.requested_by
+         limit queue_limit) q;
+      if queued + cardinality(new_positions) > queue_limit then
+        raise exception 'omni_kube: role % has % requests queued; % more would pass its limit of %',
+          _insert_requests.requested_by,
+          queued || case when queued >= queue_limit then ' or more' else '' end,
+          cardinality(new_positions), queue_limit
+          using errcode = 'OKL03', detail = 'Nothing was enqueued.',
+            hint = 'Wait for queued requests to finish, or send fewer at once. The limit is the worker setting --role-queue-limit (OMNI_KUBE_ROLE_QUEUE_LIMIT).';
       end if;
-      with inserted as (
-        insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
-                                       timeout_ms, position, requested_by, session_role,
-                                       backend_pid, enqueue_key, statement_started, digest,
-                                       dispatched, cluster)
-          select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, p,
-                 requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p],
-                 dispatch_channel is not null, clusters[p]
-            from unnest(new_positions) p
-           order by p
-        returning id, method, path),
-      credentials as (
-        insert into omni_kube.request_credentials
-          select id, use_worker_default, cacert, client_certificate, client_private_key, token
-            from inserted)
-      select jsonb_agg(jsonb_build_array(i.id, i.method, i.path) order by i.id) into dispatch
-        from inserted i;
-      if dispatch_channel is not null then
-        perform pg_notify(dispatch_channel, (dispatch_head || jsonb_build_array(dispatch))::text);
-      else
-        perform pg_notify('omni_kube_request', '');
+    end if;
+    -- Requests that carry no secret (the worker's own credentials, or none: a CA is public) and
+    -- change nothing when sent twice travel whole to the workers, and the one holding a
+    -- request's lock runs it at once; the rest are claimed. (The size allows for the longest
+    -- ids and for escapes in the paths: a notification's payload stays under 8000 bytes.) A
+    -- named cluster's request is claimed: only the workers that serve it may run it.
+    if kind = 'api' and token is null and client_certificate is null
+       and client_private_key is null
+       and not exists (select from unnest(clusters) c where c is not null)
+       and not exists (select from unnest(new_positions) p
+                        where methods[p] not in ('GET', 'HEAD') or bodies[p] is not null) then
+      dispatch_head := jsonb_build_array(requested_by, stream, server, timeout_ms,
+                                         use_worker_default, cacert);
+      if octet_length(dispatch_head::text)
+           + (select sum(2 * octet_length(paths[p]) + 40) from unnest(new_positions) p) <= 7900
+      then
+        dispatch_channel := (select s.value from omni_kube.instance_settings s
+                              where s.name = 'dispatch_channel');
       end if;
+    end if;
+    with inserted as (
+      insert into omni_kube.request (kind, method, path, body, stream, patch_type, server,
+                                     timeout_ms, position, requested_by, session_role,
+                                     backend_pid, enqueue_key, statement_started, digest,
+                                     dispatched, cluster)
+        select kind, methods[p], paths[p], bodies[p], stream, patch_type, server, timeout_ms, p,
+               requested_by, session_role, backend_pid, enqueue_key, statement_started, digests[p],
+               dispatch_channel is not null, clusters[p]
+          from unnest(new_positions) p
+         order by p
+      returning id, method, path),
+    credentials as (
+      insert into omni_kube.request_credentials
+        select id, use_worker_default, cacert, client_certificate, client_private_key, token
+          from inserted)
+    select jsonb_agg(jsonb_build_array(i.id, i.method, i.path) order by i.id) into dispatch
+      from inserted i;
+    if dispatch_channel is not null then
+      perform pg_notify(dispatch_channel, (dispatch_head || jsonb_build_array(dispatch))::text);
+    else
+      perform pg_notify('omni_kube_request', '');
+    end if;
+    if cardinality(paths) = 1 then
+      return jsonb_build_array(dispatch -> 0 -> 0);
     end if;
   end if;
   -- Each input's request: its own, else the earliest of the statement with its digest.
