@@ -53,6 +53,8 @@ declare
   dispatch jsonb;
   -- Where they are announced whole; NULL: on omni_kube_request, to be claimed.
   dispatch_channel text;
+  -- The instance setting dispatch_channel.
+  channel_setting text;
 begin
   if cardinality(paths) = 1 then
     digests := array[omni_kube._request_digest(kind, methods[1], paths[1], stream, server,
@@ -97,8 +99,11 @@ begin
        order by x.i);
   end if;
   if cardinality(new_positions) > 0 then
-    queue_limit := (select s.value::int from omni_kube.instance_settings s
-                     where s.name = 'role_queue_limit');
+    select (max(s.value) filter (where s.name = 'role_queue_limit'))::int,
+           max(s.value) filter (where s.name = 'dispatch_channel')
+      into queue_limit, channel_setting
+      from omni_kube.instance_settings s
+     where s.name in ('role_queue_limit', 'dispatch_channel');
     if queue_limit is not null then
       -- A large batch counts and inserts under its role's lock, so that two of them cannot
       -- pass the limit together; small ones go past it by at most their own size. The count
@@ -136,8 +141,7 @@ begin
       if octet_length(dispatch_head::text)
            + (select sum(2 * octet_length(paths[p]) + 40) from unnest(new_positions) p) <= 7900
       then
-        dispatch_channel := (select s.value from omni_kube.instance_settings s
-                              where s.name = 'dispatch_channel');
+        dispatch_channel := channel_setting;
       end if;
     end if;
     with inserted as (
@@ -154,14 +158,16 @@ begin
     credentials as (
       insert into omni_kube.request_credentials
         select id, use_worker_default, cacert, client_certificate, client_private_key, token
-          from inserted)
-    select jsonb_agg(jsonb_build_array(i.id, i.method, i.path) order by i.id) into dispatch
-      from inserted i;
-    if dispatch_channel is not null then
-      perform pg_notify(dispatch_channel, (dispatch_head || jsonb_build_array(dispatch))::text);
-    else
-      perform pg_notify('omni_kube_request', '');
-    end if;
+          from inserted),
+    announced as (
+      select jsonb_agg(jsonb_build_array(i.id, i.method, i.path) order by i.id) as requests
+        from inserted i)
+    select a.requests into dispatch
+      from announced a
+     cross join lateral pg_notify(coalesce(dispatch_channel, 'omni_kube_request'),
+                                  case when dispatch_channel is not null
+                                       then (dispatch_head || jsonb_build_array(a.requests))::text
+                                       else '' end) notified;
     if cardinality(paths) = 1 then
       return jsonb_build_array(dispatch -> 0 -> 0);
     end if;
