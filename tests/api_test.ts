@@ -178,6 +178,45 @@ Deno.test("omni_kube.api()", async (t) => {
     assert.equal(rows, 2);
   });
 
+  await t.step("a single path: a retry maps to its own request, a repeat shares one", async () => {
+    const started = new Date().toISOString();
+    const enqueue = async (key: string, method = "GET"): Promise<number[]> => {
+      const [{ ids }] = await sql`
+        select omni_kube._insert_requests(${key}::uuid, current_user, session_user, -1,
+          ${started}::timestamptz, 'api', array[${method}]::omni_kube.http_method[],
+          array['/api/v1/namespaces/default'], array[null]::jsonb[], false, null, null, 1000, true,
+          null, null, null, null, '\\x00'::bytea, null) as ids`;
+      return ids;
+    };
+    const [key, other, head] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const first = await enqueue(key);
+    assert.equal(first.length, 1);
+    assert.deepEqual(await enqueue(key), first, "a retry maps to its own request");
+    assert.deepEqual(await enqueue(other), first, "the statement's same GET shares it");
+    const [own] = await enqueue(head, "HEAD");
+    assert.notEqual(own, first[0], "a HEAD is never shared");
+    const [{ rows }] = await sql`
+      select count(*)::int as rows from omni_kube.request
+       where enqueue_key in (${key}::uuid, ${other}::uuid, ${head}::uuid)`;
+    assert.equal(rows, 2);
+  });
+
+  await t.step(
+    "a session's last call sizes its next wait; a nonsense value is ignored",
+    async () => {
+      const [{ last }] = await sql.begin(async (tx) => {
+        await tx`select omni_kube.api('/api/v1/namespaces/default')`;
+        return await tx`select current_setting('omni_kube.last_call_ms', true) as last`;
+      });
+      assert.match(last, /^[0-9]+$/);
+      const [{ kind }] = await sql.begin(async (tx) => {
+        await tx`set local omni_kube.last_call_ms = 'no number'`;
+        return await tx`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
+      });
+      assert.equal(kind, "Namespace");
+    },
+  );
+
   await t.step(
     "batch: mismatched arrays and bad paths are refused before anything runs",
     async () => {
