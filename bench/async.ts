@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { type Bed, cpuPerCall, type CpuSample, cpuSeconds, sampleCpu } from "./bed.ts";
+import {
+  type Bed,
+  type BridgePart,
+  cpuPerCall,
+  type CpuSample,
+  cpuSeconds,
+  sampleCpu,
+} from "./bed.ts";
 import type { CpuPerCall, Sizes } from "./cases.ts";
 import { forEachConcurrently } from "./stats.ts";
 import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
@@ -74,7 +81,7 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
       return elapsed;
     });
 
-    let cpuBefore!: CpuSample;
+    let cpuBefore!: CpuSample<BridgePart>;
     const enqueued = await sql.begin(async (tx) => {
       const started = performance.now();
       await tx`select omni_kube.api_async(${LOCAL_PATH}, server => ${server},

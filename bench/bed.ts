@@ -43,12 +43,6 @@ export async function resetPeak(pid: number): Promise<boolean> {
   }
 }
 
-/** CPU time, in seconds, that our processes used: PostgreSQL's (all of them) and the worker's. */
-export interface CpuSample {
-  postgres: number;
-  worker: number;
-}
-
 /** Linux's clock tick for /proc's CPU times (USER_HZ), 100 on every architecture we run on. */
 const TICKS_PER_SECOND = 100;
 
@@ -123,22 +117,103 @@ export async function kubePids(server: string): Promise<KubePids> {
   return { apiserver: apiserver?.pid, etcd: etcd?.pid };
 }
 
-/**
- * CPU used so far by PostgreSQL (every backend, the callers' and their dblink connections' and the
- * worker's, and the server's own processes) and by the worker. Take it once the sessions of the
- * measurement are open: a backend that exits takes its CPU time with it.
- */
-export async function sampleCpu(bed: Bed): Promise<CpuSample> {
-  const pids = await postgresPids(bed.sql);
-  const postgres = (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
-  return { postgres, worker: await cpuSeconds(bed.worker.pid) };
+/** Tells which part of a call a PostgreSQL process does, by its `application_name`. */
+export type PartOf<P extends string> = (applicationName: string | undefined) => P;
+
+/** CPU seconds so far of each process measured, with the part of a call it does. */
+export type CpuSample<P extends string> = Map<number, { part: P; seconds: number }>;
+
+/** CPU per call in milliseconds: in all, on each side, and by part. */
+export interface CpuSplit<P extends string> {
+  total: number;
+  postgres: number;
+  worker: number;
+  parts: Record<P, number>;
 }
 
-/** Milliseconds of CPU per call between two samples, in total and per side. */
-export function cpuPerCall(before: CpuSample, after: CpuSample, calls: number) {
-  const postgres = (after.postgres - before.postgres) * 1000 / calls;
-  const worker = (after.worker - before.worker) * 1000 / calls;
-  return { total: postgres + worker, postgres, worker };
+/**
+ * CPU used so far by every PostgreSQL process, each with its part, and by the worker process
+ * `workerPid` (as `workerPart`). Take it once the sessions of the measurement are open: a backend
+ * that exits takes its CPU time with it.
+ */
+export async function sampleCpuByPart<P extends string>(
+  sql: Sql,
+  partOf: PartOf<P>,
+  workerPid: number,
+  workerPart: P,
+): Promise<CpuSample<P>> {
+  const rows = await sql`select pid, application_name as name from pg_stat_activity`;
+  const names = new Map<number, string>(rows.map(({ pid, name }) => [pid, name]));
+  const sample: CpuSample<P> = new Map();
+  const read = async (pid: number, part: P) => {
+    const seconds = await cpuSeconds(pid);
+    // 0: it exited before it was read (or has not run a tick yet); absent, it counts as 0 anyway.
+    if (seconds > 0) sample.set(pid, { part, seconds });
+  };
+  await Promise.all((await postgresPids(sql)).map((pid) => read(pid, partOf(names.get(pid)))));
+  await read(workerPid, workerPart);
+  return sample;
+}
+
+/** Milliseconds of CPU per call between two samples; `parts` lists every part, zero at first. */
+export function cpuPerCallByPart<P extends string>(
+  before: CpuSample<P>,
+  after: CpuSample<P>,
+  calls: number,
+  parts: Record<P, unknown>,
+  workerPart: P,
+): CpuSplit<P> {
+  const perCall = Object.fromEntries(Object.keys(parts).map((part) => [part, 0])) as Record<
+    P,
+    number
+  >;
+  // A process that started in between counts from zero.
+  for (const [pid, { part, seconds }] of after) {
+    perCall[part] += (seconds - (before.get(pid)?.seconds ?? 0)) * 1000 / calls;
+  }
+  const worker = perCall[workerPart];
+  const total = Object.values<number>(perCall).reduce((a, b) => a + b, 0);
+  return { total, postgres: total - worker, worker, parts: perCall };
+}
+
+/** The `application_name` of the bench's SQL sessions: the callers. */
+export const CALLER_NAME = "omni_kube_bench";
+
+/** Where a bridge call's CPU goes, by process: what each part's rows of the report mean. */
+export const BRIDGE_PARTS = {
+  callers: "PostgreSQL: the callers' backends (api(), _call, _await)",
+  dblink: "PostgreSQL: their dblink backends (_insert_requests)",
+  queue: "PostgreSQL: the worker's queue session (results, unlocks, claims)",
+  sessions: "PostgreSQL: the worker's other sessions (LISTEN, pool)",
+  other: "PostgreSQL: its other processes (server, bench)",
+  worker: "the worker (Deno)",
+} as const;
+/** One of {@linkcode BRIDGE_PARTS}. */
+export type BridgePart = keyof typeof BRIDGE_PARTS;
+
+function bridgePartOf(applicationName: string | undefined): BridgePart {
+  if (applicationName === CALLER_NAME) return "callers";
+  if (applicationName === "omni_kube_autonomous") return "dblink";
+  if (applicationName === "omni_kube_worker_queue") return "queue";
+  if (applicationName?.startsWith("omni_kube_worker")) return "sessions";
+  return "other";
+}
+
+/**
+ * CPU used so far by PostgreSQL (every backend, the callers' and their dblink connections' and the
+ * worker's, and the server's own processes) and by the worker, by part.
+ */
+export function sampleCpu(bed: Bed): Promise<CpuSample<BridgePart>> {
+  return sampleCpuByPart(bed.sql, bridgePartOf, bed.worker.pid, "worker");
+}
+
+/** Milliseconds of CPU per bridge call between two samples, in total, per side and by part. */
+export function cpuPerCall(
+  before: CpuSample<BridgePart>,
+  after: CpuSample<BridgePart>,
+  calls: number,
+): CpuSplit<BridgePart> {
+  return cpuPerCallByPart(before, after, calls, BRIDGE_PARTS, "worker");
 }
 
 /** The benchmark's surroundings; stop it to end the processes and drop the database. */
@@ -181,12 +256,12 @@ export async function startBed(env: Record<TestbedEnvName, string>, dir: string)
       onnotice: () => {},
       max_lifetime: null,
       idle_timeout: 0,
-      connection: settings,
+      connection: { application_name: CALLER_NAME, ...settings },
     });
     clients.push(client);
     return client;
   };
-  const sql = sessions(1);
+  const sql = sessions(1, { application_name: "omni_kube_bench_setup" });
   const httpPort = freePort();
   const worker = await spawnProcess("worker", Deno.execPath(), {
     args: ["run", "--allow-all", MOD, "start", "--http-host=127.0.0.1", `--http-port=${httpPort}`],

@@ -9,7 +9,16 @@ import { DEFAULT_WORKER_CONFIG } from "../lib/worker.ts";
 import type { KubeTarget } from "../lib/kube/client.ts";
 import { watchOnce, withQuery } from "../lib/kube/watch.ts";
 import { DEFAULT_CALL_LIMITS } from "../lib/worker/limits.ts";
-import { type Bed, cpuPerCall, readMemory, resetPeak, sampleCpu, scrapeMetrics } from "./bed.ts";
+import {
+  type Bed,
+  type BridgePart,
+  cpuPerCall,
+  type CpuSplit,
+  readMemory,
+  resetPeak,
+  sampleCpu,
+  scrapeMetrics,
+} from "./bed.ts";
 import {
   closedLoop,
   forEachConcurrently,
@@ -106,11 +115,7 @@ export function latency(times: number[]): Latency {
 }
 
 /** CPU per bridge call in our processes (PostgreSQL and the worker), in milliseconds. */
-export interface CpuPerCall {
-  total: number;
-  postgres: number;
-  worker: number;
-}
+export type CpuPerCall = CpuSplit<BridgePart>;
 
 /** Case 1: sequential GETs of one small object from one session. */
 export interface SingleResult {

@@ -12,8 +12,14 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { logTail, spawnProcess, waitUntilReady } from "../testbed/process.ts";
-import { type Bed, cpuSeconds, postgresPids } from "./bed.ts";
-import { type CpuPerCall, type Latency, latency, type Sizes, SMALL_OBJECT } from "./cases.ts";
+import {
+  type Bed,
+  cpuPerCallByPart,
+  type CpuSample,
+  type CpuSplit,
+  sampleCpuByPart,
+} from "./bed.ts";
+import { type Latency, latency, type Sizes, SMALL_OBJECT } from "./cases.ts";
 import { type FloorTargets, LISTEN_NAME, LOCAL_PREFIX, SESSION_NAME } from "./floor_worker.ts";
 import { closedLoop, timeEach } from "./stats.ts";
 
@@ -38,10 +44,8 @@ export const FLOOR_PARTS = {
 /** One of {@linkcode FLOOR_PARTS}. */
 export type FloorPart = keyof typeof FLOOR_PARTS;
 
-/** CPU per floor call, in milliseconds: as the bridge's, and split by process. */
-export interface FloorCpu extends CpuPerCall {
-  parts: Record<FloorPart, number>;
-}
+/** CPU per floor call, in milliseconds: as the bridge's, split by process. */
+export type FloorCpu = CpuSplit<FloorPart>;
 
 /** Case 6 against the minimal endpoint: `sessions` callers in closed loops. */
 export interface FloorLoop {
@@ -60,9 +64,6 @@ export interface FloorResult {
   loops: FloorLoop[];
 }
 
-/** CPU seconds so far of every PostgreSQL process and of the floor worker, with their part. */
-type CpuSample = Map<number, { part: FloorPart; seconds: number }>;
-
 function partOf(applicationName: string | undefined): FloorPart {
   switch (applicationName) {
     case CALLER_NAME:
@@ -78,36 +79,16 @@ function partOf(applicationName: string | undefined): FloorPart {
   }
 }
 
-/** Take it once the sessions of the measurement are open: a backend that exits takes its CPU. */
-async function sampleCpu(bed: Bed, workerPid: number): Promise<CpuSample> {
-  const rows = await bed.sql`select pid, application_name as name from pg_stat_activity`;
-  const names = new Map<number, string>(rows.map(({ pid, name }) => [pid, name]));
-  const sample: CpuSample = new Map();
-  const read = async (pid: number, part: FloorPart) => {
-    const seconds = await cpuSeconds(pid);
-    // 0: it exited before it was read (or has not run a tick yet); absent, it counts as 0 anyway.
-    if (seconds > 0) sample.set(pid, { part, seconds });
-  };
-  await Promise.all((await postgresPids(bed.sql)).map((pid) => read(pid, partOf(names.get(pid)))));
-  await read(workerPid, "worker");
-  return sample;
+function sampleCpu(bed: Bed, workerPid: number): Promise<CpuSample<FloorPart>> {
+  return sampleCpuByPart(bed.sql, partOf, workerPid, "worker");
 }
 
-function cpuPerCall(before: CpuSample, after: CpuSample, calls: number): FloorCpu {
-  const parts: Record<FloorPart, number> = {
-    callers: 0,
-    dblink: 0,
-    session: 0,
-    listen: 0,
-    other: 0,
-    worker: 0,
-  };
-  // A process that started in between counts from zero.
-  for (const [pid, { part, seconds }] of after) {
-    parts[part] += (seconds - (before.get(pid)?.seconds ?? 0)) * 1000 / calls;
-  }
-  const postgres = parts.callers + parts.dblink + parts.session + parts.listen + parts.other;
-  return { total: postgres + parts.worker, postgres, worker: parts.worker, parts };
+function cpuPerCall(
+  before: CpuSample<FloorPart>,
+  after: CpuSample<FloorPart>,
+  calls: number,
+): FloorCpu {
+  return cpuPerCallByPart(before, after, calls, FLOOR_PARTS, "worker");
 }
 
 /** Case 6: installs the floor, runs its worker, measures, and removes both. */

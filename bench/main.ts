@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { startTestbed, type TestbedEnvName } from "../testbed/mod.ts";
-import { type Bed, startBed } from "./bed.ts";
+import { type Bed, BRIDGE_PARTS, type BridgePart, startBed } from "./bed.ts";
 import {
   batch,
   type BatchResult,
@@ -166,7 +166,7 @@ function asyncRows(a: AsyncResult): string[][] {
 }
 
 /** A row of CPU per bridge call: the total, then how it splits between PostgreSQL and the worker. */
-function cpuRow(label: string, cpu: CpuPerCall): string[] {
+function cpuRow(label: string, cpu: Pick<CpuPerCall, "total" | "postgres" | "worker">): string[] {
   return [
     label,
     `${formatMs(cpu.total)} (${formatMs(cpu.postgres)} + ${formatMs(cpu.worker)})`,
@@ -226,6 +226,24 @@ function floorRows(f: FloorResult, report: BenchReport): string[][] {
     );
   }
   return rows;
+}
+
+/** Where a bridge call's CPU goes, by process: the single GET and the loops against the endpoint. */
+function bridgeCpuTable(report: BenchReport): string | undefined {
+  const loops = (report.throughput ?? []).filter((t) => t.target === "minimal endpoint");
+  const columns = [
+    ...(report.single ? [{ label: "single GET", cpu: report.single.cpu }] : []),
+    ...loops.map((t) => ({ label: `endpoint, ${sessionsLabel(t.sessions)}`, cpu: t.cpu })),
+  ];
+  if (columns.length === 0) return undefined;
+  const parts = Object.entries(BRIDGE_PARTS) as [BridgePart, string][];
+  return markdownTable(
+    ["where a bridge call's CPU goes (ms per call)", ...columns.map((c) => c.label)],
+    [
+      ...parts.map(([part, label]) => [label, ...columns.map((c) => c.cpu.parts[part].toFixed(2))]),
+      ["total", ...columns.map((c) => c.cpu.total.toFixed(2))],
+    ],
+  );
 }
 
 /** Where a floor call's CPU goes, by process, in each measurement of case 6. */
@@ -497,6 +515,8 @@ export function formatReport(report: BenchReport): string {
       ),
     );
   }
+  const bridgeCpu = bridgeCpuTable(report);
+  if (bridgeCpu) parts.push("", bridgeCpu);
   if (f) {
     const ratios = bridgeOverFloor(f, report);
     parts.push("", floorCpuTable(f), ...(ratios ? ["", ratios] : []));
