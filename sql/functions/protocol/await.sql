@@ -14,8 +14,8 @@ declare
   -- can read a held one in pg_locks), and a wait behind them ends only with its slice, so a short
   -- one keeps that from delaying a call that finished meanwhile much: at least 10 ms, and for a
   -- single call half as long again as the session's last call took, at most 250 ms. (Under
-  -- load a call takes tens of milliseconds; slices that started at 10 ms woke each caller three
-  -- or four times per call, and each wake costs about as much CPU as the call's own statements.)
+  -- load a call takes tens of milliseconds: slices that all started at 10 ms woke each caller
+  -- three or four times per call, each wake a subtransaction's rollback and two reads.)
   first_slice_ms constant int := case
     when cardinality(ids) = 1 and last_call ~ '^[0-9]{1,6}$'
       then least(greatest(last_call::int * 3 / 2, 10), 250)
