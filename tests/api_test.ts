@@ -202,7 +202,7 @@ Deno.test("omni_kube.api()", async (t) => {
   });
 
   await t.step(
-    "a session's last call sizes its next wait; a nonsense value is ignored",
+    "a session's last call is kept for its next wait; a nonsense value there is ignored",
     async () => {
       const [{ last }] = await sql.begin(async (tx) => {
         await tx`select omni_kube.api('/api/v1/namespaces/default')`;
