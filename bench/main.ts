@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { startTestbed, type TestbedEnvName } from "../testbed/mod.ts";
-import { type Bed, BRIDGE_PARTS, type BridgePart, startBed } from "./bed.ts";
+import { type Bed, BRIDGE_PARTS, type CpuSplit, startBed } from "./bed.ts";
 import {
   batch,
   type BatchResult,
@@ -30,7 +30,7 @@ import {
   watch,
   type WatchResult,
 } from "./cases.ts";
-import { floor, FLOOR_PARTS, type FloorCpu, type FloorPart, type FloorResult } from "./floor.ts";
+import { floor, FLOOR_PARTS, type FloorResult } from "./floor.ts";
 import { type LagFigures, live, type LiveResult } from "./live.ts";
 import { asyncCalls, type AsyncResult } from "./async.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
@@ -228,6 +228,22 @@ function floorRows(f: FloorResult, report: BenchReport): string[][] {
   return rows;
 }
 
+/** A table of CPU per call by process: one row per part, one column per measurement. */
+function cpuByPartTable<P extends string>(
+  title: string,
+  parts: Record<P, string>,
+  columns: { label: string; cpu: CpuSplit<P> }[],
+): string {
+  const rows = Object.entries(parts) as [P, string][];
+  return markdownTable(
+    [title, ...columns.map((c) => c.label)],
+    [
+      ...rows.map(([part, label]) => [label, ...columns.map((c) => c.cpu.parts[part].toFixed(2))]),
+      ["total", ...columns.map((c) => c.cpu.total.toFixed(2))],
+    ],
+  );
+}
+
 /** Where a bridge call's CPU goes, by process: the single GET and the loops against the endpoint. */
 function bridgeCpuTable(report: BenchReport): string | undefined {
   const loops = (report.throughput ?? []).filter((t) => t.target === "minimal endpoint");
@@ -236,31 +252,18 @@ function bridgeCpuTable(report: BenchReport): string | undefined {
     ...loops.map((t) => ({ label: `endpoint, ${sessionsLabel(t.sessions)}`, cpu: t.cpu })),
   ];
   if (columns.length === 0) return undefined;
-  const parts = Object.entries(BRIDGE_PARTS) as [BridgePart, string][];
-  return markdownTable(
-    ["where a bridge call's CPU goes (ms per call)", ...columns.map((c) => c.label)],
-    [
-      ...parts.map(([part, label]) => [label, ...columns.map((c) => c.cpu.parts[part].toFixed(2))]),
-      ["total", ...columns.map((c) => c.cpu.total.toFixed(2))],
-    ],
-  );
+  return cpuByPartTable("where a bridge call's CPU goes (ms per call)", BRIDGE_PARTS, columns);
 }
 
 /** Where a floor call's CPU goes, by process, in each measurement of case 6. */
 function floorCpuTable(f: FloorResult): string {
-  const columns: FloorCpu[] = [f.singleCpu, ...f.loops.map((loop) => loop.cpu)];
-  const parts = Object.entries(FLOOR_PARTS) as [FloorPart, string][];
-  return markdownTable(
-    [
-      "where a floor call's CPU goes (ms per call)",
-      "single GET",
-      ...f.loops.map((loop) => `endpoint, ${sessionsLabel(loop.sessions)}`),
-    ],
-    [
-      ...parts.map(([part, label]) => [label, ...columns.map((cpu) => cpu.parts[part].toFixed(2))]),
-      ["total", ...columns.map((cpu) => cpu.total.toFixed(2))],
-    ],
-  );
+  return cpuByPartTable("where a floor call's CPU goes (ms per call)", FLOOR_PARTS, [
+    { label: "single GET", cpu: f.singleCpu },
+    ...f.loops.map((loop) => ({
+      label: `endpoint, ${sessionsLabel(loop.sessions)}`,
+      cpu: loop.cpu,
+    })),
+  ]);
 }
 
 /** The bridge's figures over the floor's, where the same run measured both. */

@@ -134,6 +134,7 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.match(table, /6\. floor: CPU per call, minimal endpoint, 32 sessions/);
   assert.match(table, /7\. live: first sync of/);
   assert.match(table, /7\. live: lag at 200 changes\/s/);
+  assert.match(table, /where a bridge call's CPU goes/);
   assert.match(table, /where a floor call's CPU goes/);
   assert.match(table, /Bridge over floor in this run/);
   assert.doesNotMatch(table, /NaN|undefined/);
