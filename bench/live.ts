@@ -99,6 +99,19 @@ export interface LiveSyncResult {
   peakGrowthOverPage: number;
   /** Whether the peak could be reset before each sync (else it is the process's lifetime peak). */
   peakReset: boolean;
+  /** CPU ms of each process per sync through the worker (medians over the syncs). */
+  cpuPerSync: SyncCpu;
+  /** The same per direct paged list (the bench process is the direct client). */
+  cpuPerDirectList: SyncCpu;
+}
+
+/** CPU ms spent by each process over one list. */
+export interface SyncCpu {
+  kubeApiserver: number;
+  etcd: number;
+  postgres: number;
+  worker: number;
+  bench: number;
 }
 
 /** Case 7, part 2: patches at a steady rate. */
@@ -356,6 +369,14 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
   if (listed.items !== sizes.liveSyncSize) {
     throw new Error(`live: the direct list found ${listed.items} of ${sizes.liveSyncSize}`);
   }
+  // Taken after the warm-up, once the worker's sessions for the list are open.
+  const pids = {
+    ...await kubePids(bed.kube.server),
+    postgres: await postgresPids(bed.sql),
+    worker: pid,
+  };
+  const bridgeCpu: LiveCpu[] = [];
+  const directCpu: LiveCpu[] = [];
   const bridgeRuns: number[] = [];
   const directRuns: number[] = [];
   const directStreamRuns: number[] = [];
@@ -366,9 +387,11 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     const table = `bench_live_sync_${i}`;
     peakReset = await resetPeak(pid) && peakReset;
     const before = await readMemory(pid);
+    const cpuBefore = await cpuNow(pids);
     const started = performance.now();
     await makeLiveTable(bed, table, namespace);
     bridgeRuns.push(performance.now() - started);
+    bridgeCpu.push(cpuSpent(cpuBefore, await cpuNow(pids)));
     const after = await readMemory(pid);
     if (i === 0 || after.peak - before.rss > workerPeak - workerRssBefore) {
       workerRssBefore = before.rss;
@@ -379,9 +402,11 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
       throw new Error(`live: ${table} holds ${rows} rows of ${sizes.liveSyncSize}`);
     }
     await bed.sql`drop table ${bed.sql(table)}`;
+    const directCpuBefore = await cpuNow(pids);
     const directStarted = performance.now();
     await directList(bed, namespace);
     directRuns.push(performance.now() - directStarted);
+    directCpu.push(cpuSpent(directCpuBefore, await cpuNow(pids)));
     if (streamingList === "complete") {
       directStreamRuns.push(await directStreamingList(bed, namespace));
     }
@@ -406,6 +431,31 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     workerPeakGrowth: workerPeak - workerRssBefore,
     peakGrowthOverPage: (workerPeak - workerRssBefore) / listed.firstPageBytes,
     peakReset,
+    cpuPerSync: medianCpu(bridgeCpu),
+    cpuPerDirectList: medianCpu(directCpu),
+  };
+}
+
+/** CPU ms each process spent between two readings. */
+function cpuSpent(before: LiveCpu, after: LiveCpu): LiveCpu {
+  const ms = (key: keyof LiveCpu) => (after[key] - before[key]) * 1000;
+  return {
+    kubeApiserver: ms("kubeApiserver"),
+    etcd: ms("etcd"),
+    postgres: ms("postgres"),
+    worker: ms("worker"),
+    bench: ms("bench"),
+  };
+}
+
+function medianCpu(runs: LiveCpu[]): SyncCpu {
+  const of = (key: keyof LiveCpu) => median(runs.map((run) => run[key]));
+  return {
+    kubeApiserver: of("kubeApiserver"),
+    etcd: of("etcd"),
+    postgres: of("postgres"),
+    worker: of("worker"),
+    bench: of("bench"),
   };
 }
 

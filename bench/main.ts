@@ -31,7 +31,7 @@ import {
   type WatchResult,
 } from "./cases.ts";
 import { floor, FLOOR_PARTS, type FloorResult } from "./floor.ts";
-import { type LagFigures, live, type LiveResult } from "./live.ts";
+import { type LagFigures, live, type LiveResult, type SyncCpu } from "./live.ts";
 import { asyncCalls, type AsyncResult } from "./async.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
@@ -361,6 +361,28 @@ function liveCpuTable(l: LiveResult): string {
   );
 }
 
+/** Where the CPU of one list went (case 7's first sync against the direct paged list), in ms. */
+function syncCpuTable(l: LiveResult): string {
+  const { cpuPerSync: bridge, cpuPerDirectList: direct } = l.sync;
+  const parts: [string, keyof SyncCpu][] = [
+    ["kube-apiserver", "kubeApiserver"],
+    ["etcd", "etcd"],
+    ["PostgreSQL (every process)", "postgres"],
+    ["worker", "worker"],
+    ["bench (the direct client)", "bench"],
+  ];
+  const cell = (value: number) => Number.isFinite(value) ? value.toFixed(0) : "-";
+  const total = (cpu: SyncCpu) =>
+    parts.reduce((sum, [, key]) => sum + (Number.isFinite(cpu[key]) ? cpu[key] : 0), 0);
+  return markdownTable(
+    [`CPU per list of ${l.sync.objects} ConfigMaps (ms, medians)`, "first sync", "direct list"],
+    [
+      ...parts.map(([label, key]) => [label, cell(bridge[key]), cell(direct[key])]),
+      ["total", cell(total(bridge)), cell(total(direct))],
+    ],
+  );
+}
+
 /** Case 7's notes: the sync's memory and list mode, what was lost, the tables' end state. */
 function liveNotes(l: LiveResult): string {
   const { sync, lag, churn } = l;
@@ -524,7 +546,16 @@ export function formatReport(report: BenchReport): string {
     const ratios = bridgeOverFloor(f, report);
     parts.push("", floorCpuTable(f), ...(ratios ? ["", ratios] : []));
   }
-  if (report.live) parts.push("", liveCpuTable(report.live), "", liveNotes(report.live));
+  if (report.live) {
+    parts.push(
+      "",
+      syncCpuTable(report.live),
+      "",
+      liveCpuTable(report.live),
+      "",
+      liveNotes(report.live),
+    );
+  }
   return parts.join("\n");
 }
 
