@@ -6,6 +6,9 @@
  * worker holds the locks of requests it will run, including ids not yet issued (a window ahead of
  * the id sequence), and releases each one after the request's result is committed.
  *
+ * Each statement reads the salt once, as a subquery: `omni_kube._lock_salt()` reads a table, so
+ * PostgreSQL cannot inline it, and called per id it cost about as much as the lock itself.
+ *
  * @module
  */
 import type { Sql } from "../db.ts";
@@ -36,7 +39,7 @@ export class LockStatements {
        where case when id > (select case when is_called then last_value else last_value - 1 end
                                from omni_kube.request_id_seq)
                   then pg_try_advisory_lock(omni_kube._lock_class(),
-                                            omni_kube._lock_key(id, omni_kube._lock_salt()))
+                                            omni_kube._lock_key(id, (select omni_kube._lock_salt())))
                   else false end`;
     return rows.map((r) => Number(r.id));
   }
@@ -52,7 +55,7 @@ export class LockStatements {
        where r.id = any(${ids}::bigint[])
          and case when r.state = 'queued'
                   then pg_try_advisory_lock(omni_kube._lock_class(),
-                                            omni_kube._lock_key(r.id, omni_kube._lock_salt()))
+                                            omni_kube._lock_key(r.id, (select omni_kube._lock_salt())))
                   else false end`;
     return rows.map((r) => Number(r.id));
   }
@@ -62,7 +65,7 @@ export class LockStatements {
     if (ids.length === 0) return;
     await this.session`
       select pg_advisory_unlock(omni_kube._lock_class(),
-                                omni_kube._lock_key(id, omni_kube._lock_salt()))
+                                omni_kube._lock_key(id, (select omni_kube._lock_salt())))
         from unnest(${ids}::bigint[]) id`;
   }
 }
