@@ -100,18 +100,9 @@ export interface LiveSyncResult {
   /** Whether the peak could be reset before each sync (else it is the process's lifetime peak). */
   peakReset: boolean;
   /** CPU ms of each process per sync through the worker (medians over the syncs). */
-  cpuPerSync: SyncCpu;
+  cpuPerSync: CpuByProcess;
   /** The same per direct paged list (the bench process is the direct client). */
-  cpuPerDirectList: SyncCpu;
-}
-
-/** CPU ms spent by each process over one list. */
-export interface SyncCpu {
-  kubeApiserver: number;
-  etcd: number;
-  postgres: number;
-  worker: number;
-  bench: number;
+  cpuPerDirectList: CpuByProcess;
 }
 
 /** Case 7, part 2: patches at a steady rate. */
@@ -130,14 +121,17 @@ export interface LiveLagResult {
   writes: LiveWrites;
 }
 
-/** CPU seconds per second of wall time, by process. */
-export interface LiveCpu {
-  kubeApiserver: number;
-  etcd: number;
-  postgres: number;
-  worker: number;
-  /** This process: the patch loops, the LISTEN and the direct watch. */
-  bench: number;
+/** The processes whose CPU case 7 reports. */
+const PROCESSES = ["kubeApiserver", "etcd", "postgres", "worker", "bench"] as const;
+
+/**
+ * CPU by process, in the unit its use says. `bench` is this process: the direct client, the patch
+ * loops, the LISTEN and the direct watch.
+ */
+export type CpuByProcess = Record<typeof PROCESSES[number], number>;
+
+function byProcess(of: (process: keyof CpuByProcess) => number): CpuByProcess {
+  return Object.fromEntries(PROCESSES.map((process) => [process, of(process)])) as CpuByProcess;
 }
 
 /** Case 7, part 3: unpaced patch loops. */
@@ -157,8 +151,8 @@ export interface LiveChurnResult {
   directLag: LagFigures;
   directMissing: number;
   writes: LiveWrites;
-  /** Over the same window. */
-  cpu: LiveCpu;
+  /** CPU seconds per second of wall time, over the same window. */
+  cpu: CpuByProcess;
   /** Cores of this machine, which every process shares. */
   cores: number;
 }
@@ -375,8 +369,8 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     postgres: await postgresPids(bed.sql),
     worker: pid,
   };
-  const bridgeCpu: LiveCpu[] = [];
-  const directCpu: LiveCpu[] = [];
+  const bridgeCpu: CpuByProcess[] = [];
+  const directCpu: CpuByProcess[] = [];
   const bridgeRuns: number[] = [];
   const directRuns: number[] = [];
   const directStreamRuns: number[] = [];
@@ -436,27 +430,13 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
   };
 }
 
-/** CPU ms each process spent between two readings. */
-function cpuSpent(before: LiveCpu, after: LiveCpu): LiveCpu {
-  const ms = (key: keyof LiveCpu) => (after[key] - before[key]) * 1000;
-  return {
-    kubeApiserver: ms("kubeApiserver"),
-    etcd: ms("etcd"),
-    postgres: ms("postgres"),
-    worker: ms("worker"),
-    bench: ms("bench"),
-  };
+/** CPU ms each process spent between two readings of {@linkcode cpuNow}. */
+function cpuSpent(before: CpuByProcess, after: CpuByProcess): CpuByProcess {
+  return byProcess((process) => (after[process] - before[process]) * 1000);
 }
 
-function medianCpu(runs: LiveCpu[]): SyncCpu {
-  const of = (key: keyof LiveCpu) => median(runs.map((run) => run[key]));
-  return {
-    kubeApiserver: of("kubeApiserver"),
-    etcd: of("etcd"),
-    postgres: of("postgres"),
-    worker: of("worker"),
-    bench: of("bench"),
-  };
+function medianCpu(runs: CpuByProcess[]): CpuByProcess {
+  return byProcess((process) => median(runs.map((run) => run[process])));
 }
 
 /** The value the next patch writes: each patch changes its object (a no-op makes no event). */
@@ -606,13 +586,13 @@ async function pacedLag(
   };
 }
 
-/** CPU seconds so far of the processes whose share of the churn is reported. */
+/** CPU seconds so far of the processes whose share of a list or the churn is reported. */
 async function cpuNow(pids: {
   apiserver?: number;
   etcd?: number;
   postgres: number[];
   worker: number;
-}): Promise<LiveCpu> {
+}): Promise<CpuByProcess> {
   const of = async (pid: number | undefined) => pid === undefined ? NaN : await cpuSeconds(pid);
   const postgres = (await Promise.all(pids.postgres.map(cpuSeconds))).reduce((a, b) => a + b, 0);
   return {
@@ -663,7 +643,6 @@ async function churn(
   );
   const seconds = (Math.max(recorder.lastSeen, startedEpoch) - startedEpoch) / 1000;
   const wall = (nowEpochMs() - startedEpoch) / 1000;
-  const perSecond = (key: keyof LiveCpu) => (cpuAfter[key] - cpuBefore[key]) / wall;
   return {
     loops,
     patches: patched.calls,
@@ -676,13 +655,7 @@ async function churn(
     directLag: direct.figures(),
     directMissing: direct.patched.size,
     writes,
-    cpu: {
-      kubeApiserver: perSecond("kubeApiserver"),
-      etcd: perSecond("etcd"),
-      postgres: perSecond("postgres"),
-      worker: perSecond("worker"),
-      bench: perSecond("bench"),
-    },
+    cpu: byProcess((process) => (cpuAfter[process] - cpuBefore[process]) / wall),
     cores: navigator.hardwareConcurrency,
   };
 }

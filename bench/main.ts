@@ -31,7 +31,7 @@ import {
   type WatchResult,
 } from "./cases.ts";
 import { floor, FLOOR_PARTS, type FloorResult } from "./floor.ts";
-import { type LagFigures, live, type LiveResult, type SyncCpu } from "./live.ts";
+import { type CpuByProcess, type LagFigures, live, type LiveResult } from "./live.ts";
 import { asyncCalls, type AsyncResult } from "./async.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
@@ -364,7 +364,7 @@ function liveCpuTable(l: LiveResult): string {
 /** Where the CPU of one list went (case 7's first sync against the direct paged list), in ms. */
 function syncCpuTable(l: LiveResult): string {
   const { cpuPerSync: bridge, cpuPerDirectList: direct } = l.sync;
-  const parts: [string, keyof SyncCpu][] = [
+  const parts: [string, keyof CpuByProcess][] = [
     ["kube-apiserver", "kubeApiserver"],
     ["etcd", "etcd"],
     ["PostgreSQL (every process)", "postgres"],
@@ -372,7 +372,7 @@ function syncCpuTable(l: LiveResult): string {
     ["bench (the direct client)", "bench"],
   ];
   const cell = (value: number) => Number.isFinite(value) ? value.toFixed(0) : "-";
-  const total = (cpu: SyncCpu) =>
+  const total = (cpu: CpuByProcess) =>
     parts.reduce((sum, [, key]) => sum + (Number.isFinite(cpu[key]) ? cpu[key] : 0), 0);
   return markdownTable(
     [`CPU per list of ${l.sync.objects} ConfigMaps (ms, medians)`, "first sync", "direct list"],
