@@ -89,6 +89,8 @@ async function commandLine(pid: number): Promise<string[]> {
 export interface KubePids {
   apiserver?: number;
   etcd?: number;
+  /** Where the API server stores: etcd's client URL and the prefix of its keys. */
+  storage?: { etcdUrl: string; prefix: string };
 }
 
 /**
@@ -107,14 +109,22 @@ export async function kubePids(server: string): Promise<KubePids> {
   const apiserver = processes.find(({ args }) =>
     args[0].endsWith("kube-apiserver") && args.includes(`--secure-port=${port}`)
   );
-  const etcdUrl = apiserver?.args.find((arg) => arg.startsWith("--etcd-servers="))
-    ?.slice("--etcd-servers=".length);
+  const flag = (name: string) =>
+    apiserver?.args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const etcdUrl = flag("etcd-servers");
   const etcd = etcdUrl === undefined
     ? undefined
     : processes.find(({ args }) =>
       args[0].endsWith("etcd") && args.includes(`--listen-client-urls=${etcdUrl}`)
     );
-  return { apiserver: apiserver?.pid, etcd: etcd?.pid };
+  return {
+    apiserver: apiserver?.pid,
+    etcd: etcd?.pid,
+    // (kube-apiserver's default prefix is /registry.)
+    storage: etcdUrl === undefined
+      ? undefined
+      : { etcdUrl: etcdUrl.split(",")[0], prefix: flag("etcd-prefix") ?? "/registry" },
+  };
 }
 
 /** Tells which part of a call a PostgreSQL process does, by its `application_name`. */

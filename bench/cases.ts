@@ -52,6 +52,8 @@ export interface Sizes {
   /** Case 7: patch loops of the unpaced phase, and its length. */
   liveChurnLoops: number;
   liveChurnMs: number;
+  /** Loops writing straight into etcd in the churn under the API server. */
+  liveEtcdWriters: number;
   /** Case 8 (bench/async.ts): async GETs enqueued in one transaction, then completed. */
   asyncRequests: number;
 }
@@ -76,6 +78,7 @@ export const FULL: Sizes = {
   liveLagMs: 10_000,
   liveChurnLoops: 32,
   liveChurnMs: 10_000,
+  liveEtcdWriters: 16,
   asyncRequests: 20_000,
 };
 
@@ -99,6 +102,7 @@ export const QUICK: Sizes = {
   liveLagMs: 500,
   liveChurnLoops: 8,
   liveChurnMs: 500,
+  liveEtcdWriters: 4,
   asyncRequests: 200,
 };
 

@@ -13,15 +13,22 @@
  * 3. Churn: `liveChurnLoops` patch loops without pacing; events applied per second, their lag
  *    (and a direct watch's), and the CPU that kube-apiserver, etcd, PostgreSQL, the worker and
  *    this process used.
+ * 4. Churn under the API server: `liveEtcdWriters` loops writing the same ConfigMaps straight
+ *    into etcd, where kube-apiserver stores them, through etcd's JSON gateway. The API server
+ *    serves them on its watches as it serves its own writes, at a fraction of a PATCH's cost:
+ *    this shows how many events the live table applies when the API server's write path is not
+ *    what limits them. Lag is from etcd's answer (whose revision is the resourceVersion).
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { withQuery } from "../lib/kube/watch.ts";
 import { lines } from "../lib/kube/ndjson.ts";
 import { logTail } from "../testbed/process.ts";
 import {
   type Bed,
   cpuSeconds,
+  type KubePids,
   kubePids,
   postgresPids,
   readMemory,
@@ -134,12 +141,14 @@ function byProcess(of: (process: keyof CpuByProcess) => number): CpuByProcess {
   return Object.fromEntries(PROCESSES.map((process) => [process, of(process)])) as CpuByProcess;
 }
 
-/** Case 7, part 3: unpaced patch loops. */
+/** Case 7, parts 3 and 4: unpaced loops of changes. */
 export interface LiveChurnResult {
+  /** How the changes were made: PATCHes through the API, or writes straight into etcd. */
+  through: "api" | "etcd";
   loops: number;
-  /** Patches answered, and per second while the loops ran. */
-  patches: number;
-  patchesPerSecond: number;
+  /** Changes answered, and per second while the loops ran. */
+  changes: number;
+  changesPerSecond: number;
   /** Changes seen committed in the table, per second from the first patch to the last seen. */
   events: number;
   eventsPerSecond: number;
@@ -162,6 +171,7 @@ export interface LiveResult {
   sync: LiveSyncResult;
   lag: LiveLagResult;
   churn: LiveChurnResult;
+  etcdChurn: LiveChurnResult;
   /** Rows of `omni_kube.live_tables` at the end, for errors and relists. */
   tables: {
     table: string;
@@ -461,6 +471,70 @@ async function patchConfigMap(
   return { resourceVersion: JSON.parse(text).metadata.resourceVersion, at };
 }
 
+/** Changes one of the bench's ConfigMaps by its index; answers with the change's version. */
+interface ChangeMaker {
+  through: LiveChurnResult["through"];
+  change(index: number): Promise<{ resourceVersion: string; at: number }>;
+}
+
+function patchesThroughApi(bed: Bed, namespace: string): ChangeMaker {
+  return { through: "api", change: (index) => patchConfigMap(bed, namespace, index) };
+}
+
+/**
+ * Writes `namespace`'s bench ConfigMaps straight into etcd, under the API server that stores them
+ * there, as that API server writes them (in JSON, which it reads as it reads its own encoding),
+ * each with a new `tick`. etcd's revision of a write is the object's new resourceVersion.
+ */
+async function writesIntoEtcd(
+  bed: Bed,
+  namespace: string,
+  storage: { etcdUrl: string; prefix: string },
+): Promise<ChangeMaker> {
+  const response = await bed.http.fetch(bed.kube, {
+    method: "GET",
+    path: withQuery(`/api/v1/namespaces/${namespace}/configmaps`, {
+      labelSelector: BENCH_SELECTOR,
+    }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`listing ${namespace}: ${response.status} ${text}`);
+  type ConfigMap = {
+    apiVersion?: string;
+    kind?: string;
+    metadata: { name: string; resourceVersion?: string; managedFields?: unknown };
+    data: Record<string, string>;
+  };
+  const byName = new Map<string, ConfigMap>();
+  for (const object of (JSON.parse(text) as { items: ConfigMap[] }).items) {
+    // The API server sets an object's version from etcd's revision when it reads it.
+    delete object.metadata.resourceVersion;
+    delete object.metadata.managedFields;
+    byName.set(object.metadata.name, { apiVersion: "v1", kind: "ConfigMap", ...object });
+  }
+  const base64 = (text: string) => Buffer.from(text).toString("base64");
+  return {
+    through: "etcd",
+    async change(index) {
+      const name = configMapName(index);
+      const object = byName.get(name);
+      if (!object) throw new Error(`${namespace}/${name} is not one of the bench's ConfigMaps`);
+      object.data = { ...object.data, tick: String(++lastTick) };
+      const put = await fetch(`${storage.etcdUrl}/v3/kv/put`, {
+        method: "POST",
+        body: JSON.stringify({
+          key: base64(`${storage.prefix}/configmaps/${namespace}/${name}`),
+          value: base64(JSON.stringify(object)),
+        }),
+      });
+      const at = nowEpochMs();
+      const answer = await put.text();
+      if (!put.ok) throw new Error(`etcd put of ${namespace}/${name}: ${put.status} ${answer}`);
+      return { resourceVersion: JSON.parse(answer).header.revision, at };
+    },
+  };
+}
+
 /**
  * A direct watch of `namespace`'s bench ConfigMaps from now on: each event is parsed as it arrives
  * and its version handed to the recorder. Asks for an uncompressed stream (see the report: this
@@ -604,14 +678,18 @@ async function cpuNow(pids: {
   };
 }
 
-/** Part 3: `liveChurnLoops` loops patching back to back for `liveChurnMs`. */
+/**
+ * Parts 3 and 4: `loops` loops making changes back to back for `liveChurnMs`, each with `change`
+ * (through the API or into etcd).
+ */
 async function churn(
   bed: Bed,
   sizes: Sizes,
-  namespace: string,
   listen: (recorder: LagRecorder, direct: LagRecorder) => void,
+  kube: KubePids,
+  loops: number,
+  { through, change }: ChangeMaker,
 ): Promise<LiveChurnResult> {
-  const kube = await kubePids(bed.kube.server);
   // Taken once every session of the measurement is open (the LISTEN's, the worker's).
   const pids = {
     ...kube,
@@ -621,16 +699,15 @@ async function churn(
   const recorder = new LagRecorder();
   const direct = new LagRecorder();
   listen(recorder, direct);
-  const loops = sizes.liveChurnLoops;
   const turns = Array.from({ length: loops }, () => 0);
   const metricsBefore = await scrapeMetrics(bed.metricsUrl);
   const cpuBefore = await cpuNow(pids);
   const startedEpoch = nowEpochMs();
-  const patched = await closedLoop(loops, sizes.liveChurnMs, async (loop) => {
-    // Loop `loop` patches objects loop, loop + loops, ... in turn.
+  const changed = await closedLoop(loops, sizes.liveChurnMs, async (loop) => {
+    // Loop `loop` changes objects loop, loop + loops, ... in turn.
     const slots = Math.max(1, Math.floor(sizes.liveObjects / loops));
     const index = (loop + (turns[loop]++ % slots) * loops) % sizes.liveObjects;
-    const answer = await patchConfigMap(bed, namespace, index);
+    const answer = await change(index);
     recorder.answered(answer.resourceVersion, answer.at);
     direct.answered(answer.resourceVersion, answer.at);
   });
@@ -644,9 +721,10 @@ async function churn(
   const seconds = (Math.max(recorder.lastSeen, startedEpoch) - startedEpoch) / 1000;
   const wall = (nowEpochMs() - startedEpoch) / 1000;
   return {
+    through,
     loops,
-    patches: patched.calls,
-    patchesPerSecond: patched.callsPerSecond,
+    changes: changed.calls,
+    changesPerSecond: changed.callsPerSecond,
     events: recorder.lags.length,
     eventsPerSecond: recorder.lags.length / seconds,
     seconds,
@@ -717,8 +795,26 @@ export async function live(bed: Bed, sizes: Sizes, log: (message: string) => voi
     );
     log(`live: lag at ${sizes.liveRate} changes/s`);
     const lag = await pacedLag(bed, sizes, lagNamespace, use);
+    const kube = await kubePids(bed.kube.server);
+    if (!kube.storage) throw new Error("live: cannot tell where the test bed's API server stores");
     log(`live: churn, ${sizes.liveChurnLoops} patch loops`);
-    const churned = await churn(bed, sizes, lagNamespace, use);
+    const churned = await churn(
+      bed,
+      sizes,
+      use,
+      kube,
+      sizes.liveChurnLoops,
+      patchesThroughApi(bed, lagNamespace),
+    );
+    log(`live: churn under the API server, ${sizes.liveEtcdWriters} etcd writers`);
+    const etcdChurned = await churn(
+      bed,
+      sizes,
+      use,
+      kube,
+      sizes.liveEtcdWriters,
+      await writesIntoEtcd(bed, lagNamespace, kube.storage),
+    );
     await watcher.stop();
 
     const tables = await bed.sql`
@@ -728,6 +824,7 @@ export async function live(bed: Bed, sizes: Sizes, log: (message: string) => voi
       sync,
       lag,
       churn: churned,
+      etcdChurn: etcdChurned,
       tables: tables.map((t) => ({
         table: t.table_name,
         state: t.state,

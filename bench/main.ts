@@ -307,7 +307,7 @@ function lagRows(label: string, lag: LagFigures, direct: LagFigures): string[][]
  * counterpart (the bridge's column only).
  */
 function liveRows(l: LiveResult): string[][] {
-  const { sync, lag, churn } = l;
+  const { sync, lag, churn, etcdChurn } = l;
   const only = (label: string, value: string) => [`7. live: ${label}`, value, "", ""];
   return [
     [
@@ -335,57 +335,69 @@ function liveRows(l: LiveResult): string[][] {
     ),
     only(
       `churn, ${churn.loops} patch loops: events/s applied (patches/s)`,
-      `${churn.eventsPerSecond.toFixed(0)} (${churn.patchesPerSecond.toFixed(0)})`,
+      `${churn.eventsPerSecond.toFixed(0)} (${churn.changesPerSecond.toFixed(0)})`,
     ),
     ...lagRows("churn: lag", churn.lag, churn.directLag),
+    only(
+      `churn under the API server, ${etcdChurn.loops} etcd writers: events/s applied (writes/s)`,
+      `${etcdChurn.eventsPerSecond.toFixed(0)} (${etcdChurn.changesPerSecond.toFixed(0)})`,
+    ),
+    ...lagRows("churn under the API server: lag", etcdChurn.lag, etcdChurn.directLag),
   ];
 }
 
-/** Where the CPU went during case 7's churn, in seconds per second. */
-function liveCpuTable(l: LiveResult): string {
-  const cpu = l.churn.cpu;
-  const parts: [string, number][] = [
-    ["kube-apiserver", cpu.kubeApiserver],
-    ["etcd", cpu.etcd],
-    ["PostgreSQL (every process)", cpu.postgres],
-    ["worker", cpu.worker],
-    ["bench (patch loops, LISTEN)", cpu.bench],
-  ];
-  const total = parts.reduce((sum, [, value]) => sum + (Number.isFinite(value) ? value : 0), 0);
-  return markdownTable(
-    [`CPU during the churn (s per s, ${l.churn.cores} cores)`, "s/s"],
-    [
-      ...parts.map(([label, value]) => [label, Number.isFinite(value) ? value.toFixed(2) : "-"]),
-      ["total", total.toFixed(2)],
-    ],
-  );
-}
-
-/** Where the CPU of one list went (case 7's first sync against the direct paged list), in ms. */
-function syncCpuTable(l: LiveResult): string {
-  const { cpuPerSync: bridge, cpuPerDirectList: direct } = l.sync;
+/**
+ * A table of CPU by process, one column per measurement: `heading` names the table, `bench` what
+ * the bench process did, `digits` how the figures are shown.
+ */
+function cpuByProcessTable(
+  heading: string,
+  bench: string,
+  columns: [string, CpuByProcess][],
+  digits: number,
+): string {
   const parts: [string, keyof CpuByProcess][] = [
     ["kube-apiserver", "kubeApiserver"],
     ["etcd", "etcd"],
     ["PostgreSQL (every process)", "postgres"],
     ["worker", "worker"],
-    ["bench (the direct client)", "bench"],
+    [`bench (${bench})`, "bench"],
   ];
-  const cell = (value: number) => Number.isFinite(value) ? value.toFixed(0) : "-";
+  const cell = (value: number) => Number.isFinite(value) ? value.toFixed(digits) : "-";
   const total = (cpu: CpuByProcess) =>
     parts.reduce((sum, [, key]) => sum + (Number.isFinite(cpu[key]) ? cpu[key] : 0), 0);
   return markdownTable(
-    [`CPU per list of ${l.sync.objects} ConfigMaps (ms, medians)`, "first sync", "direct list"],
+    [heading, ...columns.map(([name]) => name)],
     [
-      ...parts.map(([label, key]) => [label, cell(bridge[key]), cell(direct[key])]),
-      ["total", cell(total(bridge)), cell(total(direct))],
+      ...parts.map(([label, key]) => [label, ...columns.map(([, cpu]) => cell(cpu[key]))]),
+      ["total", ...columns.map(([, cpu]) => cell(total(cpu)))],
     ],
+  );
+}
+
+/** Where the CPU went during case 7's churns, in seconds per second. */
+function liveCpuTable(l: LiveResult): string {
+  return cpuByProcessTable(
+    `CPU during the churn (s per s, ${l.churn.cores} cores)`,
+    "the loops, LISTEN",
+    [["patches", l.churn.cpu], ["etcd writes", l.etcdChurn.cpu]],
+    2,
+  );
+}
+
+/** Where the CPU of one list went (case 7's first sync against the direct paged list), in ms. */
+function syncCpuTable(l: LiveResult): string {
+  return cpuByProcessTable(
+    `CPU per list of ${l.sync.objects} ConfigMaps (ms, medians)`,
+    "the direct client",
+    [["first sync", l.sync.cpuPerSync], ["direct list", l.sync.cpuPerDirectList]],
+    0,
   );
 }
 
 /** Case 7's notes: the sync's memory and list mode, what was lost, the tables' end state. */
 function liveNotes(l: LiveResult): string {
-  const { sync, lag, churn } = l;
+  const { sync, lag, churn, etcdChurn } = l;
   const notes = [
     `Worker RSS before the sync ${formatMB(sync.workerRssBefore)}, peak ${
       formatMB(sync.workerPeak)
@@ -405,14 +417,21 @@ function liveNotes(l: LiveResult): string {
     `Lag: from the PATCH's answer to the row's commit (direct: to the event on a watch).`,
     `Lag phase: ${lag.changes} patches of ${lag.objects} ConfigMaps, ${lag.missing} not seen ` +
     `committed (${lag.directMissing} not seen by the direct watch).`,
-    `Churn: ${churn.patches} patches, ${churn.events} seen committed in ${
-      churn.seconds.toFixed(1)
-    } s, ${churn.missing} not seen (${churn.directMissing} not seen by the direct watch).`,
+    ...[churn, etcdChurn].map((c) =>
+      `Churn ${c.through === "api" ? "through the API" : "under the API server"}: ${c.changes} ` +
+      `${c.through === "api" ? "patches" : "writes into etcd"}, ${c.events} seen committed in ${
+        c.seconds.toFixed(1)
+      } s, ${c.missing} not seen (${c.directMissing} not seen by the direct watch).`
+    ),
   ];
   const writes = (label: string, w: LiveResult["lag"]["writes"]) =>
     `${label}: ${w.transactions} write transactions, ${formatMs(w.meanMs)} each on average, ` +
     `${w.eventsPerTransaction.toFixed(1)} events each.`;
-  notes.push(writes("Worker, lag phase", lag.writes), writes("Worker, churn", churn.writes));
+  notes.push(
+    writes("Worker, lag phase", lag.writes),
+    writes("Worker, churn", churn.writes),
+    writes("Worker, churn under the API server", etcdChurn.writes),
+  );
   const troubled = l.tables.filter((t) => t.state !== "live" || t.lastError || t.relists > 0);
   for (const t of troubled) {
     notes.push(

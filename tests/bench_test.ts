@@ -107,13 +107,16 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
       );
     }
   }
-  for (const phase of [live.lag, live.churn]) {
+  for (const phase of [live.lag, live.churn, live.etcdChurn]) {
     assert.equal(phase.missing, 0, "every change reaches the live table");
     assertPositive(phase.lag.p50, "lag p50");
     assert.ok(phase.lag.p99 >= phase.lag.p50);
   }
   assertPositive(live.lag.changes, "changes made at a steady rate");
   assertPositive(live.churn.events, "changes made by the churn");
+  // Every write into etcd reached the table through the API server's watch, as its own writes do.
+  assertPositive(live.etcdChurn.events, "changes written into etcd");
+  assert.equal(live.etcdChurn.events, live.etcdChurn.changes);
   for (const table of live.tables) {
     assert.deepEqual(
       { state: table.state, relists: table.relists, error: table.lastError },
@@ -151,6 +154,7 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.match(table, /where a bridge call's CPU goes/);
   assert.match(table, /where a floor call's CPU goes/);
   assert.match(table, /CPU per list of \d+ ConfigMaps/);
+  assert.match(table, /churn under the API server, \d+ etcd writers/);
   assert.match(table, /Bridge over floor in this run/);
   assert.doesNotMatch(table, /NaN|undefined/);
 });
