@@ -182,9 +182,9 @@ export interface LiveResult {
   }[];
 }
 
-/** Matches PATCH answers with the commits of their rows, whichever arrives first. */
+/** Matches the answers to changes with the commits of their rows, whichever arrives first. */
 class LagRecorder {
-  /** resourceVersion -> when its PATCH was answered, not yet seen committed. */
+  /** resourceVersion -> when its change (PATCH or etcd write) was answered, not yet committed. */
   readonly patched = new Map<string, number>();
   /** resourceVersion -> when its commit was notified, not yet answered. */
   readonly #notified = new Map<string, number>();

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { startTestbed, type TestbedEnvName } from "../testbed/mod.ts";
-import { type Bed, BRIDGE_PARTS, type CpuSplit, startBed } from "./bed.ts";
+import { type Bed, BRIDGE_PARTS, startBed } from "./bed.ts";
 import {
   batch,
   type BatchResult,
@@ -228,18 +228,25 @@ function floorRows(f: FloorResult, report: BenchReport): string[][] {
   return rows;
 }
 
-/** A table of CPU per call by process: one row per part, one column per measurement. */
+/**
+ * A table of CPU by process: one row per part (`parts` labels them), one column per measurement,
+ * and their total; a figure that could not be read shows as "-" and counts for nothing.
+ */
 function cpuByPartTable<P extends string>(
   title: string,
   parts: Record<P, string>,
-  columns: { label: string; cpu: CpuSplit<P> }[],
+  columns: { label: string; cpu: Record<P, number> }[],
+  digits = 2,
 ): string {
   const rows = Object.entries(parts) as [P, string][];
+  const cell = (value: number) => Number.isFinite(value) ? value.toFixed(digits) : "-";
+  const total = (cpu: Record<P, number>) =>
+    rows.reduce((sum, [part]) => sum + (Number.isFinite(cpu[part]) ? cpu[part] : 0), 0);
   return markdownTable(
     [title, ...columns.map((c) => c.label)],
     [
-      ...rows.map(([part, label]) => [label, ...columns.map((c) => c.cpu.parts[part].toFixed(2))]),
-      ["total", ...columns.map((c) => c.cpu.total.toFixed(2))],
+      ...rows.map(([part, label]) => [label, ...columns.map((c) => cell(c.cpu[part]))]),
+      ["total", ...columns.map((c) => cell(total(c.cpu)))],
     ],
   );
 }
@@ -248,8 +255,8 @@ function cpuByPartTable<P extends string>(
 function bridgeCpuTable(report: BenchReport): string | undefined {
   const loops = (report.throughput ?? []).filter((t) => t.target === "minimal endpoint");
   const columns = [
-    ...(report.single ? [{ label: "single GET", cpu: report.single.cpu }] : []),
-    ...loops.map((t) => ({ label: `endpoint, ${sessionsLabel(t.sessions)}`, cpu: t.cpu })),
+    ...(report.single ? [{ label: "single GET", cpu: report.single.cpu.parts }] : []),
+    ...loops.map((t) => ({ label: `endpoint, ${sessionsLabel(t.sessions)}`, cpu: t.cpu.parts })),
   ];
   if (columns.length === 0) return undefined;
   return cpuByPartTable("where a bridge call's CPU goes (ms per call)", BRIDGE_PARTS, columns);
@@ -258,10 +265,10 @@ function bridgeCpuTable(report: BenchReport): string | undefined {
 /** Where a floor call's CPU goes, by process, in each measurement of case 6. */
 function floorCpuTable(f: FloorResult): string {
   return cpuByPartTable("where a floor call's CPU goes (ms per call)", FLOOR_PARTS, [
-    { label: "single GET", cpu: f.singleCpu },
+    { label: "single GET", cpu: f.singleCpu.parts },
     ...f.loops.map((loop) => ({
       label: `endpoint, ${sessionsLabel(loop.sessions)}`,
-      cpu: loop.cpu,
+      cpu: loop.cpu.parts,
     })),
   ]);
 }
@@ -346,51 +353,35 @@ function liveRows(l: LiveResult): string[][] {
   ];
 }
 
-/**
- * A table of CPU by process, one column per measurement: `heading` names the table, `bench` what
- * the bench process did, `digits` how the figures are shown.
- */
-function cpuByProcessTable(
-  heading: string,
-  bench: string,
-  columns: [string, CpuByProcess][],
-  digits: number,
-): string {
-  const parts: [string, keyof CpuByProcess][] = [
-    ["kube-apiserver", "kubeApiserver"],
-    ["etcd", "etcd"],
-    ["PostgreSQL (every process)", "postgres"],
-    ["worker", "worker"],
-    [`bench (${bench})`, "bench"],
-  ];
-  const cell = (value: number) => Number.isFinite(value) ? value.toFixed(digits) : "-";
-  const total = (cpu: CpuByProcess) =>
-    parts.reduce((sum, [, key]) => sum + (Number.isFinite(cpu[key]) ? cpu[key] : 0), 0);
-  return markdownTable(
-    [heading, ...columns.map(([name]) => name)],
-    [
-      ...parts.map(([label, key]) => [label, ...columns.map(([, cpu]) => cell(cpu[key]))]),
-      ["total", ...columns.map(([, cpu]) => cell(total(cpu)))],
-    ],
-  );
+/** Case 7's processes, with what the bench process did in the measurement. */
+function liveProcesses(bench: string): Record<keyof CpuByProcess, string> {
+  return {
+    kubeApiserver: "kube-apiserver",
+    etcd: "etcd",
+    postgres: "PostgreSQL (every process)",
+    worker: "worker",
+    bench: `bench (${bench})`,
+  };
 }
 
 /** Where the CPU went during case 7's churns, in seconds per second. */
 function liveCpuTable(l: LiveResult): string {
-  return cpuByProcessTable(
+  return cpuByPartTable(
     `CPU during the churn (s per s, ${l.churn.cores} cores)`,
-    "the loops, LISTEN",
-    [["patches", l.churn.cpu], ["etcd writes", l.etcdChurn.cpu]],
-    2,
+    liveProcesses("the loops, LISTEN"),
+    [{ label: "patches", cpu: l.churn.cpu }, { label: "etcd writes", cpu: l.etcdChurn.cpu }],
   );
 }
 
 /** Where the CPU of one list went (case 7's first sync against the direct paged list), in ms. */
 function syncCpuTable(l: LiveResult): string {
-  return cpuByProcessTable(
+  return cpuByPartTable(
     `CPU per list of ${l.sync.objects} ConfigMaps (ms, medians)`,
-    "the direct client",
-    [["first sync", l.sync.cpuPerSync], ["direct list", l.sync.cpuPerDirectList]],
+    liveProcesses("the direct client"),
+    [
+      { label: "first sync", cpu: l.sync.cpuPerSync },
+      { label: "direct list", cpu: l.sync.cpuPerDirectList },
+    ],
     0,
   );
 }
@@ -414,7 +405,8 @@ function liveNotes(l: LiveResult): string {
           "complete: the informer lists in pages.",
       }[sync.streamingList]
     }`,
-    `Lag: from the PATCH's answer to the row's commit (direct: to the event on a watch).`,
+    `Lag: from the PATCH's answer (under the API server: etcd's answer to the write) to the ` +
+    `row's commit (direct: to the event on a watch).`,
     `Lag phase: ${lag.changes} patches of ${lag.objects} ConfigMaps, ${lag.missing} not seen ` +
     `committed (${lag.directMissing} not seen by the direct watch).`,
     ...[churn, etcdChurn].map((c) =>
