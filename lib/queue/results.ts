@@ -58,6 +58,7 @@ export class ResultStatements {
     results: RequestResult[],
     { tolerant = false, announce = true } = {},
   ): Promise<void> {
+    if (results.length === 1) return await this.#finishOne(results[0], tolerant, announce);
     const large = (r: RequestResult) => r.outcome === "response" && (r.body?.length ?? 0) >= LARGE;
     // Sent back to back on the session: postgres.js pipelines them.
     await Promise.all([
@@ -87,18 +88,21 @@ export class ResultStatements {
   }
 
   /**
-   * One result with scalar parameters, made into arrays by the server. (An array parameter is
+   * One result with scalar parameters, made into arrays by the server: a large body, or a batch of
+   * one (the usual case, which this spares escaping arrays on both sides). (An array parameter is
    * escaped element by element into a new string: for a body of megabytes, the worker's memory
    * would peak at many times its size.)
    */
   async #finishOne(result: RequestResult, tolerant: boolean, announce: boolean): Promise<void> {
     const response = result.outcome === "response" ? result : undefined;
     const failed = result.outcome === "failed" ? result : undefined;
+    const status = result.outcome === "failed" ? null : result.status;
     await this.session`
       select omni_kube._finish_requests(${this.workerId}, array[${result.id}::bigint],
-                                        array[${response?.status ?? null}::int2],
+                                        array[${status}::int2],
                                         array[${response?.body ?? null}::text],
-                                        array[${response?.isJson ?? false}::bool], array[false],
+                                        array[${response?.isJson ?? false}::bool],
+                                        array[${result.outcome === "stored"}::bool],
                                         array[${failed?.error ?? null}::text],
                                         array[${failed?.code ?? null}::text], ${tolerant},
                                         ${announce},
