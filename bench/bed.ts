@@ -13,6 +13,7 @@ import type { TestbedEnvName } from "../testbed/mod.ts";
 import { freePort, type ManagedProcess, spawnProcess, waitUntilReady } from "../testbed/process.ts";
 import { KubeHttp, type KubeTarget } from "../lib/kube/client.ts";
 import { type Endpoint, startEndpoint } from "./endpoint.ts";
+import { median } from "./stats.ts";
 
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 
@@ -125,6 +126,61 @@ export async function kubePids(server: string): Promise<KubePids> {
       ? undefined
       : { etcdUrl: etcdUrl.split(",")[0], prefix: flag("etcd-prefix") ?? "/registry" },
   };
+}
+
+/** The processes whose CPU the batch and the live cases report, each in all of its processes. */
+const PROCESSES = ["kubeApiserver", "etcd", "postgres", "worker", "bench"] as const;
+
+/**
+ * CPU by process, in the unit its use says. `bench` is this process: the direct client, and
+ * whatever else the case runs in it (patch loops, a LISTEN, a direct watch).
+ */
+export type CpuByProcess = Record<typeof PROCESSES[number], number>;
+
+/** A {@linkcode CpuByProcess} with `of(process)` for each process. */
+export function byProcess(of: (process: keyof CpuByProcess) => number): CpuByProcess {
+  return Object.fromEntries(PROCESSES.map((process) => [process, of(process)])) as CpuByProcess;
+}
+
+/** The processes {@linkcode cpuNow} reads: the test bed's API server and etcd, PostgreSQL's, the worker. */
+export interface MeasuredPids extends KubePids {
+  postgres: number[];
+  worker: number;
+}
+
+/**
+ * The processes to measure, found now: take it once every session of the measurement is open (a
+ * backend that starts later is not counted). `kube`: the API server's and etcd's, if known already.
+ */
+export async function measuredPids(bed: Bed, kube?: KubePids): Promise<MeasuredPids> {
+  return {
+    ...kube ?? await kubePids(bed.kube.server),
+    postgres: await postgresPids(bed.sql),
+    worker: bed.worker.pid,
+  };
+}
+
+/** CPU seconds so far of each of {@linkcode MeasuredPids}' processes (NaN where one is unknown). */
+export async function cpuNow(pids: MeasuredPids): Promise<CpuByProcess> {
+  const of = async (pid: number | undefined) => pid === undefined ? NaN : await cpuSeconds(pid);
+  const postgres = (await Promise.all(pids.postgres.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+  return {
+    kubeApiserver: await of(pids.apiserver),
+    etcd: await of(pids.etcd),
+    postgres,
+    worker: await of(pids.worker),
+    bench: await of(Deno.pid),
+  };
+}
+
+/** CPU ms each process spent between two readings of {@linkcode cpuNow}. */
+export function cpuSpent(before: CpuByProcess, after: CpuByProcess): CpuByProcess {
+  return byProcess((process) => (after[process] - before[process]) * 1000);
+}
+
+/** Each process's median over `runs`. */
+export function medianCpu(runs: CpuByProcess[]): CpuByProcess {
+  return byProcess((process) => median(runs.map((run) => run[process])));
 }
 
 /** Tells which part of a call a PostgreSQL process does, by its `application_name`. */

@@ -12,8 +12,14 @@ import { DEFAULT_CALL_LIMITS } from "../lib/worker/limits.ts";
 import {
   type Bed,
   type BridgePart,
+  byProcess,
+  type CpuByProcess,
+  cpuNow,
   cpuPerCall,
+  cpuSpent,
   type CpuSplit,
+  measuredPids,
+  medianCpu,
   readMemory,
   resetPeak,
   sampleCpu,
@@ -161,6 +167,11 @@ export interface BatchResult {
   bridgeMs: number;
   directMs: number;
   ratio: number;
+  /**
+   * CPU per GET of every process on the machine's side of each run, in milliseconds (medians over
+   * the repeats): where the two cores go, and so how short a batch could be on them.
+   */
+  cpuPerGet: { bridge: CpuByProcess; direct: CpuByProcess };
 }
 
 /** Case 3: calls per second with `sessions` callers in closed loops. */
@@ -345,15 +356,31 @@ export async function batch(bed: Bed, sizes: Sizes, namespace: string): Promise<
   // Both warmed up: the first large body in a worker also opens its COPY session and sizes its heap.
   await directRun();
   await bridgeRun();
+  // Taken once the caller's session and its dblink connection are open.
+  const pids = await measuredPids(bed);
+  const perGet = (run: CpuByProcess) => byProcess((process) => run[process] / paths.length);
   const bridge: number[] = [];
   const direct: number[] = [];
+  const bridgeCpu: CpuByProcess[] = [];
+  const directCpu: CpuByProcess[] = [];
   for (let i = 0; i < sizes.batchRepeats; i++) {
+    let before = await cpuNow(pids);
     bridge.push(...await timeEach(1, bridgeRun));
+    bridgeCpu.push(perGet(cpuSpent(before, await cpuNow(pids))));
+    before = await cpuNow(pids);
     direct.push(...await timeEach(1, directRun));
+    directCpu.push(perGet(cpuSpent(before, await cpuNow(pids))));
   }
   const bridgeMs = median(bridge);
   const directMs = median(direct);
-  return { size: paths.length, concurrency, bridgeMs, directMs, ratio: bridgeMs / directMs };
+  return {
+    size: paths.length,
+    concurrency,
+    bridgeMs,
+    directMs,
+    ratio: bridgeMs / directMs,
+    cpuPerGet: { bridge: medianCpu(bridgeCpu), direct: medianCpu(directCpu) },
+  };
 }
 
 /** Case 3 for one target and one number of sessions. */

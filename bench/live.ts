@@ -27,10 +27,14 @@ import { lines } from "../lib/kube/ndjson.ts";
 import { logTail } from "../testbed/process.ts";
 import {
   type Bed,
-  cpuSeconds,
+  byProcess,
+  type CpuByProcess,
+  cpuNow,
+  cpuSpent,
   type KubePids,
   kubePids,
-  postgresPids,
+  measuredPids,
+  medianCpu,
   readMemory,
   resetPeak,
   scrapeMetrics,
@@ -126,19 +130,6 @@ export interface LiveLagResult {
   directLag: LagFigures;
   directMissing: number;
   writes: LiveWrites;
-}
-
-/** The processes whose CPU case 7 reports. */
-const PROCESSES = ["kubeApiserver", "etcd", "postgres", "worker", "bench"] as const;
-
-/**
- * CPU by process, in the unit its use says. `bench` is this process: the direct client, the patch
- * loops, the LISTEN and the direct watch.
- */
-export type CpuByProcess = Record<typeof PROCESSES[number], number>;
-
-function byProcess(of: (process: keyof CpuByProcess) => number): CpuByProcess {
-  return Object.fromEntries(PROCESSES.map((process) => [process, of(process)])) as CpuByProcess;
 }
 
 /** Case 7, parts 3 and 4: unpaced loops of changes. */
@@ -374,11 +365,7 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     throw new Error(`live: the direct list found ${listed.items} of ${sizes.liveSyncSize}`);
   }
   // Taken after the warm-up, once the worker's sessions for the list are open.
-  const pids = {
-    ...await kubePids(bed.kube.server),
-    postgres: await postgresPids(bed.sql),
-    worker: pid,
-  };
+  const pids = await measuredPids(bed);
   const bridgeCpu: CpuByProcess[] = [];
   const directCpu: CpuByProcess[] = [];
   const bridgeRuns: number[] = [];
@@ -438,15 +425,6 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
     cpuPerSync: medianCpu(bridgeCpu),
     cpuPerDirectList: medianCpu(directCpu),
   };
-}
-
-/** CPU ms each process spent between two readings of {@linkcode cpuNow}. */
-function cpuSpent(before: CpuByProcess, after: CpuByProcess): CpuByProcess {
-  return byProcess((process) => (after[process] - before[process]) * 1000);
-}
-
-function medianCpu(runs: CpuByProcess[]): CpuByProcess {
-  return byProcess((process) => median(runs.map((run) => run[process])));
 }
 
 /** The value the next patch writes: each patch changes its object (a no-op makes no event). */
@@ -660,24 +638,6 @@ async function pacedLag(
   };
 }
 
-/** CPU seconds so far of the processes whose share of a list or the churn is reported. */
-async function cpuNow(pids: {
-  apiserver?: number;
-  etcd?: number;
-  postgres: number[];
-  worker: number;
-}): Promise<CpuByProcess> {
-  const of = async (pid: number | undefined) => pid === undefined ? NaN : await cpuSeconds(pid);
-  const postgres = (await Promise.all(pids.postgres.map(cpuSeconds))).reduce((a, b) => a + b, 0);
-  return {
-    kubeApiserver: await of(pids.apiserver),
-    etcd: await of(pids.etcd),
-    postgres,
-    worker: await of(pids.worker),
-    bench: await of(Deno.pid),
-  };
-}
-
 /**
  * Parts 3 and 4: `loops` loops making changes back to back for `liveChurnMs`, each with `change`
  * (through the API or into etcd).
@@ -691,11 +651,7 @@ async function churn(
   { through, change }: ChangeMaker,
 ): Promise<LiveChurnResult> {
   // Taken once every session of the measurement is open (the LISTEN's, the worker's).
-  const pids = {
-    ...kube,
-    postgres: await postgresPids(bed.sql),
-    worker: bed.worker.pid,
-  };
+  const pids = await measuredPids(bed, kube);
   const recorder = new LagRecorder();
   const direct = new LagRecorder();
   listen(recorder, direct);

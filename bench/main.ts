@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { startTestbed, type TestbedEnvName } from "../testbed/mod.ts";
-import { type Bed, BRIDGE_PARTS, startBed } from "./bed.ts";
+import { type Bed, BRIDGE_PARTS, type CpuByProcess, startBed } from "./bed.ts";
 import {
   batch,
   type BatchResult,
@@ -31,7 +31,7 @@ import {
   type WatchResult,
 } from "./cases.ts";
 import { floor, FLOOR_PARTS, type FloorResult } from "./floor.ts";
-import { type CpuByProcess, type LagFigures, live, type LiveResult } from "./live.ts";
+import { type LagFigures, live, type LiveResult } from "./live.ts";
 import { asyncCalls, type AsyncResult } from "./async.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
@@ -353,8 +353,23 @@ function liveRows(l: LiveResult): string[][] {
   ];
 }
 
-/** Case 7's processes, with what the bench process did in the measurement. */
-function liveProcesses(bench: string): Record<keyof CpuByProcess, string> {
+/** CPU in all of a {@linkcode CpuByProcess}, those that could not be read counting for nothing. */
+function cpuTotal(cpu: CpuByProcess): number {
+  return Object.values(cpu).reduce((sum, value) => sum + (Number.isFinite(value) ? value : 0), 0);
+}
+
+/** Where a batch's CPU went, per GET, on each side (case 2). */
+function batchCpuTable(b: BatchResult): string {
+  return cpuByPartTable(
+    `where a batch's CPU goes (ms per GET, medians; ${navigator.hardwareConcurrency} cores)`,
+    processLabels("the direct client"),
+    [{ label: "bridge", cpu: b.cpuPerGet.bridge }, { label: "direct", cpu: b.cpuPerGet.direct }],
+    3,
+  );
+}
+
+/** The processes of a {@linkcode CpuByProcess}, with what the bench process did in the measurement. */
+function processLabels(bench: string): Record<keyof CpuByProcess, string> {
   return {
     kubeApiserver: "kube-apiserver",
     etcd: "etcd",
@@ -368,7 +383,7 @@ function liveProcesses(bench: string): Record<keyof CpuByProcess, string> {
 function liveCpuTable(l: LiveResult): string {
   return cpuByPartTable(
     `CPU during the churn (s per s, ${l.churn.cores} cores)`,
-    liveProcesses("the loops, LISTEN"),
+    processLabels("the loops, LISTEN"),
     [{ label: "patches", cpu: l.churn.cpu }, { label: "etcd writes", cpu: l.etcdChurn.cpu }],
   );
 }
@@ -377,7 +392,7 @@ function liveCpuTable(l: LiveResult): string {
 function syncCpuTable(l: LiveResult): string {
   return cpuByPartTable(
     `CPU per list of ${l.sync.objects} ConfigMaps (ms, medians)`,
-    liveProcesses("the direct client"),
+    processLabels("the direct client"),
     [
       { label: "first sync", cpu: l.sync.cpuPerSync },
       { label: "direct list", cpu: l.sync.cpuPerDirectList },
@@ -465,12 +480,22 @@ export function formatReport(report: BenchReport): string {
     );
   }
   if (b) {
-    rows.push([
-      `2. one api() of ${b.size} GETs (direct: ${b.concurrency} at once)`,
-      formatMs(b.bridgeMs),
-      formatMs(b.directMs),
-      formatRatio(b.ratio),
-    ]);
+    const bridgeCpu = cpuTotal(b.cpuPerGet.bridge);
+    const directCpu = cpuTotal(b.cpuPerGet.direct);
+    rows.push(
+      [
+        `2. one api() of ${b.size} GETs (direct: ${b.concurrency} at once)`,
+        formatMs(b.bridgeMs),
+        formatMs(b.directMs),
+        formatRatio(b.ratio),
+      ],
+      [
+        "2. CPU per GET, every process",
+        formatMs(bridgeCpu),
+        formatMs(directCpu),
+        formatRatio(bridgeCpu / directCpu),
+      ],
+    );
   }
   const throughput = report.throughput ?? [];
   for (const t of throughput) {
@@ -553,6 +578,7 @@ export function formatReport(report: BenchReport): string {
   }
   const bridgeCpu = bridgeCpuTable(report);
   if (bridgeCpu) parts.push("", bridgeCpu);
+  if (b) parts.push("", batchCpuTable(b));
   if (f) {
     const ratios = bridgeOverFloor(f, report);
     parts.push("", floorCpuTable(f), ...(ratios ? ["", ratios] : []));

@@ -53,6 +53,11 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.equal(batch.size, QUICK.batchSize);
   assertPositive(batch.bridgeMs, "batch bridge time");
   assertPositive(batch.directMs, "batch direct time");
+  for (const [side, cpu] of Object.entries(batch.cpuPerGet)) {
+    for (const [process, ms] of Object.entries(cpu)) {
+      assert.ok(Number.isFinite(ms) && ms >= 0, `batch ${side} CPU (${process}) should be >= 0`);
+    }
+  }
 
   assert.deepEqual(
     throughput.map((t) => `${t.target}/${t.sessions}`),
@@ -153,6 +158,8 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.match(table, /7\. live: lag at 200 changes\/s/);
   assert.match(table, /where a bridge call's CPU goes/);
   assert.match(table, /where a floor call's CPU goes/);
+  assert.match(table, /2\. CPU per GET, every process/);
+  assert.match(table, /where a batch's CPU goes \(ms per GET/);
   assert.match(table, /CPU per list of \d+ ConfigMaps/);
   assert.match(table, /churn under the API server, \d+ etcd writers/);
   assert.match(table, /Bridge over floor in this run/);
