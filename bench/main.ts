@@ -228,6 +228,11 @@ function floorRows(f: FloorResult, report: BenchReport): string[][] {
   return rows;
 }
 
+/** The sum of `values`, a figure that could not be read (not finite) counting for nothing. */
+function finiteSum(values: number[]): number {
+  return values.reduce((sum, value) => sum + (Number.isFinite(value) ? value : 0), 0);
+}
+
 /**
  * A table of CPU by process: one row per part (`parts` labels them), one column per measurement,
  * and their total; a figure that could not be read shows as "-" and counts for nothing.
@@ -240,8 +245,7 @@ function cpuByPartTable<P extends string>(
 ): string {
   const rows = Object.entries(parts) as [P, string][];
   const cell = (value: number) => Number.isFinite(value) ? value.toFixed(digits) : "-";
-  const total = (cpu: Record<P, number>) =>
-    rows.reduce((sum, [part]) => sum + (Number.isFinite(cpu[part]) ? cpu[part] : 0), 0);
+  const total = (cpu: Record<P, number>) => finiteSum(rows.map(([part]) => cpu[part]));
   return markdownTable(
     [title, ...columns.map((c) => c.label)],
     [
@@ -351,11 +355,6 @@ function liveRows(l: LiveResult): string[][] {
     ),
     ...lagRows("churn under the API server: lag", etcdChurn.lag, etcdChurn.directLag),
   ];
-}
-
-/** CPU in all of a {@linkcode CpuByProcess}, those that could not be read counting for nothing. */
-function cpuTotal(cpu: CpuByProcess): number {
-  return Object.values(cpu).reduce((sum, value) => sum + (Number.isFinite(value) ? value : 0), 0);
 }
 
 /** Where a batch's CPU went, per GET, on each side (case 2). */
@@ -480,8 +479,8 @@ export function formatReport(report: BenchReport): string {
     );
   }
   if (b) {
-    const bridgeCpu = cpuTotal(b.cpuPerGet.bridge);
-    const directCpu = cpuTotal(b.cpuPerGet.direct);
+    const bridgeCpu = finiteSum(Object.values(b.cpuPerGet.bridge));
+    const directCpu = finiteSum(Object.values(b.cpuPerGet.direct));
     rows.push(
       [
         `2. one api() of ${b.size} GETs (direct: ${b.concurrency} at once)`,
