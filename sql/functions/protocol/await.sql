@@ -1,3 +1,83 @@
+-- How long a single call's first wait on its request's lock lasts, in ms. Anyone may hold or queue
+-- for a key (a member can read a held one in pg_locks), and a wait behind them ends only with its
+-- slice, so a short one keeps that from delaying a call that finished meanwhile much: half as long
+-- again as the session's last single call took (its wait sets omni_kube.last_call_ms), at least
+-- 10 ms and at most 250 ms. (Under load a call takes tens of milliseconds: slices that all started
+-- at 10 ms woke each caller three or four times per call, each wake a subtransaction's rollback
+-- and two reads.)
+create or replace function omni_kube._single_call_slice_ms() returns int
+  language sql stable
+  as $$
+    select case when pg_catalog.current_setting('omni_kube.last_call_ms', true)
+                       operator(pg_catalog.~) '^[0-9]{1,6}$'
+                then least(greatest(
+                       pg_catalog.current_setting('omni_kube.last_call_ms', true)::pg_catalog.int4
+                         operator(pg_catalog.*) 3 operator(pg_catalog./) 2, 10), 250)
+                else 10 end
+  $$;
+revoke all on function omni_kube._single_call_slice_ms() from public;
+
+-- Keeps how long this session's single call took, for the next one's first slice: only when the
+-- slice it gives differs from the one kept (a set_config costs a call as much as a read).
+create or replace function omni_kube._record_single_call(started timestamptz) returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+declare
+  took_ms constant int := (extract(epoch from clock_timestamp() - started) * 1000)::int;
+begin
+  if current_setting('omni_kube.last_call_ms', true) is null
+     or omni_kube._single_call_slice_ms() <> least(greatest(took_ms * 3 / 2, 10), 250) then
+    perform set_config('omni_kube.last_call_ms', took_ms::text, false);
+  end if;
+end
+$$;
+revoke all on function omni_kube._record_single_call(timestamptz) from public;
+
+-- A statement_timeout that falls due with a lock wait's slice is reported as the slice's lock
+-- timeout, and then never again: after a slice ended, report it as PostgreSQL would have.
+create or replace function omni_kube._raise_if_statement_timed_out() returns void
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  as $$
+begin
+  if current_setting('statement_timeout') <> '0' and clock_timestamp()
+       >= statement_timestamp() + current_setting('statement_timeout')::interval then
+    raise exception 'canceling statement due to statement timeout' using errcode = '57014';
+  end if;
+end
+$$;
+revoke all on function omni_kube._raise_if_statement_timed_out() from public;
+
+-- A single call's first wait (see _call): blocks on the request's lock for one slice. True if the
+-- lock was had, which is when the worker committed the result, or at once when no worker holds
+-- it yet (then the row says the request is still queued); false if the slice ended first. How
+-- long a wait that ended with the lock took is kept for the session's next call.
+create or replace function omni_kube._await_first(id bigint) returns boolean
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+  -- The caller's lock_timeout must not cut the wait short, nor leave it without an end.
+  set lock_timeout = 10
+  as $$
+declare
+  slice_ms constant int := omni_kube._single_call_slice_ms();
+  key constant int4 := omni_kube._lock_key(id, omni_kube._lock_salt());
+  started constant timestamptz := clock_timestamp();
+begin
+  if slice_ms <> 10 then
+    perform set_config('lock_timeout', slice_ms::text, true);
+  end if;
+  perform pg_advisory_lock_shared(omni_kube._lock_class(), key);
+  perform pg_advisory_unlock_shared(omni_kube._lock_class(), key);
+  perform omni_kube._record_single_call(started);
+  return true;
+exception when lock_not_available then
+  perform omni_kube._raise_if_statement_timed_out();
+  return false;
+end
+$$;
+revoke all on function omni_kube._await_first(bigint) from public;
+
 -- Waits until every request in `ids` has finished. (A cancelled statement is _call's to handle.)
 create or replace function omni_kube._await(ids bigint[], timeout_ms int) returns void
   language plpgsql volatile
@@ -8,18 +88,9 @@ create or replace function omni_kube._await(ids bigint[], timeout_ms int) return
 declare
   lock_class constant int4 := omni_kube._lock_class();
   salt constant int4 := omni_kube._lock_salt();
-  -- This session's last single call, in ms (its _await sets it, below), if that is what it holds.
-  last_call text := current_setting('omni_kube.last_call_ms', true);
-  -- How long the first wait on a lock lasts, in ms. Anyone may hold or queue for a key (a member
-  -- can read a held one in pg_locks), and a wait behind them ends only with its slice, so a short
-  -- one keeps that from delaying a call that finished meanwhile much: at least 10 ms, and for a
-  -- single call half as long again as the session's last call took, at most 250 ms. (Under
-  -- load a call takes tens of milliseconds: slices that all started at 10 ms woke each caller
-  -- three or four times per call, each wake a subtransaction's rollback and two reads.)
-  first_slice_ms constant int := case
-    when cardinality(ids) = 1 and last_call ~ '^[0-9]{1,6}$'
-      then least(greatest(last_call::int * 3 / 2, 10), 250)
-    else 10 end;
+  -- How long the first wait on a lock lasts, in ms: a batch's 10, a single call's as its last.
+  first_slice_ms constant int := case when cardinality(ids) = 1
+                                      then omni_kube._single_call_slice_ms() else 10 end;
   -- How long one wait on a lock lasts, in ms: the first slice, doubled up to a second while the
   -- head stays unfinished (a long one keeps long calls cheap to wait for).
   slice_ms int := first_slice_ms;
@@ -72,12 +143,7 @@ begin
       perform pg_advisory_unlock_shared(lock_class, omni_kube._lock_key(head, salt));
     exception when lock_not_available then
       waited_out := true;
-      -- A statement_timeout that falls due with a slice is reported as the slice's lock timeout,
-      -- and then never again: report it as PostgreSQL would have.
-      if current_setting('statement_timeout') <> '0' and clock_timestamp()
-           >= statement_timestamp() + current_setting('statement_timeout')::interval then
-        raise exception 'canceling statement due to statement timeout' using errcode = '57014';
-      end if;
+      perform omni_kube._raise_if_statement_timed_out();
       if slice_ms < 1000 then
         slice_ms := least(slice_ms * 2, 1000);
         perform set_config('lock_timeout', slice_ms::text, true);
@@ -106,8 +172,7 @@ begin
     end if;
     if cardinality(pending) = 0 then
       if cardinality(ids) = 1 then
-        perform set_config('omni_kube.last_call_ms',
-                           (extract(epoch from clock_timestamp() - started) * 1000)::int::text, false);
+        perform omni_kube._record_single_call(started);
       end if;
       exit;
     end if;

@@ -32,6 +32,13 @@ declare
   states jsonb;
   -- Names this call's requests, for a cancellation that comes before their ids are known.
   enqueue_key constant uuid := gen_random_uuid();
+  read_committed constant boolean := current_setting('transaction_isolation') = 'read committed';
+  -- A single call's request, read once it had finished (all NULL: not read, or not finished).
+  answer_state text;
+  answer_status int2;
+  answer_response jsonb;
+  answer_error text;
+  answer_error_code text;
 begin
   -- _call can be called directly, so it checks everything itself, starting with the role: it must
   -- be allowed to use the bridge. (The session_role column keeps session_user.)
@@ -85,13 +92,16 @@ begin
       using errcode = 'OKW01',
         hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
   end if;
-  perform omni_kube._check_credentials(token, clientcert);
+  if token is not null or (clientcert).certificate is not null
+     or (clientcert).private_key is not null then
+    perform omni_kube._check_credentials(token, clientcert);
+  end if;
 
   begin
     -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone
     -- must not change how the other session reads it.
     enqueued := omni_kube._autonomous(format(
-        'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L)',
+        'execute omni_kube_enqueue(%L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L)',
         enqueue_key, requested_by, session_user, pg_backend_pid(),
         to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
         kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
@@ -101,11 +111,24 @@ begin
         clusters));
     if cardinality(paths) = 1 then
       ids := array[(enqueued ->> 0)::bigint];
+      -- The usual call: one request, whose first wait on its lock ends as its result commits. The
+      -- row read then is the call's answer, under READ COMMITTED (a fresh snapshot per statement),
+      -- and _await, made for long waits and batches, is not needed.
+      if read_committed then
+        if omni_kube._await_first(ids[1]) then
+          select r.state, r.status, r.response, r.error, r.error_code
+            into answer_state, answer_status, answer_response, answer_error, answer_error_code
+            from omni_kube.request r
+           where r.id = ids[1] and r.state not in ('queued', 'running');
+        end if;
+      end if;
     else
       ids := array(select value::bigint from jsonb_array_elements_text(enqueued) with ordinality
                     order by ordinality);
     end if;
-    perform omni_kube._await(ids, timeout_ms);
+    if answer_state is null then
+      perform omni_kube._await(ids, timeout_ms);
+    end if;
   exception
     -- statement_timeout, pg_cancel_backend(), at any moment after the requests were sent: every
     -- one of them still unfinished is cancelled (queued ones are never sent; the worker stops the
@@ -119,7 +142,12 @@ begin
   end;
   -- Finished requests no longer change: read them once, now, with a fresh snapshot (responses can
   -- be megabytes; the wait above read only which were unfinished).
-  if current_setting('transaction_isolation') = 'read committed' then
+  if answer_state is not null then
+    return query select ids[1], answer_state, answer_status, answer_response, answer_error,
+                        answer_error_code;
+    return;
+  end if;
+  if read_committed then
     return query
       select u.id, r.state::text, r.status, r.response, r.error, r.error_code
         from unnest(ids) with ordinality as u(id, n)
