@@ -156,34 +156,6 @@ Deno.test("omni_kube.api()", async (t) => {
     assert.equal(sent, 4);
   });
 
-  await t.step(
-    "an autonomous connection without the prepared enqueue (opened before an upgrade) prepares it",
-    async () => {
-      const session = await sql.reserve();
-      try {
-        const prepared = async () =>
-          (await session`
-            select name from omni_kube_dblink.dblink('omni_kube',
-              'select name from pg_prepared_statements order by name') as t(name text)`)
-            .map((r) => r.name);
-        const kind = async () =>
-          (await session`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`)[0]
-            .kind;
-        assert.equal(await kind(), "Namespace");
-        assert.deepEqual(
-          await prepared(),
-          ["omni_kube_enqueue"],
-          "prepared as the connection opened",
-        );
-        await session`select omni_kube_dblink.dblink_exec('omni_kube', 'deallocate all')`;
-        assert.equal(await kind(), "Namespace");
-        assert.deepEqual(await prepared(), ["omni_kube_enqueue"], "prepared again when missing");
-      } finally {
-        session.release();
-      }
-    },
-  );
-
   await t.step("a retried enqueue inserts nothing and maps every input again", async () => {
     // What the autonomous connection does after losing the answer to a commit: send it again.
     const key = crypto.randomUUID();

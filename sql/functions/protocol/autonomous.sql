@@ -27,32 +27,10 @@ create or replace function omni_kube._loopback_connstr() returns text
            '-c statement_timeout=0', '-c lock_timeout=0'))
   $$;
 
--- The statements the autonomous connection prepares when it opens (all it had are dropped first):
--- a call's enqueue, sent with its values as literals, is then neither analysed nor planned again
--- (those took a sixth of the connection's CPU per call). `_call` sends
--- `execute omni_kube_enqueue(...)`, with the parameters of omni_kube._insert_requests, the
--- statement's start given as UTC without a zone. A statement whose text changes gets a new name:
--- a connection opened before an upgrade keeps what it prepared then, and prepares again only when
--- a name it lacks is executed.
-create or replace function omni_kube._autonomous_statements() returns text
-  language sql immutable
-  as $$
-    select 'deallocate all;
-            prepare omni_kube_enqueue (uuid, name, name, int4, timestamp, text,
-                                       omni_kube.http_method[], text[], jsonb[], boolean, text,
-                                       text, int4, boolean, text, text, text, text, bytea, text[])
-              as select omni_kube._insert_requests($1, $2, $3, $4, $5 at time zone ''UTC'', $6,
-                                                   $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                                                   $17, $18, $19, $20)'
-  $$;
-revoke all on function omni_kube._autonomous_statements() from public;
-
 -- Runs `query` (which returns one jsonb) in this session's autonomous connection, committing at
 -- once. The connection is opened on first use and kept; if it has died (server restart,
 -- terminated backend) it is opened again and the query sent once more, which is why every query
--- sent here is idempotent. A connection that lacks a statement of _autonomous_statements (one
--- opened before an upgrade) prepares them, and the query, which failed before it ran, is sent
--- again.
+-- sent here is idempotent.
 -- (dblink is called directly, its schema spelled out when this is created, so that nothing on a
 -- caller's search_path can stand in for it; SQL wrappers around it would be parsed and planned
 -- again on every call.)
@@ -70,18 +48,13 @@ begin
   if coalesce(connection = any(%1$s.dblink_get_connections()), false) then
     begin
       return (select value from %1$s.dblink(connection, query) as t(value jsonb));
-    exception
-      when connection_exception then
-        perform %1$s.dblink_disconnect(connection);
-      when invalid_sql_statement_name then
-        perform %1$s.dblink_exec(connection, omni_kube._autonomous_statements());
-        return (select value from %1$s.dblink(connection, query) as t(value jsonb));
+    exception when connection_exception then
+      perform %1$s.dblink_disconnect(connection);
     end;
   end if;
   -- First use in this session, or the connection died: open it and send the query (again).
   begin
     perform %1$s.dblink_connect(connection, omni_kube._loopback_connstr());
-    perform %1$s.dblink_exec(connection, omni_kube._autonomous_statements());
     return (select value from %1$s.dblink(connection, query) as t(value jsonb));
   exception
     when sqlclient_unable_to_establish_sqlconnection or connection_exception then

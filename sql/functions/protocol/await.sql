@@ -1,38 +1,28 @@
--- How long a single call's first wait on its request's lock lasts, in ms. Anyone may hold or queue
--- for a key (a member can read a held one in pg_locks), and a wait behind them ends only with its
--- slice, so a short one keeps that from delaying a call that finished meanwhile much: half as long
--- again as the session's last single call took (its wait sets omni_kube.last_call_ms), at least
+-- How long a single call's first wait on its request's lock lasts, in ms, after a single call that
+-- took `took_ms`. Anyone may hold or queue for a key (a member can read a held one in pg_locks), and
+-- a wait behind them ends only with its slice, so a short one keeps that from delaying a call that
+-- finished meanwhile much: half as long again as the session's last single call took, at least
 -- 10 ms and at most 250 ms. (Under load a call takes tens of milliseconds: slices that all started
 -- at 10 ms woke each caller three or four times per call, each wake a subtransaction's rollback
 -- and two reads.)
+create or replace function omni_kube._slice_after_ms(took_ms int) returns int
+  language sql immutable parallel safe
+  as $$ select least(greatest(took_ms operator(pg_catalog.*) 3 operator(pg_catalog./) 2, 10), 250) $$;
+revoke all on function omni_kube._slice_after_ms(int) from public;
+
+-- The first slice of this session's next single call: after the last one, which the waits keep in
+-- omni_kube.last_call_ms when the slice it gives changes (a set_config costs a call about as much
+-- as a read of its row), else 10 ms.
 create or replace function omni_kube._single_call_slice_ms() returns int
   language sql stable
   as $$
     select case when pg_catalog.current_setting('omni_kube.last_call_ms', true)
                        operator(pg_catalog.~) '^[0-9]{1,6}$'
-                then least(greatest(
-                       pg_catalog.current_setting('omni_kube.last_call_ms', true)::pg_catalog.int4
-                         operator(pg_catalog.*) 3 operator(pg_catalog./) 2, 10), 250)
+                then omni_kube._slice_after_ms(
+                       pg_catalog.current_setting('omni_kube.last_call_ms', true)::pg_catalog.int4)
                 else 10 end
   $$;
 revoke all on function omni_kube._single_call_slice_ms() from public;
-
--- Keeps how long this session's single call took, for the next one's first slice: only when the
--- slice it gives differs from the one kept (a set_config costs a call as much as a read).
-create or replace function omni_kube._record_single_call(started timestamptz) returns void
-  language plpgsql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-declare
-  took_ms constant int := (extract(epoch from clock_timestamp() - started) * 1000)::int;
-begin
-  if current_setting('omni_kube.last_call_ms', true) is null
-     or omni_kube._single_call_slice_ms() <> least(greatest(took_ms * 3 / 2, 10), 250) then
-    perform set_config('omni_kube.last_call_ms', took_ms::text, false);
-  end if;
-end
-$$;
-revoke all on function omni_kube._record_single_call(timestamptz) from public;
 
 -- A statement_timeout that falls due with a lock wait's slice is reported as the slice's lock
 -- timeout, and then never again: after a slice ended, report it as PostgreSQL would have.
@@ -63,13 +53,18 @@ declare
   slice_ms constant int := omni_kube._single_call_slice_ms();
   key constant int4 := omni_kube._lock_key(id, omni_kube._lock_salt());
   started constant timestamptz := clock_timestamp();
+  took_ms int;
 begin
   if slice_ms <> 10 then
     perform set_config('lock_timeout', slice_ms::text, true);
   end if;
   perform pg_advisory_lock_shared(omni_kube._lock_class(), key);
   perform pg_advisory_unlock_shared(omni_kube._lock_class(), key);
-  perform omni_kube._record_single_call(started);
+  took_ms := (extract(epoch from clock_timestamp() - started) * 1000)::int;
+  if omni_kube._slice_after_ms(took_ms) <> slice_ms
+     or current_setting('omni_kube.last_call_ms', true) is null then
+    perform set_config('omni_kube.last_call_ms', took_ms::text, false);
+  end if;
   return true;
 exception when lock_not_available then
   perform omni_kube._raise_if_statement_timed_out();
@@ -95,6 +90,7 @@ declare
   -- head stays unfinished (a long one keeps long calls cheap to wait for).
   slice_ms int := first_slice_ms;
   started constant timestamptz := clock_timestamp();
+  took_ms int;
   -- The worker bounds each call by timeout_ms; the margin covers queueing and write-back.
   deadline constant timestamptz := clock_timestamp() + make_interval(secs => timeout_ms / 1000.0 + 5);
   -- (A single call, the usual case, skips the statements that sort and filter arrays.)
@@ -171,8 +167,10 @@ begin
                  || pending[checked + 1:];
     end if;
     if cardinality(pending) = 0 then
-      if cardinality(ids) = 1 then
-        perform omni_kube._record_single_call(started);
+      took_ms := (extract(epoch from clock_timestamp() - started) * 1000)::int;
+      if cardinality(ids) = 1 and (omni_kube._slice_after_ms(took_ms) <> first_slice_ms
+                                   or current_setting('omni_kube.last_call_ms', true) is null) then
+        perform set_config('omni_kube.last_call_ms', took_ms::text, false);
       end if;
       exit;
     end if;

@@ -101,7 +101,7 @@ begin
     -- The statement's start travels as UTC ISO 8601 text: the caller's DateStyle and TimeZone
     -- must not change how the other session reads it.
     enqueued := omni_kube._autonomous(format(
-        'execute omni_kube_enqueue(%L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L)',
+        'select omni_kube._insert_requests(%L, %L, %L, %s, %L::timestamp at time zone ''UTC'', %L, %L, %L, %L, %L, %L, %L, %s, %L, %L, %L, %L, %L, %L, %L)',
         enqueue_key, requested_by, session_user, pg_backend_pid(),
         to_char(statement_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
         kind, methods, paths, bodies, stream, patch_type, server, timeout_ms, use_worker_default,
