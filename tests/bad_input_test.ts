@@ -30,7 +30,19 @@ Deno.test("bad input", async (t) => {
 
   await t.step("paths", async () => {
     await sqlError(sql`select omni_kube.api('api/v1/pods')`, "22023", /must start with \//);
-    await sqlError(sql`select omni_kube.api('/api/v1/name spaces')`, "22023", /whitespace/);
+    const spaced = await sqlError(
+      sql`select omni_kube.api('/api/v1/name spaces')`,
+      "22023",
+      /whitespace/,
+    );
+    assert.equal(spaced.hint, "URL-encode them, e.g. %20 for a space.");
+    // The same checks for a path in a batch, and for a path that is not the first.
+    await sqlError(
+      sql`select * from omni_kube.api(array['/api', 'api/v1'])`,
+      "22023",
+      /start with/,
+    );
+    await sqlError(sql`select omni_kube.api('')`, "22023", /must start with \//);
     await sqlError(
       sql`select omni_kube.api(${"/api\r\nHost: evil"})`,
       "22023",

@@ -35,18 +35,14 @@ end
 $$;
 revoke all on function omni_kube._check_server(text) from public;
 
--- omni_kube.request_timeout in milliseconds (30 s when unset).
-create or replace function omni_kube._request_timeout_ms() returns int
-  language plpgsql stable
+-- A set omni_kube.request_timeout in milliseconds.
+create or replace function omni_kube._parse_request_timeout(setting text) returns int
+  language plpgsql immutable
   set search_path = pg_catalog, pg_temp
   as $$
 declare
-  setting constant text := nullif(current_setting('omni_kube.request_timeout', true), '');
   timeout_ms int;
 begin
-  if setting is null then
-    return 30000;
-  end if;
   begin
     timeout_ms := extract(epoch from setting::interval) * 1000;
   exception when others then
@@ -60,15 +56,27 @@ begin
   return timeout_ms;
 end
 $$;
+revoke all on function omni_kube._parse_request_timeout(text) from public;
+
+-- omni_kube.request_timeout in milliseconds (30 s when unset). (No SET clause, and only qualified
+-- names: inlined into every call, where the setting is usually unset.)
+create or replace function omni_kube._request_timeout_ms() returns int
+  language sql stable
+  as $$
+    select case when pg_catalog.current_setting('omni_kube.request_timeout', true) is null
+                  or pg_catalog.current_setting('omni_kube.request_timeout', true)
+                       operator(pg_catalog.=) ''
+                then 30000
+                else omni_kube._parse_request_timeout(
+                       pg_catalog.current_setting('omni_kube.request_timeout', true)) end
+  $$;
 revoke all on function omni_kube._request_timeout_ms() from public;
 
--- omni_kube.patch_type (NULL when unset: inferred from the body).
-create or replace function omni_kube._patch_type() returns text
-  language plpgsql stable
+-- A set omni_kube.patch_type, if it is one of the patch types.
+create or replace function omni_kube._checked_patch_type(patch_type text) returns text
+  language plpgsql immutable
   set search_path = pg_catalog, pg_temp
   as $$
-declare
-  patch_type constant text := nullif(current_setting('omni_kube.patch_type', true), '');
 begin
   if not omni_kube._protocol() -> 'patch_types' ? patch_type then
     raise exception 'omni_kube.patch_type must be merge, json, strategic or apply, got %', patch_type
@@ -77,6 +85,20 @@ begin
   return patch_type;
 end
 $$;
+revoke all on function omni_kube._checked_patch_type(text) from public;
+
+-- omni_kube.patch_type (NULL when unset: inferred from the body). (Inlined, as
+-- _request_timeout_ms is.)
+create or replace function omni_kube._patch_type() returns text
+  language sql stable
+  as $$
+    select case when pg_catalog.current_setting('omni_kube.patch_type', true) is null
+                  or pg_catalog.current_setting('omni_kube.patch_type', true)
+                       operator(pg_catalog.=) ''
+                then null
+                else omni_kube._checked_patch_type(
+                       pg_catalog.current_setting('omni_kube.patch_type', true)) end
+  $$;
 revoke all on function omni_kube._patch_type() from public;
 
 -- Credentials passed inline: a bearer token alone, a client certificate with its key. (Never
