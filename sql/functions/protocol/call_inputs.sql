@@ -35,9 +35,9 @@ end
 $$;
 revoke all on function omni_kube._check_server(text) from public;
 
--- A set omni_kube.request_timeout in milliseconds.
+-- A set omni_kube.request_timeout in milliseconds. (Strict: an unset one costs no call.)
 create or replace function omni_kube._parse_request_timeout(setting text) returns int
-  language plpgsql immutable
+  language plpgsql stable strict
   set search_path = pg_catalog, pg_temp
   as $$
 declare
@@ -63,18 +63,14 @@ revoke all on function omni_kube._parse_request_timeout(text) from public;
 create or replace function omni_kube._request_timeout_ms() returns int
   language sql stable
   as $$
-    select case when pg_catalog.current_setting('omni_kube.request_timeout', true) is null
-                  or pg_catalog.current_setting('omni_kube.request_timeout', true)
-                       operator(pg_catalog.=) ''
-                then 30000
-                else omni_kube._parse_request_timeout(
-                       pg_catalog.current_setting('omni_kube.request_timeout', true)) end
+    select coalesce(omni_kube._parse_request_timeout(omni_kube._setting('omni_kube.request_timeout')),
+                    30000)
   $$;
 revoke all on function omni_kube._request_timeout_ms() from public;
 
--- A set omni_kube.patch_type, if it is one of the patch types.
+-- A set omni_kube.patch_type, if it is one of the patch types. (Strict, as above.)
 create or replace function omni_kube._checked_patch_type(patch_type text) returns text
-  language plpgsql immutable
+  language plpgsql immutable strict
   set search_path = pg_catalog, pg_temp
   as $$
 begin
@@ -91,14 +87,7 @@ revoke all on function omni_kube._checked_patch_type(text) from public;
 -- _request_timeout_ms is.)
 create or replace function omni_kube._patch_type() returns text
   language sql stable
-  as $$
-    select case when pg_catalog.current_setting('omni_kube.patch_type', true) is null
-                  or pg_catalog.current_setting('omni_kube.patch_type', true)
-                       operator(pg_catalog.=) ''
-                then null
-                else omni_kube._checked_patch_type(
-                       pg_catalog.current_setting('omni_kube.patch_type', true)) end
-  $$;
+  as $$ select omni_kube._checked_patch_type(omni_kube._setting('omni_kube.patch_type')) $$;
 revoke all on function omni_kube._patch_type() from public;
 
 -- Credentials passed inline: a bearer token alone, a client certificate with its key. (Never
