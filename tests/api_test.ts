@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { startBridge } from "./bridge.ts";
 import { dropRoles, sqlError, testbedEnv, uniqueName } from "./testbed.ts";
 import { createCertificateAuthority } from "../testbed/pki.ts";
+import { hostileEndpoint } from "./hostile.ts";
 
 const CONFIGMAPS = "/api/v1/namespaces/default/configmaps";
 
@@ -214,6 +215,37 @@ Deno.test("omni_kube.api()", async (t) => {
         return await tx`select omni_kube.api('/api/v1/namespaces/default') ->> 'kind' as kind`;
       });
       assert.equal(kind, "Namespace");
+    },
+  );
+
+  await t.step(
+    "a call that outlasts its first wait is answered by the wait that follows, and sizes the next",
+    async () => {
+      await using endpoint = await hostileEndpoint();
+      const session = await sql.reserve();
+      try {
+        const slow = async (ms: number) => {
+          const [{ answer }] = await session`
+            select omni_kube.api(${`/slow?ms=${ms}`}, server => ${endpoint.url},
+                                 cacert => ${endpoint.caCert}) as answer`;
+          const [{ last }] = await session`
+            select current_setting('omni_kube.last_call_ms', true)::int as last`;
+          return { answer, last };
+        };
+        // A first slice of 10 ms, against a call of 150: the first wait ends before the answer.
+        await session`set omni_kube.last_call_ms = 5`;
+        const outlasting = await slow(150);
+        assert.deepEqual(outlasting.answer, {});
+        // What the wait after the first slice took: the call's 150 ms, less that slice.
+        assert.ok(outlasting.last >= 100, `kept ${outlasting.last} ms`);
+        // The next first slice is about 200 ms, and answers the call; it keeps its own time.
+        const within = await slow(20);
+        assert.deepEqual(within.answer, {});
+        assert.ok(within.last >= 20 && within.last < 150, `kept ${within.last} ms`);
+        assert.equal(endpoint.received("slow"), 2);
+      } finally {
+        session.release();
+      }
     },
   );
 

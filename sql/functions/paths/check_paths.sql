@@ -1,7 +1,8 @@
 -- What is wrong with an API path, if anything (NULL: nothing): 'null', 'relative' (not absolute),
 -- 'control' (whitespace or control characters), 'dot segment' (a . or .. segment, which would
 -- change where the call goes). (No SET clause, and only qualified names: inlined into _call's test
--- of a single path.)
+-- of a single path.) Callable by all, as _check_paths is: a member's batch checks its paths with
+-- the member's rights.
 create or replace function omni_kube._path_problem(p text) returns text
   language sql immutable parallel safe
   as $$
@@ -11,7 +12,6 @@ create or replace function omni_kube._path_problem(p text) returns text
                 when p operator(pg_catalog.~) '(^|/)\.\.?(/|\?|$)' then 'dot segment'
            end
   $$;
-revoke all on function omni_kube._path_problem(text) from public;
 
 -- Checks API paths before they are sent (see _path_problem), raising at the first bad one.
 create or replace function omni_kube._check_paths(paths text[]) returns void
