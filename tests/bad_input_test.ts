@@ -36,7 +36,7 @@ Deno.test("bad input", async (t) => {
       /whitespace/,
     );
     assert.equal(spaced.hint, "URL-encode them, e.g. %20 for a space.");
-    // The same checks for a path in a batch, and for a path that is not the first.
+    // A bad path in a batch that is not its first, and an empty one.
     await sqlError(
       sql`select * from omni_kube.api(array['/api', 'api/v1'])`,
       "22023",

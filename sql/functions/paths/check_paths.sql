@@ -40,6 +40,7 @@ begin
       when 'dot segment' then
         raise exception 'omni_kube: path "%" contains . or .. segments', p using errcode = '22023';
       else
+        null; -- a good path
     end case;
   end loop;
 end
