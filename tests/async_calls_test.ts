@@ -139,9 +139,27 @@ Deno.test("async calls", async (t) => {
     );
     await sqlError(asMember`select omni_kube.api_async('/api', retries => -1)`, "22023");
     await sqlError(asMember`select omni_kube.api_async('api')`, "22023", /must start with \//);
+    await sqlError(asMember`select omni_kube.api_async(null)`, "22004", /must not be NULL/);
+    await sqlError(
+      asMember`select omni_kube.api_async('/api/v1/name spaces')`,
+      "22023",
+      /whitespace or control characters/,
+    );
     await sqlError(
       asMember`select omni_kube.api_async('/api', server => 'http://example.com')`,
       "22023",
+      /must be https:\/\/host\[:port\]/,
+    );
+    await sqlError(
+      asMember`select omni_kube.api_async('/api', token => 'Bearer abc')`,
+      "22023",
+      /the token contains spaces/,
+    );
+    await sqlError(
+      asMember`select omni_kube.api_async('/api',
+                 clientcert => row('-----BEGIN CERTIFICATE-----', null)::omni_kube.client_certificate)`,
+      "22023",
+      /needs both its certificate and its private key/,
     );
     await sqlError(
       asMember`select omni_kube.api_async('/api', on_done => 'pg_catalog.now()')`,

@@ -344,6 +344,11 @@ Deno.test("named clusters", async (t) => {
             "42501",
             /no server named in SQL/,
           );
+          await sqlError(
+            sql`select omni_kube.api_async('/api/v1/namespaces/default', server => ${env.KUBE_SERVER})`,
+            "42501",
+            /no server named in SQL/,
+          );
           const [{ ns }] = await sql`
           select omni_kube.api('/api/v1/namespaces/default', cluster => 'b') as ns`;
           assert.equal(ns.metadata.name, "default");
@@ -356,6 +361,10 @@ Deno.test("named clusters", async (t) => {
                                token => ${env.KUBE_ADMIN_TOKEN},
                                cacert => ${await Deno.readTextFile(env.KUBE_CA_FILE)}) as ns`;
         assert.equal(ns.metadata.name, "default");
+        const [{ queued }] = await sql`
+          select omni_kube.api_async('/api/v1/namespaces/default', server => ${env.KUBE_SERVER})
+                   is not null as queued`;
+        assert.equal(queued, true);
       },
     );
 

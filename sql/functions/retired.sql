@@ -39,3 +39,6 @@ drop function if exists omni_kube._create_resource_table(name, name, text, text,
   text, boolean);
 drop function if exists omni_kube._refresh_resource_tables(text[], text[]);
 drop function if exists omni_kube._resources_to_create(name, text[], boolean, boolean, text);
+
+-- api_async() checks a server it is given itself (see _server_url_ok).
+drop function if exists omni_kube._check_server(text);

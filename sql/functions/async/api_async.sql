@@ -28,14 +28,28 @@ begin
     raise exception 'omni_kube: role % may not use omni_kube', requested_by
       using errcode = '42501', hint = 'Grant it the omni_kube role.';
   end if;
-  perform omni_kube._check_paths(array[path]);
+  -- Called once per row, often thousands of times in a statement: a good path, server and no
+  -- credentials are told by inlined tests, and only a bad input (or a setting that restricts it)
+  -- costs a function call.
+  if omni_kube._path_problem(path) is not null then
+    perform omni_kube._check_paths(array[path]);
+  end if;
   if method is null then
     raise exception 'omni_kube: method must not be NULL' using errcode = '22004';
   end if;
   if server is not null then
-    perform omni_kube._check_server(server);
+    if not omni_kube._server_url_ok(server) then
+      perform omni_kube._check_server_url(server);
+    end if;
+    -- The workers' setting is read in full only when one of them restricts it.
+    if exists (select from omni_kube.workers w where coalesce(w.explicit_servers, 'any') <> 'any') then
+      perform omni_kube._check_explicit_server(server);
+    end if;
   end if;
-  perform omni_kube._check_credentials(token, clientcert);
+  if token is not null or (clientcert).certificate is not null
+     or (clientcert).private_key is not null then
+    perform omni_kube._check_credentials(token, clientcert);
+  end if;
   if retries is null or retries < 0 then
     raise exception 'omni_kube: retries must be 0 or more, got %', coalesce(retries::text, 'NULL')
       using errcode = '22023';

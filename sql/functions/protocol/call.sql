@@ -63,7 +63,9 @@ begin
                                       clientcert, token);
   end if;
   if server is not null then
-    perform omni_kube._check_server_url(server);
+    if not omni_kube._server_url_ok(server) then
+      perform omni_kube._check_server_url(server);
+    end if;
     perform omni_kube._check_explicit_server(server);
   end if;
   if array_ndims(methods) > 1 or array_ndims(bodies) > 1

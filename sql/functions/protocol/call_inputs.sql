@@ -1,39 +1,31 @@
 -- Checks shared by every way a call is made (_call for api() and watch(), api_async()): each
 -- raises, naming what was wrong and what to give instead.
 
--- A server a call names itself: only https://host[:port], since credentials never travel in clear
--- text and a path or user part would change where the call goes.
+-- Whether a server a call names itself is only https://host[:port], since credentials never travel
+-- in clear text and a path or user part would change where the call goes. (No SET clause, and only
+-- qualified names: inlined into each call that names a server.)
+create or replace function omni_kube._server_url_ok(server text) returns boolean
+  language sql immutable parallel safe
+  as $$
+    select server operator(pg_catalog.~) '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
+        or server operator(pg_catalog.~) '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$'
+  $$;
+
+-- The same, raising when it is not. (Called only then: see _server_url_ok.)
 create or replace function omni_kube._check_server_url(server text) returns void
   language plpgsql immutable
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  if server !~ '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$'
-     and server !~ '^https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?/?$' then
+  if not omni_kube._server_url_ok(server) then
     raise exception 'omni_kube: server "%" must be https://host[:port]', server
       using errcode = '22023',
         hint = 'Give the API server''s URL without a path, e.g. https://kubernetes.default.svc or https://10.0.0.1:6443.';
   end if;
 end
 $$;
+revoke all on function omni_kube._server_url_ok(text) from public;
 revoke all on function omni_kube._check_server_url(text) from public;
-
--- A server a call names itself, as above, and one the workers call (--explicit-servers). For
--- api_async(), called per row: the workers' setting is read in full only when one restricts it.
--- (Not for _call, whose sessions turn sequential scans off: _check_explicit_server reads the
--- workers with settings of its own.)
-create or replace function omni_kube._check_server(server text) returns void
-  language plpgsql volatile
-  set search_path = pg_catalog, pg_temp
-  as $$
-begin
-  perform omni_kube._check_server_url(server);
-  if exists (select from omni_kube.workers w where coalesce(w.explicit_servers, 'any') <> 'any') then
-    perform omni_kube._check_explicit_server(server);
-  end if;
-end
-$$;
-revoke all on function omni_kube._check_server(text) from public;
 
 -- A set omni_kube.request_timeout in milliseconds. (Strict: an unset one costs no call.)
 create or replace function omni_kube._parse_request_timeout(setting text) returns int
