@@ -41,7 +41,9 @@ begin
     if not omni_kube._server_url_ok(server) then
       perform omni_kube._check_server_url(server);
     end if;
-    -- The workers' setting is read in full only when one of them restricts it.
+    -- The workers' setting is read in full only when one of them restricts it. (_call calls
+    -- _check_explicit_server at once: its plans turn sequential scans off, and that function reads
+    -- the workers with settings of its own.)
     if exists (select from omni_kube.workers w where coalesce(w.explicit_servers, 'any') <> 'any') then
       perform omni_kube._check_explicit_server(server);
     end if;
