@@ -48,8 +48,7 @@ begin
       perform omni_kube._check_explicit_server(server);
     end if;
   end if;
-  if token is not null or (clientcert).certificate is not null
-     or (clientcert).private_key is not null then
+  if not omni_kube._credentials_ok(token, clientcert) then
     perform omni_kube._check_credentials(token, clientcert);
   end if;
   if retries is null or retries < 0 then

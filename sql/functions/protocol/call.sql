@@ -98,8 +98,7 @@ begin
       using errcode = 'OKW01',
         hint = 'Start one: deno task start (see the README), with DATABASE_URL pointing at this database.';
   end if;
-  if token is not null or (clientcert).certificate is not null
-     or (clientcert).private_key is not null then
+  if not omni_kube._credentials_ok(token, clientcert) then
     perform omni_kube._check_credentials(token, clientcert);
   end if;
 

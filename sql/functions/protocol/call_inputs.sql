@@ -82,8 +82,18 @@ create or replace function omni_kube._patch_type() returns text
   as $$ select omni_kube._checked_patch_type(omni_kube._setting('omni_kube.patch_type')) $$;
 revoke all on function omni_kube._patch_type() from public;
 
--- Credentials passed inline: a bearer token alone, a client certificate with its key. (Never
--- quoted in a message.)
+-- Whether credentials passed inline, if any, are usable: a bearer token alone, a client certificate
+-- with its key. (Inlined, as _server_url_ok is: no credentials, the usual call, cost no call.)
+create or replace function omni_kube._credentials_ok(
+  token text, clientcert omni_kube.client_certificate
+) returns boolean
+  language sql immutable parallel safe
+  as $$
+    select (token is null or token operator(pg_catalog.~) '^[\x21-\x7e]+$')
+       and ((clientcert).certificate is null) operator(pg_catalog.=) ((clientcert).private_key is null)
+  $$;
+
+-- The same, raising when they are not. (Never quoted in a message.)
 create or replace function omni_kube._check_credentials(
   token text, clientcert omni_kube.client_certificate
 ) returns void
@@ -91,14 +101,15 @@ create or replace function omni_kube._check_credentials(
   set search_path = pg_catalog, pg_temp
   as $$
 begin
-  if token !~ '^[\x21-\x7e]+$' then
+  if not omni_kube._credentials_ok(token, null) then
     raise exception 'omni_kube: the token contains spaces, control or non-ASCII characters'
       using errcode = '22023', hint = 'Pass the bearer token alone, without "Bearer " or a newline.';
   end if;
-  if ((clientcert).certificate is null) <> ((clientcert).private_key is null) then
+  if not omni_kube._credentials_ok(null, clientcert) then
     raise exception 'omni_kube: a client certificate needs both its certificate and its private key'
       using errcode = '22023';
   end if;
 end
 $$;
+revoke all on function omni_kube._credentials_ok(text, omni_kube.client_certificate) from public;
 revoke all on function omni_kube._check_credentials(text, omni_kube.client_certificate) from public;
