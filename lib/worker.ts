@@ -194,7 +194,7 @@ export class Worker {
   #live: LiveMirror | undefined;
   /** Async calls (api_async), on sessions of their own. */
   #async: AsyncCalls | undefined;
-  #asyncSession: RenewableSession | undefined;
+  #asyncSessions: RenewableSession[] = [];
   #callbackSessions: MemberSessions | undefined;
   #upkeep: MaintenanceStatements | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -360,17 +360,24 @@ export class Worker {
     this.wake();
   }
 
-  /** Makes the runner of async calls, with its session and the one its callbacks run in. */
+  /**
+   * Makes the runner of async calls, with its sessions (one claims, one writes results) and the
+   * one its callbacks run in.
+   */
   #startAsync(): AsyncCalls {
     const config = this.#config;
-    const session = this.#asyncSession = new RenewableSession(() =>
-      connect(config.databaseUrl, {
-        max: 1,
-        applicationName: "omni_kube_worker_async",
-        keepConnections: true,
-        settings: { jit: "off" },
-      })
-    );
+    const asyncSession = (applicationName: string) =>
+      new RenewableSession(() =>
+        connect(config.databaseUrl, {
+          max: 1,
+          applicationName,
+          keepConnections: true,
+          settings: { jit: "off" },
+        })
+      );
+    const claims = asyncSession("omni_kube_worker_async");
+    const writes = asyncSession("omni_kube_worker_async_results");
+    this.#asyncSessions = [claims, writes];
     const callbacks = this.#callbackSessions = new MemberSessions(
       () =>
         connect(config.databaseUrl, {
@@ -392,7 +399,7 @@ export class Worker {
       limits: config,
     });
     return this.#async = new AsyncCalls({
-      statements: new AsyncStatements(session, this.id),
+      statements: new AsyncStatements(claims, this.id, writes),
       runCallback: () => callbacks.exclusive(0, AsyncStatements.runCallback),
       call: (request, running) => caller.run(request, running),
       concurrency: config.asyncConcurrency,
@@ -665,7 +672,7 @@ export class Worker {
     this.#http.close();
     await this.#httpServer?.shutdown();
     await this.#session?.end({ timeout: 2 });
-    await this.#asyncSession?.end();
+    for (const session of this.#asyncSessions) await session.end();
     await this.#callbackSessions?.close();
     await this.#pieces?.close();
     await this.#sql?.end({ timeout: 2 });

@@ -68,9 +68,9 @@ Deno.test("100,000 async requests: all completed, the worker's memory bounded, a
     select array_agg(distinct status) as statuses, count(*)::int as done
       from omni_kube.async_request where state = 'done'`;
   assert.deepEqual([statuses, done], [[200], REQUESTS]);
-  // Never more claimed than its slots, and as many results waiting to be written; its memory
-  // grew by far less than the requests' size.
-  assert.ok(mostRunning <= 2 * ASYNC_CONCURRENCY, `${mostRunning} running at once`);
+  // Never more claimed than its slots and half as many ready for them, and as many results as
+  // slots waiting to be written; its memory grew by far less than the requests' size.
+  assert.ok(mostRunning <= 2.5 * ASYNC_CONCURRENCY, `${mostRunning} running at once`);
   const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
   const growth = peak - before;
   const secondHalf = peak - (halfwayPeak ?? before);

@@ -4,6 +4,9 @@
  * batches, runs the callbacks they make pending, and takes over the requests of dead workers.
  * What it holds is bounded by its slots, however many requests are queued.
  *
+ * A few claimed requests wait ready for a slot, so that a slot a call frees is taken again at
+ * once rather than after the next claim's round trip to the database.
+ *
  * @module
  */
 import type { Running } from "../worker/call.ts";
@@ -25,7 +28,7 @@ const CLAIM_BATCH = 256;
 
 /** What {@linkcode AsyncCalls} works with. */
 export interface AsyncCallsOptions {
-  /** The async statements, on a session of their own. */
+  /** The async statements, on sessions of their own. */
   statements: Pick<AsyncStatements, "claim" | "complete" | "recover">;
   /** Runs the oldest pending callback; its request's id, null when none is pending. */
   runCallback(): Promise<number | null>;
@@ -42,7 +45,14 @@ export class AsyncCalls {
   readonly #options: AsyncCallsOptions;
   readonly #writer: ResultWriter<AsyncResult>;
   readonly #running = new Map<number, Running>();
-  /** Requests this worker sent whose outcome it has not yet seen written. */
+  /** Claimed requests waiting for a slot, oldest first; never sent yet. */
+  readonly #ready: AsyncRequest[] = [];
+  /** At most this many wait in {@linkcode #ready}: half the slots. */
+  readonly #readyLimit: number;
+  /**
+   * Requests this worker claimed (ready, running, or sent) whose outcome it has not yet seen
+   * written.
+   */
   readonly #unsettled = new Set<number>();
   #claiming: Promise<void> | undefined;
   #wakeAgain = false;
@@ -57,6 +67,7 @@ export class AsyncCalls {
   /** Claims nothing until woken. */
   constructor(options: AsyncCallsOptions) {
     this.#options = options;
+    this.#readyLimit = Math.ceil(options.concurrency / 2);
     this.#writer = new ResultWriter<AsyncResult>({
       results: {
         complete: async (results, options) => {
@@ -156,31 +167,45 @@ export class AsyncCalls {
     do {
       this.#wakeAgain = false;
       while (!this.#stopping) {
-        // Free slots, while no more results than slots wait to be written: what the worker
-        // holds stays bounded when writes fall behind.
+        // Free slots and room among the ready, while no more results than slots wait to be
+        // written: what the worker holds stays bounded when writes fall behind.
+        const held = this.#running.size + this.#ready.length;
         const room = Math.min(
-          concurrency - this.#running.size,
-          2 * concurrency - this.#unsettled.size,
+          concurrency + this.#readyLimit - held,
+          2 * concurrency + this.#readyLimit - this.#unsettled.size,
           CLAIM_BATCH,
         );
         // Claims of a few requests each would cost a statement per call or two: with calls
         // running, wait until an eighth of the slots are free (finishing calls wake us again).
-        if (room <= 0 || (this.#running.size > 0 && room < concurrency / 8)) break;
+        if (room <= 0 || (held > 0 && room < concurrency / 8)) break;
         const claimed = await statements.claim(room);
-        for (const request of claimed) this.#start(request);
+        for (const request of claimed) this.#unsettled.add(request.id);
+        this.#ready.push(...claimed);
+        this.#startReady();
         if (claimed.length < room) break;
       }
     } while (this.#wakeAgain && !this.#stopping);
   }
 
+  /** Starts ready requests while slots are free. */
+  #startReady(): void {
+    while (
+      !this.#stopping && this.#ready.length > 0 &&
+      this.#running.size < this.#options.concurrency
+    ) {
+      this.#start(this.#ready.shift()!);
+    }
+  }
+
   #start(request: AsyncRequest): void {
     const running: Running = { abort: new AbortController(), finish: new AbortController() };
     this.#running.set(request.id, running);
-    this.#unsettled.add(request.id);
-    // The slot is free once the call is: its result waits for the next write without it.
+    // The slot is free once the call is: its result waits for the next write without it, and
+    // a ready request takes the slot at once.
     this.#attempt(request, running)
       .finally(() => {
         this.#running.delete(request.id);
+        this.#startReady();
         this.wake();
       })
       .then((result) => this.#writer.write(result))
@@ -246,13 +271,16 @@ export class AsyncCalls {
 
   /**
    * Stops claiming; gives calls in flight `graceMs` to finish, then stops the rest (an idempotent
-   * one is queued again, any other recorded as of unknown outcome); writes every outcome; lets
-   * the callback under way finish.
+   * one is queued again, any other recorded as of unknown outcome); writes every outcome; queues
+   * the ready requests again, unsent and their attempt not counted; lets the callback under way
+   * finish.
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#retryTimer);
     await this.#claiming;
+    const unsent = this.#ready.splice(0);
+    for (const request of unsent) this.#unsettled.delete(request.id);
     const deadline = Date.now() + graceMs;
     while (this.#running.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -262,6 +290,15 @@ export class AsyncCalls {
     }
     while (this.#running.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.#writer.flush();
+    if (unsent.length > 0) {
+      // The recovery queues again what this worker holds as running and did not send.
+      await this.#options.statements.recover([...this.#unsettled]).catch((error) =>
+        this.#options.log.error("queueing unsent async requests again failed", {
+          error: errorMessage(error),
+          count: unsent.length,
+        })
+      );
+    }
     await this.#callbacks;
   }
 }

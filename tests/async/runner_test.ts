@@ -69,20 +69,57 @@ function runner(queue: ReturnType<typeof fakeQueue>, concurrency: number) {
   });
 }
 
-Deno.test("AsyncCalls: claims no more than its slots, and more as calls finish", async () => {
-  const queue = fakeQueue(Array.from({ length: 5 }, (_, i) => asyncRequest(i + 1)));
+Deno.test("AsyncCalls: claims its slots and half as many again, and more as calls finish", async () => {
+  const queue = fakeQueue(Array.from({ length: 9 }, (_, i) => asyncRequest(i + 1)));
+  const calls = runner(queue, 4);
+  calls.wake();
+  await settle();
+  assert.deepEqual(queue.claims, [6]);
+  assert.deepEqual([...queue.calls.keys()], [1, 2, 3, 4]);
+  queue.calls.get(1)!.answer({ id: 1, outcome: "response", status: 200, body: "{}", isJson: true });
+  await settle();
+  assert.deepEqual([...queue.calls.keys()], [1, 2, 3, 4, 5]);
+  assert.deepEqual(queue.claims, [6, 1]);
+  assert.equal(calls.running, 4);
+  assert.deepEqual(queue.written.map((r) => r.id), [1]);
+  await calls.stop(0);
+});
+
+Deno.test("AsyncCalls: a ready request takes a freed slot before the next claim answers", async () => {
+  const queue = fakeQueue(Array.from({ length: 3 }, (_, i) => asyncRequest(i + 1)));
+  let claimAnswered = Promise.resolve();
+  const claim = queue.statements.claim;
+  queue.statements.claim = async (slots) => {
+    const claimed = await claim(slots);
+    await claimAnswered;
+    return claimed;
+  };
   const calls = runner(queue, 2);
   calls.wake();
   await settle();
-  assert.deepEqual(queue.claims, [2]);
   assert.deepEqual([...queue.calls.keys()], [1, 2]);
+  // The next claim is not answered yet: the slot freed by 1 is taken by 3, which was ready.
+  let answerClaim!: () => void;
+  claimAnswered = new Promise((resolve) => answerClaim = resolve);
   queue.calls.get(1)!.answer({ id: 1, outcome: "response", status: 200, body: "{}", isJson: true });
   await settle();
-  assert.deepEqual(queue.claims, [2, 1]);
   assert.deepEqual([...queue.calls.keys()], [1, 2, 3]);
   assert.equal(calls.running, 2);
-  assert.deepEqual(queue.written.map((r) => r.id), [1]);
+  answerClaim();
   await calls.stop(0);
+});
+
+Deno.test("AsyncCalls: at shutdown, ready requests are queued again unsent", async () => {
+  const queue = fakeQueue(Array.from({ length: 3 }, (_, i) => asyncRequest(i + 1)));
+  const calls = runner(queue, 2);
+  calls.wake();
+  await settle();
+  assert.deepEqual([...queue.calls.keys()], [1, 2]);
+  await calls.stop(0);
+  assert.deepEqual([...queue.calls.keys()], [1, 2]);
+  assert.deepEqual(queue.written.map((r) => r.id), [1, 2]);
+  // The recovery queues again this worker's running requests outside those it names: 3.
+  assert.deepEqual(queue.recoveries, [[]]);
 });
 
 Deno.test("AsyncCalls: a 503 of an idempotent request is retried later; a POST's is final", async () => {
