@@ -98,8 +98,25 @@ function describeCause(error: unknown): string {
   return messages.join(": ") || String(error);
 }
 
+/**
+ * Servers already validated, and their origins: a worker checks the same few servers for every
+ * call, and parsing a URL is a measurable part of a call's CPU. Bounded: emptied when full.
+ */
+const normalizedServers = new Map<string, string>();
+const NORMALIZED_SERVERS_KEPT = 256;
+
 /** Validates a server URL, returning it without a trailing slash. */
 export function normalizeServer(server: string): string {
+  let origin = normalizedServers.get(server);
+  if (origin === undefined) {
+    origin = parseServer(server);
+    if (normalizedServers.size >= NORMALIZED_SERVERS_KEPT) normalizedServers.clear();
+    normalizedServers.set(server, origin);
+  }
+  return origin;
+}
+
+function parseServer(server: string): string {
   let url: URL;
   try {
     url = new URL(server);
@@ -197,6 +214,11 @@ export interface KubeHttpOptions {
  */
 export class KubeHttp implements Disposable {
   readonly #calls = new Map<string, Deno.HttpClient>();
+  /**
+   * The last call's TLS settings and client: consecutive calls mostly share them (often the very
+   * same strings), and then need no key made of a CA bundle of kilobytes.
+   */
+  #lastCall: { tls: KubeTarget; client: Deno.HttpClient } | undefined;
   readonly #watches = new Map<string, ClientSpread<Deno.HttpClient>>();
   readonly #watchesPerClient: number;
 
@@ -207,12 +229,17 @@ export class KubeHttp implements Disposable {
 
   /** The calls' client for `target`'s TLS settings, created on first use. */
   clientFor(target: KubeTarget): Deno.HttpClient {
+    const last = this.#lastCall;
+    if (last && sameTls(last.tls, target)) return last.client;
     const key = clientKey(target);
     let client = this.#calls.get(key);
     if (!client) {
       client = createClient(target);
       this.#calls.set(key, client);
     }
+    // (Not the token: the TLS settings are all that choose a client.)
+    const { server, caCert, clientCert } = target;
+    this.#lastCall = { tls: { server, caCert, clientCert }, client };
     return client;
   }
 
@@ -237,7 +264,11 @@ export class KubeHttp implements Disposable {
    */
   async fetch(target: KubeTarget, request: KubeRequest): Promise<Response> {
     const server = normalizeServer(target.server);
-    const headers = new Headers({ accept: "application/json, */*", "user-agent": USER_AGENT });
+    // Pairs rather than a Headers object, which fetch would copy by iterating it, sorted.
+    const headers: [string, string][] = [
+      ["accept", "application/json, */*"],
+      ["user-agent", USER_AGENT],
+    ];
     if (target.token) {
       // Checked here, not by Headers: its error message would quote the token.
       if (!/^[\x21-\x7e]+$/.test(target.token)) {
@@ -247,13 +278,13 @@ export class KubeHttp implements Disposable {
           "the token contains spaces, control or non-ASCII characters; it was not sent",
         );
       }
-      headers.set("authorization", `Bearer ${target.token}`);
+      headers.push(["authorization", `Bearer ${target.token}`]);
     }
     // A streamed answer uncompressed: kube-apiserver gzips a streaming list as one gzip member per
     // flush, and Deno's fetch ends the body after the first member, cutting the stream short.
-    if (request.purpose === "watch") headers.set("accept-encoding", "identity");
+    if (request.purpose === "watch") headers.push(["accept-encoding", "identity"]);
     const contentType = contentTypeFor(request.method, request.body, request.patchType);
-    if (contentType) headers.set("content-type", contentType);
+    if (contentType) headers.push(["content-type", contentType]);
     // The path is appended to the server, so it must not be able to change the host: a path such
     // as ".evil.example/x" or "@evil.example/x" would send the credentials elsewhere.
     if (!request.path.startsWith("/") || new URL(server + request.path).origin !== server) {
@@ -302,6 +333,7 @@ export class KubeHttp implements Disposable {
   close(): void {
     for (const client of this.#calls.values()) client.close();
     this.#calls.clear();
+    this.#lastCall = undefined;
     for (const spread of this.#watches.values()) spread.closeAll();
     this.#watches.clear();
   }
@@ -309,6 +341,13 @@ export class KubeHttp implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** Whether two targets have the same server and TLS settings (what {@linkcode clientKey} keys). */
+function sameTls(a: KubeTarget, b: KubeTarget): boolean {
+  return a.server === b.server && (a.caCert ?? "") === (b.caCert ?? "") &&
+    (a.clientCert?.certificate ?? "") === (b.clientCert?.certificate ?? "") &&
+    (a.clientCert?.privateKey ?? "") === (b.clientCert?.privateKey ?? "");
 }
 
 function clientKey(target: KubeTarget): string {

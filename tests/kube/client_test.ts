@@ -34,6 +34,60 @@ Deno.test("normalizeServer: rejects what would leak credentials or misroute call
   assert.throws(() => normalizeServer("https://user:pw@host"), /only https:\/\/host\[:port\]/);
 });
 
+Deno.test("normalizeServer: the same answer for a server each time, and a refusal each time", () => {
+  for (let i = 0; i < 2; i++) {
+    assert.equal(normalizeServer("https://a.example:6443/"), "https://a.example:6443");
+    assert.throws(() => normalizeServer("http://a.example:6443"), /must use https/);
+  }
+});
+
+Deno.test("KubeHttp.clientFor: one client per server and TLS settings, whatever the token", async () => {
+  const [one, two] = [await serverCertificate(), await serverCertificate()];
+  const http = new KubeHttp();
+  const target: KubeTarget = { server: "https://127.0.0.1:6443", caCert: one.ca, token: "a" };
+  const first = http.clientFor(target);
+  // Equal settings in new strings, another token: the same client.
+  const copy = { ...target, caCert: one.ca.slice(0, 10) + one.ca.slice(10), token: "b" };
+  assert.equal(http.clientFor(copy), first);
+  const other = http.clientFor({ ...target, caCert: two.ca });
+  assert.notEqual(other, first);
+  assert.notEqual(http.clientFor({ ...target, server: "https://127.0.0.1:6444" }), first);
+  assert.equal(http.clientFor(target), first);
+  assert.equal(http.clientFor({ ...target, caCert: two.ca }), other);
+  http.close();
+  const afterClose = http.clientFor(target);
+  assert.notEqual(afterClose, first);
+  http.close();
+});
+
+Deno.test("KubeHttp: a call sends its token, content type and user agent", async () => {
+  const { ca, cert, key } = await serverCertificate();
+  const seen: Record<string, string | null>[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, onListen: () => {} },
+    (request) => {
+      seen.push(Object.fromEntries(
+        ["accept", "authorization", "content-type", "user-agent"].map((name) => [
+          name,
+          request.headers.get(name),
+        ]),
+      ));
+      return Response.json({});
+    },
+  );
+  using http = new KubeHttp();
+  const target = { server: `https://127.0.0.1:${server.addr.port}`, caCert: ca, token: "t0ken" };
+  const response = await http.fetch(target, { method: "POST", path: "/x", body: "{}" });
+  await response.body?.cancel();
+  await server.shutdown();
+  assert.deepEqual(seen, [{
+    accept: "application/json, */*",
+    authorization: "Bearer t0ken",
+    "content-type": "application/json",
+    "user-agent": "omni_kube-bridge/0.1",
+  }]);
+});
+
 // Choosing a client: watches apart from calls, at most so many on each. No server needed.
 
 /** A spread of numbered fake clients, recording which were closed. */
