@@ -129,6 +129,22 @@ Deno.test("async calls", async (t) => {
     },
   );
 
+  await t.step(
+    "GET, HEAD, PUT, DELETE and server-side apply are the requests sent again",
+    async () => {
+      const rows = await sql`
+      select m::text as method, pt as patch_type, omni_kube._idempotent(m, pt) as idempotent
+        from unnest(enum_range(null::omni_kube.http_method)) m,
+             unnest(array[null, 'merge', 'json', 'strategic', 'apply']) pt`;
+      assert.ok(rows.length >= 30, `${rows.length} combinations`);
+      for (const { method, patch_type, idempotent } of rows) {
+        const expected = ["GET", "HEAD", "PUT", "DELETE"].includes(method) ||
+          (method === "PATCH" && patch_type === "apply");
+        assert.equal(idempotent, expected, `${method} ${patch_type}`);
+      }
+    },
+  );
+
   await t.step("bad input is refused before anything is enqueued", async () => {
     const before = await asMember`select count(*)::int as n from omni_kube.requests`;
     await sqlError(
