@@ -3,7 +3,8 @@
  * ConfigMaps, committed, then PostgreSQL crashed (immediate shutdown) under a running worker, then
  * that worker killed and another started. Every request ends in a final state within 30 s of the
  * restart; none is missing, and no name is created twice (no 409 AlreadyExists). Worker processes
- * as users run them, on a PostgreSQL of this suite's own, against the test bed's kube-apiserver.
+ * as users run them, on a PostgreSQL of this suite's own, against the test bed's kube-apiserver. And a
+ * worker stopped with SIGTERM queues again what it claimed ahead and had not sent.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -124,5 +125,65 @@ Deno.test("async POSTs survive a PostgreSQL crash and a worker kill: none lost, 
     await server.stop();
     if (Deno.env.get("KEEP_DIR")) console.log("kept", dir);
     else await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a worker stopped with SIGTERM queues again the POSTs it claimed and had not sent", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "omni_kube-async-stop-" });
+  const server = await startPostgres(dir);
+  const sql = postgres(server.url, { max: 2, onnotice: () => {} });
+  const workers: Deno.ChildProcess[] = [];
+  const requests = 300;
+  try {
+    // 16 slots: 8 more requests are claimed ahead, waiting for a slot, nearly all the time.
+    workers.push(await spawnWorker(sql, server.url, ["--async-concurrency", "16"]));
+    const namespace = await createNamespace(sql, "stopped");
+    const configMaps = `/api/v1/namespaces/${namespace}/configmaps`;
+    await sql`
+      select omni_kube.api_async(${configMaps}, method => 'POST',
+               body => jsonb_build_object('metadata', jsonb_build_object('name', 'cm-' || i)))
+        from generate_series(1, ${requests}) i`;
+    await eventually("a first share of the POSTs done", async () => {
+      const counts = await states(sql);
+      return (counts.done ?? 0) >= 50 ? counts : undefined;
+    });
+    workers[0].kill("SIGTERM");
+    assert.equal((await workers[0].status).code, 0);
+
+    // Those it was running finished; those it held ready are queued again, their attempt not
+    // counted; none is of unknown outcome.
+    const [stopped] = await sql`
+      select count(*) filter (where state = 'running')::int as running,
+             count(*) filter (where state = 'failed')::int as failed,
+             count(*) filter (where state = 'queued' and claimed_at is not null)::int as requeued,
+             count(*) filter (where state = 'queued' and attempts <> 0)::int as counted
+        from omni_kube.async_request`;
+    assert.deepEqual({ ...stopped, requeued: stopped.requeued > 0 }, {
+      running: 0,
+      failed: 0,
+      requeued: true,
+      counted: 0,
+    });
+
+    workers.push(await spawnWorker(sql, server.url));
+    await eventually("every request done", async () => {
+      const counts = await states(sql);
+      return counts.done === requests ? counts : undefined;
+    }, 60_000);
+    // Each sent once: created, never 409, in one attempt.
+    const outcomes = await sql`
+      select status, attempts, count(*)::int from omni_kube.async_request
+       group by status, attempts`;
+    assert.deepEqual([...outcomes], [{ status: 201, attempts: 1, count: requests }]);
+  } finally {
+    for (const worker of workers) {
+      try {
+        worker.kill("SIGKILL");
+      } catch { /* it had exited */ }
+      await worker.status;
+    }
+    await sql.end({ timeout: 2 });
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });
