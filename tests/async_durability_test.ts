@@ -3,8 +3,8 @@
  * ConfigMaps, committed, then PostgreSQL crashed (immediate shutdown) under a running worker, then
  * that worker killed and another started. Every request ends in a final state within 30 s of the
  * restart; none is missing, and no name is created twice (no 409 AlreadyExists). Worker processes
- * as users run them, on a PostgreSQL of this suite's own, against the test bed's kube-apiserver. And a
- * worker stopped with SIGTERM queues again what it claimed ahead and had not sent.
+ * as users run them, on a PostgreSQL of this suite's own, against the test bed's kube-apiserver.
+ * And a worker stopped with SIGTERM queues again what it claimed ahead and had not sent.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
