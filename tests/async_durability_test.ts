@@ -48,6 +48,25 @@ async function states(sql: postgres.Sql<Record<string, never>>): Promise<Record<
   return Object.fromEntries(rows.map((r) => [r.state, r.count]));
 }
 
+/** Kills the workers still running, then stops the suite's PostgreSQL and removes its directory. */
+async function tearDown(
+  workers: Deno.ChildProcess[],
+  sql: postgres.Sql<Record<string, never>>,
+  server: Awaited<ReturnType<typeof startPostgres>>,
+  dir: string,
+): Promise<void> {
+  for (const worker of workers) {
+    try {
+      worker.kill("SIGKILL");
+    } catch { /* it had exited */ }
+    await worker.status;
+  }
+  await sql.end({ timeout: 2 });
+  await server.stop();
+  if (Deno.env.get("KEEP_DIR")) console.log("kept", dir);
+  else await Deno.remove(dir, { recursive: true });
+}
+
 Deno.test("async POSTs survive a PostgreSQL crash and a worker kill: none lost, none sent twice", async () => {
   const dir = await Deno.makeTempDir({ prefix: "omni_kube-async-durability-" });
   const server = await startPostgres(dir);
@@ -115,16 +134,7 @@ Deno.test("async POSTs survive a PostgreSQL crash and a worker kill: none lost, 
       `after the restart: settled in ${settledMs} ms; ${JSON.stringify(outcomes)}`,
     );
   } finally {
-    for (const worker of workers) {
-      try {
-        worker.kill("SIGKILL");
-      } catch { /* it had exited */ }
-      await worker.status;
-    }
-    await sql.end({ timeout: 2 });
-    await server.stop();
-    if (Deno.env.get("KEEP_DIR")) console.log("kept", dir);
-    else await Deno.remove(dir, { recursive: true });
+    await tearDown(workers, sql, server, dir);
   }
 });
 
@@ -176,14 +186,6 @@ Deno.test("a worker stopped with SIGTERM queues again the POSTs it claimed and h
        group by status, attempts`;
     assert.deepEqual([...outcomes], [{ status: 201, attempts: 1, count: requests }]);
   } finally {
-    for (const worker of workers) {
-      try {
-        worker.kill("SIGKILL");
-      } catch { /* it had exited */ }
-      await worker.status;
-    }
-    await sql.end({ timeout: 2 });
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
+    await tearDown(workers, sql, server, dir);
   }
 });
