@@ -194,7 +194,7 @@ export class Worker {
   #live: LiveMirror | undefined;
   /** Async calls (api_async), on sessions of their own. */
   #async: AsyncCalls | undefined;
-  #asyncSessions: RenewableSession[] = [];
+  #asyncSession: RenewableSession | undefined;
   #callbackSessions: MemberSessions | undefined;
   #upkeep: MaintenanceStatements | undefined;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -361,23 +361,20 @@ export class Worker {
   }
 
   /**
-   * Makes the runner of async calls, with its sessions (one claims, one writes results) and the
-   * one its callbacks run in.
+   * Makes the runner of async calls, with its session and the one its callbacks run in. (One
+   * session for claims and results: a claim that finds it hung, as postgres.js can leave it after
+   * a crash, replaces it within seconds, which frees the results' write waiting on it too.)
    */
   #startAsync(): AsyncCalls {
     const config = this.#config;
-    const asyncSession = (applicationName: string) =>
-      new RenewableSession(() =>
-        connect(config.databaseUrl, {
-          max: 1,
-          applicationName,
-          keepConnections: true,
-          settings: { jit: "off" },
-        })
-      );
-    const claims = asyncSession("omni_kube_worker_async");
-    const writes = asyncSession("omni_kube_worker_async_results");
-    this.#asyncSessions = [claims, writes];
+    const session = this.#asyncSession = new RenewableSession(() =>
+      connect(config.databaseUrl, {
+        max: 1,
+        applicationName: "omni_kube_worker_async",
+        keepConnections: true,
+        settings: { jit: "off" },
+      })
+    );
     const callbacks = this.#callbackSessions = new MemberSessions(
       () =>
         connect(config.databaseUrl, {
@@ -399,7 +396,7 @@ export class Worker {
       limits: config,
     });
     return this.#async = new AsyncCalls({
-      statements: new AsyncStatements(claims, this.id, writes),
+      statements: new AsyncStatements(session, this.id),
       runCallback: () => callbacks.exclusive(0, AsyncStatements.runCallback),
       call: (request, running) => caller.run(request, running),
       concurrency: config.asyncConcurrency,
@@ -672,7 +669,7 @@ export class Worker {
     this.#http.close();
     await this.#httpServer?.shutdown();
     await this.#session?.end({ timeout: 2 });
-    for (const session of this.#asyncSessions) await session.end();
+    await this.#asyncSession?.end();
     await this.#callbackSessions?.close();
     await this.#pieces?.close();
     await this.#sql?.end({ timeout: 2 });

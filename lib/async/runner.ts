@@ -28,7 +28,7 @@ const CLAIM_BATCH = 256;
 
 /** What {@linkcode AsyncCalls} works with. */
 export interface AsyncCallsOptions {
-  /** The async statements, on sessions of their own. */
+  /** The async statements, on a session of their own. */
   statements: Pick<AsyncStatements, "claim" | "complete" | "recover">;
   /** Runs the oldest pending callback; its request's id, null when none is pending. */
   runCallback(): Promise<number | null>;

@@ -1,5 +1,5 @@
 /**
- * The statements of async calls (`omni_kube.api_async`), on the worker's async sessions: claiming
+ * The statements of async calls (`omni_kube.api_async`), on the worker's async session: claiming
  * due requests, writing what became of them (or when to try again), recovering those of workers
  * that died, and running callbacks.
  *
@@ -42,16 +42,8 @@ const WRITE_MS = 60_000;
 
 /** The async statements of one worker. */
 export class AsyncStatements {
-  /**
-   * Claims and recoveries run on `session`, results are written on `writeSession` (by default the
-   * same): on two sessions, neither waits for the other. Only requests `workerId` runs are
-   * written.
-   */
-  constructor(
-    readonly session: RenewableSession,
-    readonly workerId: string,
-    readonly writeSession: RenewableSession = session,
-  ) {}
+  /** `session` is the worker's async session; only requests `workerId` runs are written. */
+  constructor(readonly session: RenewableSession, readonly workerId: string) {}
 
   /**
    * Claims up to `slots` due requests (`omni_kube._async_claim`), oldest first; a CA that comes
@@ -80,7 +72,7 @@ export class AsyncStatements {
    */
   async complete(results: AsyncResult[], { tolerant = false } = {}): Promise<number> {
     if (results.length === 0) return 0;
-    const [{ callbacks }] = await this.writeSession.run(
+    const [{ callbacks }] = await this.session.run(
       "writing async results",
       WRITE_MS,
       (sql) =>
