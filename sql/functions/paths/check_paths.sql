@@ -1,8 +1,8 @@
 -- What is wrong with an API path, if anything (NULL: nothing): 'null', 'relative' (not absolute),
 -- 'control' (whitespace or control characters), 'dot segment' (a . or .. segment, which would
 -- change where the call goes). (No SET clause, and only qualified names: inlined into the test
--- of a single path in _call and api_async().) Callable by all, as _check_paths is: a member's batch checks its paths with
--- the member's rights.
+-- of a single path in _call and api_async().) Callable by all, as _check_paths is: a member's
+-- batch checks its paths with the member's rights.
 create or replace function omni_kube._path_problem(p text) returns text
   language sql immutable parallel safe
   as $$
