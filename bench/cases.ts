@@ -58,8 +58,12 @@ export interface Sizes {
   /** Case 7: patch loops of the unpaced phase, and its length. */
   liveChurnLoops: number;
   liveChurnMs: number;
-  /** Loops writing straight into etcd in the churn under the API server. */
-  liveEtcdWriters: number;
+  /**
+   * The churn under the API server: changes per second written straight into etcd, and objects
+   * per etcd transaction.
+   */
+  liveEtcdRate: number;
+  liveEtcdBatch: number;
   /** Case 8 (bench/async.ts): async GETs enqueued in one transaction, then completed. */
   asyncRequests: number;
 }
@@ -84,7 +88,8 @@ export const FULL: Sizes = {
   liveLagMs: 10_000,
   liveChurnLoops: 32,
   liveChurnMs: 10_000,
-  liveEtcdWriters: 16,
+  liveEtcdRate: 2_500,
+  liveEtcdBatch: 1,
   asyncRequests: 20_000,
 };
 
@@ -108,7 +113,8 @@ export const QUICK: Sizes = {
   liveLagMs: 500,
   liveChurnLoops: 8,
   liveChurnMs: 500,
-  liveEtcdWriters: 4,
+  liveEtcdRate: 200,
+  liveEtcdBatch: 4,
   asyncRequests: 200,
 };
 

@@ -13,11 +13,12 @@
  * 3. Churn: `liveChurnLoops` patch loops without pacing; events applied per second, their lag
  *    (and a direct watch's), and the CPU that kube-apiserver, etcd, PostgreSQL, the worker and
  *    this process used.
- * 4. Churn under the API server: `liveEtcdWriters` loops writing the same ConfigMaps straight
- *    into etcd, where kube-apiserver stores them, through etcd's JSON gateway. The API server
- *    serves them on its watches as it serves its own writes, at a fraction of a PATCH's cost:
- *    this shows how many events the live table applies when the API server's write path is not
- *    what limits them. Lag is from etcd's answer (whose revision is the resourceVersion).
+ * 4. Churn under the API server: the same ConfigMaps written straight into etcd, where
+ *    kube-apiserver stores them, through etcd's JSON gateway, at `liveEtcdRate` changes per second
+ *    (each write sent on time, `liveEtcdBatch` objects per etcd transaction). The API server serves
+ *    them on its watches as it serves its own writes, at a fraction of a PATCH's cost: this shows
+ *    the live table at rates the API server's write path cannot make on a small machine. Lag is
+ *    from etcd's answer (whose revision is the resourceVersion).
  *
  * @module
  */
@@ -59,6 +60,9 @@ const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 const SYNC_TIMEOUT_SECONDS = 120;
 /** How long, after the last patch, changes may take to reach the table before they count as lost. */
 const DRAIN_MS = 30_000;
+
+/** Writes into etcd under way at once, at most, in the paced churn (each holds a connection). */
+const MAX_WRITES_IN_FLIGHT = 64;
 
 /** Lag percentiles, in milliseconds. */
 export interface LagFigures {
@@ -136,7 +140,11 @@ export interface LiveLagResult {
 export interface LiveChurnResult {
   /** How the changes were made: PATCHes through the API, or writes straight into etcd. */
   through: "api" | "etcd";
-  loops: number;
+  /** Part 3: loops making changes back to back. */
+  loops?: number;
+  /** Part 4: changes per second asked for, and objects per etcd transaction. */
+  targetRate?: number;
+  batch?: number;
   /** Changes answered, and per second while the loops ran. */
   changes: number;
   changesPerSecond: number;
@@ -175,30 +183,30 @@ export interface LiveResult {
 
 /** Matches the answers to changes with the commits of their rows, whichever arrives first. */
 class LagRecorder {
-  /** resourceVersion -> when its change (PATCH or etcd write) was answered, not yet committed. */
+  /** {@linkcode changeKey} -> when its change (PATCH or etcd write) was answered, not yet committed. */
   readonly patched = new Map<string, number>();
-  /** resourceVersion -> when its commit was notified, not yet answered. */
+  /** {@linkcode changeKey} -> when its commit was notified, not yet answered. */
   readonly #notified = new Map<string, number>();
   readonly lags: number[] = [];
   lastSeen = 0;
 
-  committed(resourceVersion: string, at: number): void {
-    const answered = this.patched.get(resourceVersion);
+  committed(key: string, at: number): void {
+    const answered = this.patched.get(key);
     if (answered === undefined) {
-      this.#notified.set(resourceVersion, at);
+      this.#notified.set(key, at);
       return;
     }
-    this.patched.delete(resourceVersion);
+    this.patched.delete(key);
     this.#match(at - answered, at);
   }
 
-  answered(resourceVersion: string, at: number): void {
-    const seen = this.#notified.get(resourceVersion);
+  answered(key: string, at: number): void {
+    const seen = this.#notified.get(key);
     if (seen === undefined) {
-      this.patched.set(resourceVersion, at);
+      this.patched.set(key, at);
       return;
     }
-    this.#notified.delete(resourceVersion);
+    this.#notified.delete(key);
     this.#match(seen - at, seen);
   }
 
@@ -220,6 +228,20 @@ class LagRecorder {
       max: this.lags.length === 0 ? NaN : Math.max(...this.lags),
     };
   }
+}
+
+/**
+ * What identifies one change: the object's name and the version it made. (One etcd transaction
+ * writes several objects at one revision.)
+ */
+function changeKey(name: string, resourceVersion: string): string {
+  return `${name}@${resourceVersion}`;
+}
+
+/** A change answered: its {@linkcode changeKey}, and when its answer arrived. */
+interface Change {
+  key: string;
+  at: number;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -430,13 +452,10 @@ async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<Liv
 /** The value the next patch writes: each patch changes its object (a no-op makes no event). */
 let lastTick = 0;
 
-/** A merge patch of one ConfigMap's data; the version it made and when its answer arrived. */
-async function patchConfigMap(
-  bed: Bed,
-  namespace: string,
-  index: number,
-): Promise<{ resourceVersion: string; at: number }> {
-  const path = `/api/v1/namespaces/${namespace}/configmaps/${configMapName(index)}`;
+/** A merge patch of one ConfigMap's data: the change it made. */
+async function patchConfigMap(bed: Bed, namespace: string, index: number): Promise<Change> {
+  const name = configMapName(index);
+  const path = `/api/v1/namespaces/${namespace}/configmaps/${name}`;
   const response = await bed.http.fetch(bed.kube, {
     method: "PATCH",
     path,
@@ -446,23 +465,29 @@ async function patchConfigMap(
   const at = nowEpochMs();
   const text = await response.text();
   if (!response.ok) throw new Error(`PATCH ${path}: ${response.status} ${text.slice(0, 200)}`);
-  return { resourceVersion: JSON.parse(text).metadata.resourceVersion, at };
+  return { key: changeKey(name, JSON.parse(text).metadata.resourceVersion), at };
 }
 
-/** Changes one of the bench's ConfigMaps by its index; answers with the change's version. */
+/** Changes some of the bench's ConfigMaps, by their indexes, in one write; the changes it made. */
 interface ChangeMaker {
   through: LiveChurnResult["through"];
-  change(index: number): Promise<{ resourceVersion: string; at: number }>;
+  change(indexes: number[]): Promise<Change[]>;
 }
 
+/** One PATCH per object. */
 function patchesThroughApi(bed: Bed, namespace: string): ChangeMaker {
-  return { through: "api", change: (index) => patchConfigMap(bed, namespace, index) };
+  return {
+    through: "api",
+    change: (indexes) => Promise.all(indexes.map((index) => patchConfigMap(bed, namespace, index))),
+  };
 }
 
 /**
  * Writes `namespace`'s bench ConfigMaps straight into etcd, under the API server that stores them
  * there, as that API server writes them (in JSON, which it reads as it reads its own encoding),
- * each with a new `tick`. etcd's revision of a write is the object's new resourceVersion.
+ * each with a new `tick`, the objects of one change in one etcd transaction (as a real API server
+ * does when there is one). etcd's revision of a transaction is the new resourceVersion of each
+ * object it wrote.
  */
 async function writesIntoEtcd(
   bed: Bed,
@@ -493,22 +518,30 @@ async function writesIntoEtcd(
   const base64 = (text: string) => Buffer.from(text).toString("base64");
   return {
     through: "etcd",
-    async change(index) {
-      const name = configMapName(index);
-      const object = byName.get(name);
-      if (!object) throw new Error(`${namespace}/${name} is not one of the bench's ConfigMaps`);
-      object.data = { ...object.data, tick: String(++lastTick) };
-      const put = await fetch(`${storage.etcdUrl}/v3/kv/put`, {
+    async change(indexes) {
+      const names = indexes.map(configMapName);
+      const puts = names.map((name) => {
+        const object = byName.get(name);
+        if (!object) throw new Error(`${namespace}/${name} is not one of the bench's ConfigMaps`);
+        object.data = { ...object.data, tick: String(++lastTick) };
+        return {
+          requestPut: {
+            key: base64(`${storage.prefix}/configmaps/${namespace}/${name}`),
+            value: base64(JSON.stringify(object)),
+          },
+        };
+      });
+      const written = await fetch(`${storage.etcdUrl}/v3/kv/txn`, {
         method: "POST",
-        body: JSON.stringify({
-          key: base64(`${storage.prefix}/configmaps/${namespace}/${name}`),
-          value: base64(JSON.stringify(object)),
-        }),
+        body: JSON.stringify({ success: puts }),
       });
       const at = nowEpochMs();
-      const answer = await put.text();
-      if (!put.ok) throw new Error(`etcd put of ${namespace}/${name}: ${put.status} ${answer}`);
-      return { resourceVersion: JSON.parse(answer).header.revision, at };
+      const answer = await written.text();
+      if (!written.ok) {
+        throw new Error(`etcd transaction on ${namespace}: ${written.status} ${answer}`);
+      }
+      const revision: string = JSON.parse(answer).header.revision;
+      return names.map((name) => ({ key: changeKey(name, revision), at }));
     },
   };
 }
@@ -550,9 +583,9 @@ async function directWatch(
   const reading = (async () => {
     for await (const line of lines(response.body!, { signal: abort.signal })) {
       const event = JSON.parse(line.text);
-      const version = event?.object?.metadata?.resourceVersion;
-      if (event.type === "MODIFIED" && typeof version === "string") {
-        recorder().committed(version, nowEpochMs());
+      const metadata = event?.object?.metadata;
+      if (event.type === "MODIFIED" && typeof metadata?.resourceVersion === "string") {
+        recorder().committed(changeKey(metadata.name, metadata.resourceVersion), nowEpochMs());
       }
     }
   })().catch((error) => {
@@ -608,10 +641,10 @@ async function pacedLag(
     const due = Math.min(Math.floor(elapsed / interval) + 1, sizes.liveLagMs / interval);
     for (; sent < due; sent++) {
       inFlight.push(
-        patchConfigMap(bed, namespace, sent % sizes.liveObjects).then((answer) => {
-          recorder.answered(answer.resourceVersion, answer.at);
-          direct.answered(answer.resourceVersion, answer.at);
-          lastAnswer = Math.max(lastAnswer, answer.at);
+        patchConfigMap(bed, namespace, sent % sizes.liveObjects).then((change) => {
+          recorder.answered(change.key, change.at);
+          direct.answered(change.key, change.at);
+          lastAnswer = Math.max(lastAnswer, change.at);
         }),
       );
     }
@@ -638,34 +671,92 @@ async function pacedLag(
   };
 }
 
+/** How a churn makes its changes: it hands each answered change to `answered`. */
+interface Producer {
+  /** Its figures in the result: loops without pacing, or a rate in transactions. */
+  shape: Pick<LiveChurnResult, "loops" | "targetRate" | "batch">;
+  run(answered: (changes: Change[]) => void): Promise<{ changes: number; seconds: number }>;
+}
+
 /**
- * Parts 3 and 4: `loops` loops making changes back to back for `liveChurnMs`, each with `change`
- * (through the API or into etcd).
+ * Part 3: `loops` loops making changes back to back for `liveChurnMs`, loop `loop` changing
+ * objects loop, loop + loops, ... in turn.
  */
+function unpacedLoops(sizes: Sizes, loops: number, { change }: ChangeMaker): Producer {
+  const turns = Array.from({ length: loops }, () => 0);
+  const slots = Math.max(1, Math.floor(sizes.liveObjects / loops));
+  return {
+    shape: { loops },
+    async run(answered) {
+      let changes = 0;
+      const made = await closedLoop(loops, sizes.liveChurnMs, async (loop) => {
+        const index = (loop + (turns[loop]++ % slots) * loops) % sizes.liveObjects;
+        const changed = await change([index]);
+        changes += changed.length;
+        answered(changed);
+      });
+      return { changes, seconds: made.seconds };
+    },
+  };
+}
+
+/**
+ * Part 4: `rate` changes per second for `liveChurnMs`, `batch` objects per write, each write sent
+ * on time whether the last was answered or not (up to {@linkcode MAX_WRITES_IN_FLIGHT} at once:
+ * past that, the writes fall behind the rate, and the changes made per second say so); the
+ * objects in turn.
+ */
+function pacedWrites(sizes: Sizes, rate: number, batch: number, { change }: ChangeMaker): Producer {
+  return {
+    shape: { targetRate: rate, batch },
+    async run(answered) {
+      const interval = 1000 * batch / rate;
+      const inFlight = new Set<Promise<void>>();
+      let changes = 0;
+      let next = 0;
+      let sent = 0;
+      const started = performance.now();
+      for (;;) {
+        const elapsed = performance.now() - started;
+        if (elapsed >= sizes.liveChurnMs) break;
+        for (; sent <= elapsed / interval && inFlight.size < MAX_WRITES_IN_FLIGHT; sent++) {
+          const indexes = Array.from({ length: batch }, () => next++ % sizes.liveObjects);
+          const write: Promise<void> = change(indexes).then((changed) => {
+            changes += changed.length;
+            answered(changed);
+            inFlight.delete(write);
+          });
+          inFlight.add(write);
+        }
+        await (inFlight.size < MAX_WRITES_IN_FLIGHT ? sleep(1) : Promise.race(inFlight));
+      }
+      await Promise.all(inFlight);
+      return { changes, seconds: (performance.now() - started) / 1000 };
+    },
+  };
+}
+
+/** Parts 3 and 4: the changes `producer` makes (through the API or into etcd), measured. */
 async function churn(
   bed: Bed,
-  sizes: Sizes,
   listen: (recorder: LagRecorder, direct: LagRecorder) => void,
   kube: KubePids,
-  loops: number,
-  { through, change }: ChangeMaker,
+  through: LiveChurnResult["through"],
+  producer: Producer,
 ): Promise<LiveChurnResult> {
   // Taken once every session of the measurement is open (the LISTEN's, the worker's).
   const pids = await measuredPids(bed, kube);
   const recorder = new LagRecorder();
   const direct = new LagRecorder();
   listen(recorder, direct);
-  const turns = Array.from({ length: loops }, () => 0);
   const metricsBefore = await scrapeMetrics(bed.metricsUrl);
   const cpuBefore = await cpuNow(pids);
   const startedEpoch = nowEpochMs();
-  const changed = await closedLoop(loops, sizes.liveChurnMs, async (loop) => {
-    // Loop `loop` changes objects loop, loop + loops, ... in turn.
-    const slots = Math.max(1, Math.floor(sizes.liveObjects / loops));
-    const index = (loop + (turns[loop]++ % slots) * loops) % sizes.liveObjects;
-    const answer = await change(index);
-    recorder.answered(answer.resourceVersion, answer.at);
-    direct.answered(answer.resourceVersion, answer.at);
+  const made = await producer.run((changes) => {
+    for (const { key, at } of changes) {
+      recorder.answered(key, at);
+      direct.answered(key, at);
+    }
   });
   await recorder.drain();
   const cpuAfter = await cpuNow(pids);
@@ -678,9 +769,9 @@ async function churn(
   const wall = (nowEpochMs() - startedEpoch) / 1000;
   return {
     through,
-    loops,
-    changes: changed.calls,
-    changesPerSecond: changed.callsPerSecond,
+    ...producer.shape,
+    changes: made.changes,
+    changesPerSecond: made.changes / made.seconds,
     events: recorder.lags.length,
     eventsPerSecond: recorder.lags.length / seconds,
     seconds,
@@ -694,13 +785,14 @@ async function churn(
   };
 }
 
-/** Our trigger on `table`: each row written notifies its object's resourceVersion at commit. */
+/** Our trigger on `table`: each row written notifies its change's {@linkcode changeKey} at commit. */
 async function attachNotifyTrigger(sql: Sql, table: string): Promise<void> {
   await sql`
     create or replace function public.bench_live_notify() returns trigger
       language plpgsql as $$
     begin
-      perform pg_catalog.pg_notify('bench_live', new.resource -> 'metadata' ->> 'resourceVersion');
+      perform pg_catalog.pg_notify('bench_live',
+                                   new.name || '@' || (new.resource -> 'metadata' ->> 'resourceVersion'));
       return null;
     end
     $$`;
@@ -756,20 +848,26 @@ export async function live(bed: Bed, sizes: Sizes, log: (message: string) => voi
     log(`live: churn, ${sizes.liveChurnLoops} patch loops`);
     const churned = await churn(
       bed,
-      sizes,
       use,
       kube,
-      sizes.liveChurnLoops,
-      patchesThroughApi(bed, lagNamespace),
+      "api",
+      unpacedLoops(sizes, sizes.liveChurnLoops, patchesThroughApi(bed, lagNamespace)),
     );
-    log(`live: churn under the API server, ${sizes.liveEtcdWriters} etcd writers`);
+    log(
+      `live: churn under the API server, ${sizes.liveEtcdRate} changes/s, ` +
+        `${sizes.liveEtcdBatch} per etcd transaction`,
+    );
     const etcdChurned = await churn(
       bed,
-      sizes,
       use,
       kube,
-      sizes.liveEtcdWriters,
-      await writesIntoEtcd(bed, lagNamespace, kube.storage),
+      "etcd",
+      pacedWrites(
+        sizes,
+        sizes.liveEtcdRate,
+        sizes.liveEtcdBatch,
+        await writesIntoEtcd(bed, lagNamespace, kube.storage),
+      ),
     );
     await watcher.stop();
 

@@ -350,7 +350,9 @@ function liveRows(l: LiveResult): string[][] {
     ),
     ...lagRows("churn: lag", churn.lag, churn.directLag),
     only(
-      `churn under the API server, ${etcdChurn.loops} etcd writers: events/s applied (writes/s)`,
+      `churn under the API server at ${etcdChurn.targetRate}/s, ${
+        etcdChurn.batch === 1 ? "one object" : `${etcdChurn.batch} objects`
+      } per etcd transaction: events/s applied (written/s)`,
       `${etcdChurn.eventsPerSecond.toFixed(0)} (${etcdChurn.changesPerSecond.toFixed(0)})`,
     ),
     ...lagRows("churn under the API server: lag", etcdChurn.lag, etcdChurn.directLag),
@@ -425,7 +427,9 @@ function liveNotes(l: LiveResult): string {
     `committed (${lag.directMissing} not seen by the direct watch).`,
     ...[churn, etcdChurn].map((c) =>
       `Churn ${c.through === "api" ? "through the API" : "under the API server"}: ${c.changes} ` +
-      `${c.through === "api" ? "patches" : "writes into etcd"}, ${c.events} seen committed in ${
+      `${
+        c.through === "api" ? "patches" : "objects written into etcd"
+      }, ${c.events} seen committed in ${
         c.seconds.toFixed(1)
       } s, ${c.missing} not seen (${c.directMissing} not seen by the direct watch).`
     ),

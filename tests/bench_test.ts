@@ -122,6 +122,9 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   // Every write into etcd reached the table through the API server's watch, as its own writes do.
   assertPositive(live.etcdChurn.events, "changes written into etcd");
   assert.equal(live.etcdChurn.events, live.etcdChurn.changes);
+  // Several objects per transaction, one revision: each is a change of its own on the watches.
+  assert.equal(live.etcdChurn.batch, QUICK.liveEtcdBatch);
+  assert.equal(live.etcdChurn.changes % QUICK.liveEtcdBatch, 0, "whole transactions written");
   for (const table of live.tables) {
     assert.deepEqual(
       { state: table.state, relists: table.relists, error: table.lastError },
@@ -161,7 +164,10 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   assert.match(table, /2\. CPU per GET, every process/);
   assert.match(table, /where a batch's CPU goes \(ms per GET/);
   assert.match(table, /CPU per list of \d+ ConfigMaps/);
-  assert.match(table, /churn under the API server, \d+ etcd writers/);
+  assert.match(
+    table,
+    /churn under the API server at \d+\/s, (one object|\d+ objects) per etcd transaction/,
+  );
   assert.match(table, /Bridge over floor in this run/);
   assert.doesNotMatch(table, /NaN|undefined/);
 });
