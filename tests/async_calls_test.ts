@@ -145,6 +145,42 @@ Deno.test("async calls", async (t) => {
     },
   );
 
+  await t.step("every kind of body is stored as api() returns it", async () => {
+    const echo = (body: string, type?: string) =>
+      `/echo?${new URLSearchParams({ body, ...(type ? { type } : {}) })}`;
+    const paths = [
+      echo('text with "quotes", a \\ backslash,\nlines, tabs\t, ünïcødé and {braces}'),
+      echo(
+        '{"kind": "Thing", "text": "a \\"quoted\\" \\u00e9 word", "n": [1, 2.5, null]}',
+        "application/json",
+      ),
+      // Said to be JSON, but it is not: kept as the text it is.
+      echo('{"kind": "Thing", "cut": ', "application/json"),
+      echo("", "application/json"),
+      echo("null", "application/json"),
+    ];
+    const ids = await asMember.begin(async (tx) => {
+      const rows = await tx`
+        select omni_kube.api_async(p, server => ${endpoint.url}, cacert => ${endpoint.caCert}) as id
+          from unnest(${paths}::text[]) with ordinality u(p, n) order by n`;
+      return rows.map((r) => r.id);
+    });
+    const results = await asMember`
+      select r.id, r.status, r.response, omni_kube.api(p, server => ${endpoint.url},
+                                                       cacert => ${endpoint.caCert}) as direct
+        from omni_kube.results(${ids}::bigint[]) with ordinality r(id, response, status, n)
+        join unnest(${paths}::text[]) with ordinality u(p, n) using (n)
+       order by n`;
+    assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200, 200]);
+    for (const [i, r] of results.entries()) {
+      assert.deepEqual(r.response, r.direct, paths[i]);
+    }
+    assert.equal(typeof results[0].response, "string");
+    assert.equal(results[1].response.text, 'a "quoted" é word');
+    assert.equal(results[2].response, '{"kind": "Thing", "cut": ');
+    assert.equal(results[3].response, null);
+  });
+
   await t.step("bad input is refused before anything is enqueued", async () => {
     const before = await asMember`select count(*)::int as n from omni_kube.requests`;
     await sqlError(

@@ -11,6 +11,7 @@
  * - `slow`: `{}` after `?ms=N` milliseconds (default: 200 to 500 at random), counted by method;
  * - `flaky`: `?status=S` (with `Retry-After: R` for `?retry-after=R`) for the first `?times=N`
  *   requests of each `?key=K`, then `{"attempt": n}`; when each came is recorded by key;
+ * - `echo`: `?body=B` as it is, with `?type=T` as its content type (default `text/plain`);
  * - `ok`: `{}` at once.
  *
  * The endless ones send as fast as the client reads, or with `?trickle` 16 KiB every 50 ms
@@ -211,6 +212,10 @@ export async function hostileEndpoint(): Promise<HostileEndpoint> {
             headers: retryAfter === null ? {} : { "retry-after": retryAfter },
           });
         }
+        case "echo":
+          return new Response(url.searchParams.get("body") ?? "", {
+            headers: { "content-type": url.searchParams.get("type") ?? "text/plain" },
+          });
         case "ok":
           return Response.json({});
         default:
