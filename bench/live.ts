@@ -485,9 +485,9 @@ function patchesThroughApi(bed: Bed, namespace: string): ChangeMaker {
 /**
  * Writes `namespace`'s bench ConfigMaps straight into etcd, under the API server that stores them
  * there, as that API server writes them (in JSON, which it reads as it reads its own encoding),
- * each with a new `tick`, the objects of one change in one etcd transaction (as a real API server
- * does when there is one). etcd's revision of a transaction is the new resourceVersion of each
- * object it wrote.
+ * each with a new `tick`; the objects of one change in one etcd transaction (a real API server
+ * writes one per transaction). etcd's revision of a transaction is the new resourceVersion of each
+ * object in it.
  */
 async function writesIntoEtcd(
   bed: Bed,
@@ -673,7 +673,7 @@ async function pacedLag(
 
 /** How a churn makes its changes: it hands each answered change to `answered`. */
 interface Producer {
-  /** Its figures in the result: loops without pacing, or a rate in transactions. */
+  /** Its figures in the result: loops without pacing, or a rate and objects per transaction. */
   shape: Pick<LiveChurnResult, "loops" | "targetRate" | "batch">;
   run(answered: (changes: Change[]) => void): Promise<{ changes: number; seconds: number }>;
 }
@@ -712,6 +712,7 @@ function pacedWrites(sizes: Sizes, rate: number, batch: number, { change }: Chan
     async run(answered) {
       const interval = 1000 * batch / rate;
       const inFlight = new Set<Promise<void>>();
+      let failure: { error: unknown } | undefined;
       let changes = 0;
       let next = 0;
       let sent = 0;
@@ -721,16 +722,20 @@ function pacedWrites(sizes: Sizes, rate: number, batch: number, { change }: Chan
         if (elapsed >= sizes.liveChurnMs) break;
         for (; sent <= elapsed / interval && inFlight.size < MAX_WRITES_IN_FLIGHT; sent++) {
           const indexes = Array.from({ length: batch }, () => next++ % sizes.liveObjects);
-          const write: Promise<void> = change(indexes).then((changed) => {
-            changes += changed.length;
-            answered(changed);
-            inFlight.delete(write);
-          });
+          const write: Promise<void> = change(indexes)
+            .then((changed) => {
+              changes += changed.length;
+              answered(changed);
+            })
+            .catch((error) => void (failure ??= { error }))
+            .finally(() => inFlight.delete(write));
           inFlight.add(write);
         }
+        if (failure) break;
         await (inFlight.size < MAX_WRITES_IN_FLIGHT ? sleep(1) : Promise.race(inFlight));
       }
       await Promise.all(inFlight);
+      if (failure) throw failure.error;
       return { changes, seconds: (performance.now() - started) / 1000 };
     },
   };
