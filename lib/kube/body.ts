@@ -11,6 +11,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { byobReader } from "./byob.ts";
 import { ResponseLimitExceeded, untilAborted } from "./limits.ts";
 
 /** Bounds on reading any body. */
@@ -116,29 +117,6 @@ export async function readBody(
     await reader.cancel(error).catch(() => {});
     await writer?.abort(error).catch(() => {});
     throw error;
-  }
-}
-
-/**
- * A reader into our own buffers. A body made in memory (`new Response(text)`) is not a byte
- * stream, as fetch's are: it is read through one.
- */
-function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader {
-  try {
-    return body.getReader({ mode: "byob" });
-  } catch {
-    const chunks = body.getReader();
-    return new ReadableStream({
-      type: "bytes",
-      async pull(controller) {
-        const { done, value } = await chunks.read();
-        if (done) {
-          controller.close();
-          controller.byobRequest?.respond(0);
-        } else controller.enqueue(value);
-      },
-      cancel: (reason) => chunks.cancel(reason),
-    }).getReader({ mode: "byob" });
   }
 }
 

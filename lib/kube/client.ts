@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { byobReader } from "./byob.ts";
 
 /** HTTP methods a Kubernetes call may use (the SQL type `omni_kube.http_method`). */
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
@@ -381,18 +382,22 @@ function onBodyEnd(response: Response, end: () => void, signal?: AbortSignal): R
     return response;
   }
   signal?.addEventListener("abort", end, { once: true });
-  const reader = response.body.getReader();
-  // A byte stream, as fetch's own: readers may bring their own buffers.
+  const reader = byobReader(response.body);
+  // A byte stream, as fetch's own: a reader that brings its own buffer gets the bytes in it, and
+  // a default reader's read gets a buffer of `autoAllocateChunkSize`, as fetch would give it.
   const body = new ReadableStream({
     type: "bytes",
+    autoAllocateChunkSize: 64 * 1024,
     async pull(controller) {
+      const request = controller.byobRequest!;
       try {
-        const { done, value } = await reader.read();
+        const { done, value } = await reader.read(request.view as Uint8Array);
         if (done) {
           end();
           controller.close();
-          controller.byobRequest?.respond(0);
-        } else controller.enqueue(value);
+          // The buffer came back empty; the request is answered with it (it was transferred).
+          if (value) request.respondWithNewView(value);
+        } else request.respondWithNewView(value);
       } catch (error) {
         end();
         controller.error(error);

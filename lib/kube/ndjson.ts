@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { byobReader } from "./byob.ts";
 import { type ByteBudget, untilAborted } from "./limits.ts";
 
 /** How {@linkcode lines} and {@linkcode byteLines} read. */
@@ -25,7 +26,10 @@ export interface LineOptions {
 
 /** A line of a stream, as the bytes it came in. */
 export interface ByteLine {
-  /** Its bytes, without the line ending and surrounding ASCII blanks; often a view of a chunk. */
+  /**
+   * Its bytes, without the line ending and surrounding ASCII blanks: a view of the read buffer,
+   * valid until the next line is asked for (copy it to keep it).
+   */
   data: Uint8Array;
   /** The bytes it came in as, without its newline: what it holds of a budget. */
   bytes: number;
@@ -40,6 +44,9 @@ export interface Line {
 }
 
 const NEWLINE = 0x0a;
+
+/** The buffer every read of {@linkcode byteLines} fills, again and again. */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 /** Space, tab, CR, LF. */
 function isBlank(byte: number): boolean {
@@ -57,16 +64,18 @@ function trimBytes(data: Uint8Array): Uint8Array {
 
 /**
  * The lines of `body` as bytes, never decoded: for a consumer that passes them on as they came
- * (into PostgreSQL) and reads only a few. Blank lines are skipped. A line is a view of the chunk
- * it arrived in where it fits in one, so a consumer that keeps a line keeps its chunk; one that
- * spans chunks is copied whole. The body is cancelled when the read stops early: on an abort,
- * over budget, or when the consumer stops iterating.
+ * (into PostgreSQL) and reads only a few. Blank lines are skipped. The body is read into one
+ * buffer, again and again, so a line is a view of it, valid until the next line is asked for;
+ * one that spans reads is copied whole. The body is cancelled when the read stops early: on an
+ * abort, over budget, or when the consumer stops iterating.
  */
 export async function* byteLines(
   body: ReadableStream<Uint8Array>,
   { budget, signal }: LineOptions = {},
 ): AsyncGenerator<ByteLine> {
-  const reader = body.getReader();
+  const reader = byobReader(body);
+  // Handed to each read and back with its bytes (a read transfers it).
+  let buffer = new ArrayBuffer(READ_BUFFER_BYTES);
   // The start of a line whose newline has not arrived, in pieces as they came.
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
@@ -81,8 +90,9 @@ export async function* byteLines(
   let failure: unknown;
   try {
     for (;;) {
-      const { done, value } = await untilAborted(reader.read(), signal);
+      const { done, value } = await untilAborted(reader.read(new Uint8Array(buffer)), signal);
       if (done) break;
+      buffer = value.buffer as ArrayBuffer;
       budget?.spend(value.length);
       let start = 0;
       for (let end = value.indexOf(NEWLINE); end >= 0; end = value.indexOf(NEWLINE, start)) {
@@ -94,8 +104,8 @@ export async function* byteLines(
         } else budget?.refund(1 + line.bytes);
       }
       if (start < value.length) {
-        // A copy of a part: the chunk's buffer would otherwise stay alive for its tail alone.
-        const tail = start === 0 ? value : value.slice(start);
+        // A copy: the next read overwrites the buffer.
+        const tail = value.slice(start);
         pending.push(tail);
         pendingBytes += tail.length;
       }

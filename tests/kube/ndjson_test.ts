@@ -179,7 +179,11 @@ Deno.test("byteLines: each line's bytes as sent, trimmed of blanks, joined acros
   const bytes = encoder.encode('  {"a":"é"}\r\n\n{"b":\n{"c":"\\n"} \n');
   const chunks = [bytes.slice(0, 6), bytes.slice(6, 17), bytes.slice(17)];
   const budget = new ByteBudget(1000);
-  const got = await Array.fromAsync(byteLines(streamOf(...chunks), { budget }));
+  // Copied as they come: a line's view lasts until the next line is asked for.
+  const got = await Array.fromAsync(
+    byteLines(streamOf(...chunks), { budget }),
+    (line) => ({ ...line, data: line.data.slice() }),
+  );
   assert.deepEqual(got.map((line) => [...line.data]), [
     [...encoder.encode('{"a":"é"}')],
     [...encoder.encode('{"b":')],
@@ -188,6 +192,31 @@ Deno.test("byteLines: each line's bytes as sent, trimmed of blanks, joined acros
   // Each line holds what it came in as (blanks included, newline excluded); the rest is refunded.
   assert.deepEqual(got.map((line) => line.bytes), [13, 5, 11]);
   assert.equal(budget.used, 13 + 5 + 11);
+});
+
+Deno.test("byteLines: a byte stream read into one buffer; lines longer than it, and across reads", async () => {
+  const encoder = new TextEncoder();
+  const long = `{"data":"${"x".repeat(200 * 1024)}"}`;
+  const text = `{"a":1}\n${long}\n{"b":"ü"}\n{"c":3}`;
+  const bytes = encoder.encode(text);
+  // As fetch's bodies are: a byte stream, handing over a few KiB at a time.
+  let at = 0;
+  const body = new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      if (at >= bytes.length) {
+        controller.close();
+        controller.byobRequest?.respond(0);
+        return;
+      }
+      const size = Math.min(3 * 1024 + 7, bytes.length - at);
+      controller.enqueue(bytes.slice(at, at += size));
+    },
+  });
+  const seen: string[] = [];
+  // Each line is decoded before the next is asked for, as the line's view allows.
+  for await (const line of byteLines(body)) seen.push(new TextDecoder().decode(line.data));
+  assert.deepEqual(seen, ['{"a":1}', long, '{"b":"ü"}', '{"c":3}']);
 });
 
 Deno.test("LineBuffer: lines copied out of their chunks, in order, with what they hold of a budget", () => {
