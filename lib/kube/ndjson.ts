@@ -161,8 +161,7 @@ function concat(pieces: Uint8Array[], size: number): Uint8Array {
 
 /**
  * Lines kept together, each copied into one growing buffer as it is added: a line of
- * {@linkcode byteLines} is a view of the chunk it came in (Deno's `fetch` gives a 64 KiB buffer for
- * every chunk, however short), and keeping views would keep every such chunk alive. The buffer
+ * {@linkcode byteLines} is a view of the read buffer, which the next read overwrites. The buffer
  * doubles as it grows, so it holds at most twice its lines' bytes.
  */
 export class LineBuffer {
