@@ -389,6 +389,7 @@ function onBodyEnd(response: Response, end: () => void, signal?: AbortSignal): R
     type: "bytes",
     autoAllocateChunkSize: 64 * 1024,
     async pull(controller) {
+      // (With a chunk size to allocate and no high-water mark, every pull answers a read.)
       const request = controller.byobRequest!;
       try {
         const { done, value } = await reader.read(request.view as Uint8Array);
