@@ -629,28 +629,19 @@ async function pacedLag(
   const direct = new LagRecorder();
   listen(recorder, direct);
   const metricsBefore = await scrapeMetrics(bed.metricsUrl);
-  const interval = 1000 / sizes.liveRate;
-  const inFlight: Promise<void>[] = [];
-  let lastAnswer = 0;
-  const started = performance.now();
-  const startedEpoch = nowEpochMs();
-  let sent = 0;
-  for (;;) {
-    const elapsed = performance.now() - started;
-    if (elapsed >= sizes.liveLagMs) break;
-    const due = Math.min(Math.floor(elapsed / interval) + 1, sizes.liveLagMs / interval);
-    for (; sent < due; sent++) {
-      inFlight.push(
-        patchConfigMap(bed, namespace, sent % sizes.liveObjects).then((change) => {
-          recorder.answered(change.key, change.at);
-          direct.answered(change.key, change.at);
-          lastAnswer = Math.max(lastAnswer, change.at);
-        }),
-      );
+  const patches = pacedWrites(
+    sizes,
+    sizes.liveLagMs,
+    sizes.liveRate,
+    1,
+    patchesThroughApi(bed, namespace),
+  );
+  const made = await patches.run((changes) => {
+    for (const { key, at } of changes) {
+      recorder.answered(key, at);
+      direct.answered(key, at);
     }
-    await sleep(1);
-  }
-  await Promise.all(inFlight);
+  });
   await recorder.drain();
   await direct.drain();
   const writes = writesBetween(
@@ -661,8 +652,8 @@ async function pacedLag(
   return {
     objects: sizes.liveObjects,
     targetRate: sizes.liveRate,
-    changes: sent,
-    changesPerSecond: sent / ((lastAnswer - startedEpoch) / 1000),
+    changes: made.changes,
+    changesPerSecond: made.changes / made.seconds,
     lag: recorder.figures(),
     missing: recorder.patched.size,
     directLag: direct.figures(),
@@ -701,12 +692,18 @@ function unpacedLoops(sizes: Sizes, loops: number, { change }: ChangeMaker): Pro
 }
 
 /**
- * Part 4: `rate` changes per second for `liveChurnMs`, `batch` objects per write, each write sent
- * on time whether the last was answered or not (up to {@linkcode MAX_WRITES_IN_FLIGHT} at once:
- * past that, the writes fall behind the rate, and the changes made per second say so); the
- * objects in turn.
+ * Parts 2 and 4: `rate` changes per second for `durationMs`, `batch` objects per write, each write
+ * sent on time whether the last was answered or not (up to {@linkcode MAX_WRITES_IN_FLIGHT} at
+ * once: past that, the writes fall behind the rate, and the changes made per second say so); the
+ * objects of `sizes.liveObjects` in turn.
  */
-function pacedWrites(sizes: Sizes, rate: number, batch: number, { change }: ChangeMaker): Producer {
+function pacedWrites(
+  sizes: Sizes,
+  durationMs: number,
+  rate: number,
+  batch: number,
+  { change }: ChangeMaker,
+): Producer {
   return {
     shape: { targetRate: rate, batch },
     async run(answered) {
@@ -719,7 +716,7 @@ function pacedWrites(sizes: Sizes, rate: number, batch: number, { change }: Chan
       const started = performance.now();
       for (;;) {
         const elapsed = performance.now() - started;
-        if (elapsed >= sizes.liveChurnMs) break;
+        if (elapsed >= durationMs) break;
         for (; sent <= elapsed / interval && inFlight.size < MAX_WRITES_IN_FLIGHT; sent++) {
           const indexes = Array.from({ length: batch }, () => next++ % sizes.liveObjects);
           const write: Promise<void> = change(indexes)
@@ -869,6 +866,7 @@ export async function live(bed: Bed, sizes: Sizes, log: (message: string) => voi
       "etcd",
       pacedWrites(
         sizes,
+        sizes.liveChurnMs,
         sizes.liveEtcdRate,
         sizes.liveEtcdBatch,
         await writesIntoEtcd(bed, lagNamespace, kube.storage),
