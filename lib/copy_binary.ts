@@ -41,24 +41,89 @@ export function pieceHeader(id: number, seq: number, length: number): Uint8Array
 /** Bytes before a `jsonb` tuple's JSON text: field count, length, jsonb's version byte (1). */
 const JSONB_TUPLE_HEADER_BYTES = 2 + 4 + 1;
 
+/** Writes the header of a `jsonb` tuple whose JSON text is `textBytes` long at `at` of `view`. */
+function writeJsonbTupleHeader(view: DataView, at: number, textBytes: number): void {
+  view.setInt16(at, 1);
+  view.setInt32(at + 2, textBytes + 1);
+  view.setUint8(at + 6, 1);
+}
+
+/** What each of the two buffers of a {@linkcode JsonbTupleWriter} holds. */
+export const TUPLE_BUFFER_BYTES = 64 * 1024;
+
 /**
- * Tuples of one `jsonb` column each, one per JSON text in `texts` (UTF-8 bytes), as one buffer.
- * (jsonb's binary form is a version byte, 1, then the text.)
+ * Tuples of one `jsonb` column, sent to a {@linkcode BinaryCopy} through two buffers of a fixed
+ * size that take turns: one fills while postgres.js takes the other. However many objects a list
+ * has, they pass through the same two buffers, and nothing is allocated per object. (jsonb's
+ * binary form is a version byte, 1, then the text.)
  */
-export function jsonbTuples(texts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const text of texts) size += JSONB_TUPLE_HEADER_BYTES + text.length;
-  const tuples = new Uint8Array(size);
-  const view = new DataView(tuples.buffer);
-  let at = 0;
-  for (const text of texts) {
-    view.setInt16(at, 1);
-    view.setInt32(at + 2, text.length + 1);
-    view.setUint8(at + 6, 1);
-    tuples.set(text, at + JSONB_TUPLE_HEADER_BYTES);
-    at += JSONB_TUPLE_HEADER_BYTES + text.length;
+export class JsonbTupleWriter {
+  readonly #buffers: Uint8Array[];
+  readonly #views: DataView[];
+  /** Per buffer, its send while postgres.js has not yet taken its bytes. */
+  readonly #sending: (Promise<void> | undefined)[] = [undefined, undefined];
+  #filling = 0;
+  #at = 0;
+
+  constructor(readonly copy: BinaryCopy, bufferBytes: number = TUPLE_BUFFER_BYTES) {
+    this.#buffers = [new Uint8Array(bufferBytes), new Uint8Array(bufferBytes)];
+    this.#views = this.#buffers.map((buffer) => new DataView(buffer.buffer));
   }
-  return tuples;
+
+  /**
+   * Adds a tuple of `text`, a JSON text's UTF-8 bytes. They are copied before this returns,
+   * unless it returns a promise (the next buffer is still on its way): then they are copied
+   * before it settles, and the caller keeps them as they are and adds nothing until then. Fails
+   * with the COPY's error once it has failed.
+   */
+  add(text: Uint8Array): Promise<void> | undefined {
+    const size = JSONB_TUPLE_HEADER_BYTES + text.length;
+    if (this.#at + size > this.#buffers[this.#filling].length) {
+      this.#send();
+      const busy = this.#sending[this.#filling];
+      if (busy || size > this.#buffers[this.#filling].length) return this.#addWhenFree(text, busy);
+    }
+    this.#put(text);
+    return undefined;
+  }
+
+  /** Sends what is gathered; settles once postgres.js has taken every byte added. */
+  async flush(): Promise<void> {
+    this.#send();
+    await Promise.all(this.#sending);
+  }
+
+  async #addWhenFree(text: Uint8Array, busy: Promise<void> | undefined): Promise<void> {
+    await busy;
+    if (JSONB_TUPLE_HEADER_BYTES + text.length <= this.#buffers[this.#filling].length) {
+      return this.#put(text);
+    }
+    // Larger than a buffer: its header, then the text itself, which is the caller's until taken.
+    const header = new DataView(new ArrayBuffer(JSONB_TUPLE_HEADER_BYTES));
+    writeJsonbTupleHeader(header, 0, text.length);
+    await this.copy.write(new Uint8Array(header.buffer));
+    await this.copy.writeTaken(text);
+  }
+
+  #put(text: Uint8Array): void {
+    writeJsonbTupleHeader(this.#views[this.#filling], this.#at, text.length);
+    this.#buffers[this.#filling].set(text, this.#at + JSONB_TUPLE_HEADER_BYTES);
+    this.#at += JSONB_TUPLE_HEADER_BYTES + text.length;
+  }
+
+  /** Starts sending the buffer being filled, and turns to the other. */
+  #send(): void {
+    if (this.#at === 0) return;
+    const sending = this.#filling;
+    const sent = this.copy.writeTaken(this.#buffers[sending].subarray(0, this.#at));
+    this.#sending[sending] = sent;
+    // Its failure is the COPY's, which the next add or flush reports.
+    sent.then(() => {
+      if (this.#sending[sending] === sent) this.#sending[sending] = undefined;
+    }, () => {});
+    this.#filling = 1 - sending;
+    this.#at = 0;
+  }
 }
 
 /**
@@ -94,10 +159,24 @@ export class BinaryCopy {
     return copy;
   }
 
-  /** Sends bytes of tuples; fails with the COPY's error if it has failed. */
+  /**
+   * Sends bytes of tuples; fails with the COPY's error if it has failed. The bytes may still be
+   * queued when this settles: they must not change afterwards.
+   */
   async write(bytes: Uint8Array): Promise<void> {
     if (this.#failure) throw this.#failure;
     if (!this.stream.write(bytes)) await once(this.stream, "drain");
+  }
+
+  /**
+   * Sends bytes that the caller will write over: settles once postgres.js has taken them (copied
+   * them into its message), not when they are merely queued. Fails with the COPY's error.
+   */
+  writeTaken(bytes: Uint8Array): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) =>
+      this.stream.write(bytes, (error) => error ? reject(error) : resolve())
+    );
   }
 
   /**

@@ -5,7 +5,7 @@ import {
   COPY_BINARY_HEADER,
   COPY_BINARY_TRAILER,
   CopyRefused,
-  jsonbTuples,
+  JsonbTupleWriter,
   pieceHeader,
 } from "../lib/copy_binary.ts";
 
@@ -89,19 +89,6 @@ Deno.test("a stream of header, tuples and trailer reads back as (request_id, seq
   });
 });
 
-Deno.test("jsonbTuples: one jsonb field per text, version byte 1, the text's bytes as they are", () => {
-  const texts = ['{"a":"\\u00e9\\n"}', '{"b":"é"}', "[]"].map((t) => new TextEncoder().encode(t));
-  const stream = concat(COPY_BINARY_HEADER, jsonbTuples(texts), COPY_BINARY_TRAILER);
-  const tuples = readCopy(stream);
-  assert.equal(tuples.length, 3);
-  for (const [i, fields] of tuples.entries()) {
-    assert.equal(fields.length, 1);
-    assert.equal(fields[0][0], 1, "jsonb's version byte");
-    assert.deepEqual(fields[0].subarray(1), texts[i]);
-  }
-  assert.deepEqual(jsonbTuples([]), new Uint8Array());
-});
-
 /**
  * A COPY's stream as postgres.js makes it: `final` sends the end and waits for the server's answer
  * (`answer`), which may never come; until `final` runs, a query is refused with COPY_IN_PROGRESS.
@@ -146,7 +133,9 @@ function fakeCopy(answer: (done: (error?: Error) => void) => void) {
 Deno.test("BinaryCopy.endThen: the end, then the next statement once the COPY is over", async () => {
   const fake = fakeCopy((done) => setTimeout(done, 5));
   const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
-  await copy.write(jsonbTuples([new TextEncoder().encode("{}")]));
+  const tuples = new JsonbTupleWriter(copy);
+  await tuples.add(new TextEncoder().encode("{}"));
+  await tuples.flush();
   await copy.endThen(fake.next("ok"), AbortSignal.timeout(5000));
   assert.equal(readCopy(Uint8Array.from(fake.sent)).length, 1);
   assert.equal(fake.state.failedWith, undefined);
@@ -178,4 +167,60 @@ Deno.test("BinaryCopy.endThen: any other failure of the next statement is its ow
     code: "CONNECTION_CLOSED",
   });
   assert.ok(fake.state.failedWith);
+});
+
+/**
+ * Adds each text through one source buffer, overwritten for the next text as soon as the writer
+ * allows (as the informer's read buffer is), then ends the COPY; returns the tuples' fields.
+ */
+async function writeThrough(texts: Uint8Array[], bufferBytes: number): Promise<Uint8Array[][]> {
+  const fake = fakeCopy((done) => done());
+  const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
+  const tuples = new JsonbTupleWriter(copy, bufferBytes);
+  const source = new Uint8Array(Math.max(...texts.map((text) => text.length)));
+  for (const text of texts) {
+    source.set(text);
+    await tuples.add(source.subarray(0, text.length));
+    source.fill(0x21);
+  }
+  await tuples.flush();
+  await copy.end(AbortSignal.timeout(5000));
+  return readCopy(Uint8Array.from(fake.sent));
+}
+
+Deno.test("JsonbTupleWriter: one jsonb field per text, version byte 1, the text's bytes as they are", async () => {
+  const texts = ['{"a":"\\u00e9\\n"}', '{"b":"é"}', "[]"].map((t) => new TextEncoder().encode(t));
+  const tuples = await writeThrough(texts, 64 * 1024);
+  assert.equal(tuples.length, 3);
+  for (const [i, fields] of tuples.entries()) {
+    assert.equal(fields.length, 1);
+    assert.equal(fields[0][0], 1, "jsonb's version byte");
+    assert.deepEqual(fields[0].subarray(1), texts[i]);
+  }
+});
+
+Deno.test("JsonbTupleWriter: texts across both buffers, and larger than one, arrive whole and in order, though their source is overwritten", async () => {
+  // Buffers of 40 bytes: some texts share one, some fill one each, some are larger than one; a
+  // run of small ones fills buffer after buffer faster than the fake COPY takes them.
+  const lengths = [5, 20, 33, 1, 80, 12, 26, 200, 3, 33, 33, 33, 0, ...Array(30).fill(8)];
+  const texts = lengths.map((length, i) =>
+    new TextEncoder().encode(JSON.stringify("x".repeat(length) + i))
+  );
+  const tuples = await writeThrough(texts, 40);
+  assert.deepEqual(
+    tuples.map(([field]) => new TextDecoder().decode(field.subarray(1))),
+    texts.map((text) => new TextDecoder().decode(text)),
+  );
+});
+
+Deno.test("JsonbTupleWriter: a COPY that failed fails the writes that follow", async () => {
+  const fake = fakeCopy((done) => done());
+  const copy = await BinaryCopy.open(Promise.resolve(fake.stream));
+  const tuples = new JsonbTupleWriter(copy, 40);
+  await tuples.add(new TextEncoder().encode('{"a":1}'));
+  copy.fail(new Error("the list failed"));
+  await assert.rejects(tuples.flush());
+  await assert.rejects(async () => {
+    for (let i = 0; i < 10; i++) await tuples.add(new TextEncoder().encode(`{"n":${i}}`));
+  });
 });

@@ -7,8 +7,9 @@
  *
  * The list is a streaming list (KEP-3157: a watch with `sendInitialEvents`, whose initial state
  * ends with a bookmark annotated `k8s.io/initial-events-end`) where the server supports one, else
- * pages of `limit` objects. Either way the store gets the list page by page, and the informer
- * keeps no more than one page or one batch of changes: the store is where objects live.
+ * pages of `limit` objects. The store gets a streaming list object by object as it is read, a
+ * paginated one page by page; the informer keeps no more than one page or one batch of changes:
+ * the store is where objects live.
  *
  * Objects stay as the server sent them: a streaming list's objects as bytes (never decoded here),
  * watch events as text; only bookmarks, errors and the last event of a batch (for its version) are
@@ -19,7 +20,7 @@
 import type { KubeFetch, KubeTarget } from "./client.ts";
 import { readResponseText } from "./body.ts";
 import { ByteBudget } from "./limits.ts";
-import { byteLines, LineBuffer } from "./ndjson.ts";
+import { byteLines } from "./ndjson.ts";
 import { withQuery } from "./watch.ts";
 import { startsWith } from "./watch_event.ts";
 
@@ -39,10 +40,12 @@ export interface InformerStore {
   /** A full list begins; nothing of it is shown until `endReplace`. */
   beginReplace(): Promise<void>;
   /**
-   * Objects of a streaming list: ADDED watch events, each the bytes of one JSON line as the
-   * server sent it (UTF-8, no line ending).
+   * One object of a streaming list: an ADDED watch event, the bytes of one JSON line as the
+   * server sent it (UTF-8, no line ending). They are the informer's read buffer, which the next
+   * read overwrites: the store copies what it keeps before it returns, or before the promise it
+   * returns settles. A promise holds the informer back: it reads nothing more until it settles.
    */
-  stageEvents(events: Uint8Array[]): Promise<void>;
+  stageEvent(event: Uint8Array): Promise<void> | undefined;
   /** One page of a paginated list, as the server sent it; returns the page's list metadata. */
   stageList(page: string): Promise<ListMetadata>;
   /** The list is complete, as of `resourceVersion`: the store becomes it. */
@@ -110,7 +113,7 @@ export interface InformerOptions {
   signal: AbortSignal;
   /** Try streaming lists first (default true); false: paginated lists only. */
   streamingLists?: boolean;
-  /** Objects per page of a paginated list, and per staged batch of a streaming one (default 500). */
+  /** Objects per page of a paginated list (default 500). */
   pageSize?: number;
   /** How long one watch runs before the server ends it and the informer starts the next. */
   watchSeconds?: number;
@@ -225,7 +228,7 @@ async function streamingList(
   let replacing = true;
   try {
     return await consume(settings, response, undefined, reach, {
-      stage: (events) => settings.store.stageEvents(events),
+      stage: (event) => settings.store.stageEvent(event),
       end: async (resourceVersion) => {
         await settings.store.endReplace(resourceVersion);
         replacing = false;
@@ -297,14 +300,14 @@ async function watchFrom(
 
 /** What to do with a streaming list's initial state, until its end. */
 interface InitialState {
-  stage(events: Uint8Array[]): Promise<void>;
+  stage(event: Uint8Array): Promise<void> | undefined;
   end(resourceVersion: string): Promise<void>;
 }
 
 /**
  * Reads a watch stream to its end: events go to the store in batches (while one batch is being
  * stored the next gathers), each with the version it ends at; with `initial`, the events before
- * the initial-events-end bookmark go to `initial.stage` in pages. Returns the last version.
+ * the initial-events-end bookmark go to `initial.stage` one by one. Returns the last version.
  */
 async function consume(
   settings: Settings,
@@ -315,7 +318,6 @@ async function consume(
 ): Promise<string> {
   const { store, signal } = settings;
   const budget = new ByteBudget(settings.maxBytes);
-  let page = new LineBuffer();
   // Lines waiting for the store (events and bookmarks), and the batch being stored.
   const waiting: { text: string; bytes: number }[] = [];
   let storing: Promise<void> | undefined;
@@ -351,17 +353,6 @@ async function consume(
     if (failure !== undefined) throw failure;
   };
 
-  // A streaming list's pages: one is stored while the next gathers.
-  let staging: Promise<void> = Promise.resolve();
-  const stagePage = async (stage: (events: Uint8Array[]) => Promise<void>) => {
-    const full = page;
-    page = new LineBuffer();
-    await staging;
-    staging = stage(full.lines()).finally(() => budget.refund(full.bytes));
-    // Awaited before the next page, the list's end, or a failure's return; marked handled now.
-    staging.catch(() => {});
-  };
-
   const backstop = AbortSignal.timeout(settings.watchSeconds * 1000 + 10_000);
   const readSignal = AbortSignal.any([signal, backstop, failed.signal]);
   try {
@@ -371,8 +362,6 @@ async function consume(
           budget.refund(raw.bytes);
           const bookmark = JSON.parse(decoder.decode(raw.data));
           if (bookmark?.object?.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") continue;
-          if (page.count > 0) await stagePage(initial.stage);
-          await staging;
           const version = bookmark.object.metadata.resourceVersion;
           if (typeof version !== "string" || version === "") {
             throw new Error("the initial-events-end bookmark carries no resourceVersion");
@@ -386,8 +375,10 @@ async function consume(
         if (!startsWith(raw.data, ADDED)) {
           throw new Error(`a streaming list's initial state held a non-ADDED event`);
         }
-        page.add(raw);
-        if (page.count >= settings.pageSize) await stagePage(initial.stage);
+        // Its bytes are the read buffer's: staged before the next line is read.
+        const staging = initial.stage(raw.data);
+        if (staging) await staging;
+        budget.refund(raw.bytes);
         continue;
       }
       const line = { text: decoder.decode(raw.data), bytes: raw.bytes };
@@ -404,17 +395,12 @@ async function consume(
   } catch (error) {
     // The backstop ending a watch the server kept open too long is a normal end; nothing else is.
     if (error !== backstop.reason || signal.aborted) {
-      await staging.catch(() => {});
       await settle().catch(() => {});
       throw error;
     }
   }
   await settle();
-  if (initial) {
-    // The store must be done with the list before it is abandoned; its failure is the list's.
-    await staging;
-    throw new EndedEarly();
-  }
+  if (initial) throw new EndedEarly();
   if (!reached) throw new Error(`the watch of ${settings.path} ended with no resourceVersion`);
   return reached;
 }

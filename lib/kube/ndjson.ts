@@ -158,37 +158,3 @@ function concat(pieces: Uint8Array[], size: number): Uint8Array {
   }
   return whole;
 }
-
-/**
- * Lines kept together, each copied into one growing buffer as it is added: a line of
- * {@linkcode byteLines} is a view of the read buffer, which the next read overwrites. The buffer
- * doubles as it grows, so it holds at most twice its lines' bytes.
- */
-export class LineBuffer {
-  #buffer = new Uint8Array(0);
-  #ends: number[] = [];
-  /** What the lines hold of a budget (the sum of their `bytes`). */
-  bytes = 0;
-
-  get count(): number {
-    return this.#ends.length;
-  }
-
-  add(line: ByteLine): void {
-    const start = this.#ends.at(-1) ?? 0;
-    const end = start + line.data.length;
-    if (end > this.#buffer.length) {
-      const grown = new Uint8Array(Math.max(end, 2 * this.#buffer.length, 4096));
-      grown.set(this.#buffer.subarray(0, start));
-      this.#buffer = grown;
-    }
-    this.#buffer.set(line.data, start);
-    this.#ends.push(end);
-    this.bytes += line.bytes;
-  }
-
-  /** The lines, as views of the buffer. */
-  lines(): Uint8Array[] {
-    return this.#ends.map((end, i) => this.#buffer.subarray(i === 0 ? 0 : this.#ends[i - 1], end));
-  }
-}

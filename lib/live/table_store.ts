@@ -11,7 +11,7 @@ import { type InformerStore, type ListMetadata, StoreClosed } from "../kube/info
 import type { WorkerMetrics } from "../metrics.ts";
 import type { LiveRegistry } from "./registry.ts";
 import type { MemberSessions, OpenTransaction } from "../member_sessions.ts";
-import { BinaryCopy, CopyRefused, jsonbTuples } from "../copy_binary.ts";
+import { BinaryCopy, CopyRefused, JsonbTupleWriter } from "../copy_binary.ts";
 import { addedObjectBytes } from "../kube/watch_event.ts";
 
 /** JSON texts as one JSON array's text: the database parses it once, with nothing to escape. */
@@ -32,8 +32,10 @@ const NOT_OURS = "OKV02";
 /** The store of live table `id`, as mirrored by the registry's worker. */
 export class LiveTableStore implements InformerStore {
   #list: OpenTransaction | undefined;
-  /** The COPY of a streaming list's objects, opened at its first page and ended at its end. */
+  /** The COPY of a streaming list's objects, opened at its first object and ended at its end. */
   #copy: Promise<BinaryCopy> | undefined;
+  /** The tuples on their way into that COPY. */
+  #tuples: JsonbTupleWriter | undefined;
 
   constructor(
     readonly id: number,
@@ -48,14 +50,19 @@ export class LiveTableStore implements InformerStore {
     await this.#list.sql`select omni_kube._live_stage_begin()`;
   }
 
-  async stageEvents(events: Uint8Array[]): Promise<void> {
+  stageEvent(event: Uint8Array): Promise<void> | undefined {
+    const object = addedObjectBytes(event);
+    if (this.#tuples) return this.#tuples.add(object);
+    return this.#openCopy().then((tuples) => tuples.add(object));
+  }
+
+  async #openCopy(): Promise<JsonbTupleWriter> {
     this.#copy ??= BinaryCopy.open(
       this.#listing()
         .sql`copy pg_temp.omni_kube_live_stage (resource) from stdin (format binary)`
         .writable(),
     );
-    const copy = await this.#copy;
-    await copy.write(jsonbTuples(events.map((event) => addedObjectBytes(event))));
+    return this.#tuples ??= new JsonbTupleWriter(await this.#copy);
   }
 
   async stageList(page: string): Promise<ListMetadata> {
@@ -69,6 +76,7 @@ export class LiveTableStore implements InformerStore {
     await this.#write("list", async () => {
       if (this.#copy) {
         const copy = await this.#copy;
+        await this.#tuples?.flush();
         await copy.endThen(() => list.sql`select`, AbortSignal.timeout(COPY_END_TIMEOUT_MS))
           .catch((error) => {
             throw error instanceof CopyRefused
@@ -79,6 +87,7 @@ export class LiveTableStore implements InformerStore {
               : error;
           });
         this.#copy = undefined;
+        this.#tuples = undefined;
       }
       await list.sql`select omni_kube._live_apply(${this.id}, ${this.registry.workerId}::uuid,
                                                   '[]'::jsonb, ${resourceVersion}, true)`;
@@ -92,6 +101,7 @@ export class LiveTableStore implements InformerStore {
     const copy = this.#copy;
     this.#list = undefined;
     this.#copy = undefined;
+    this.#tuples = undefined;
     // A COPY still open (or opening) must end before the rollback can be sent on its connection.
     (await copy?.catch(() => undefined))?.fail(new Error("the list failed"));
     await list?.rollback();

@@ -152,8 +152,11 @@ class FakeStore implements InformerStore {
   async beginReplace(): Promise<void> {
     await this.#call(["beginReplace"]);
   }
-  async stageEvents(events: Uint8Array[]): Promise<void> {
-    await this.#call(["stageEvents", events.map((event) => summary(decoder.decode(event)))]);
+  stageEvent(event: Uint8Array): Promise<void> | undefined {
+    // Decoded at once: the bytes are the informer's read buffer, valid only until this returns.
+    this.#record(["stageEvent", summary(decoder.decode(event))]);
+    const waiting = this.hooks.stageEvent?.();
+    return waiting instanceof Promise ? waiting : undefined;
   }
   async stageList(page: string): Promise<ListMetadata> {
     const list = JSON.parse(page);
@@ -180,9 +183,13 @@ class FakeStore implements InformerStore {
   }
 
   async #call(call: StoreCall): Promise<void> {
+    this.#record(call);
+    await this.hooks[call[0]]?.();
+  }
+
+  #record(call: StoreCall): void {
     this.calls.push(call);
     for (const watcher of this.#watchers) watcher();
-    await this.hooks[call[0]]?.();
   }
 
   /** The calls of `method`, without its name. */
@@ -329,7 +336,7 @@ function start(api: FakeApi, store: FakeStore, options: Partial<InformerOptions>
 
 // 1. Streaming lists.
 
-Deno.test("runInformer: a streaming list stages its initial events in pages, ends at the initial-events-end bookmark, and goes on as a watch", async () => {
+Deno.test("runInformer: a streaming list stages its initial events one by one, ends at the initial-events-end bookmark, and goes on as a watch", async () => {
   const list = new Feed(
     added("a", "1"),
     added("b", "2"),
@@ -341,13 +348,15 @@ Deno.test("runInformer: a streaming list stages its initial events in pages, end
   );
   const api = new FakeApi(list);
   const store = new FakeStore();
-  const informer = start(api, store, { pageSize: 2 });
+  const informer = start(api, store);
   await store.until("endReplace");
   assert.deepEqual(store.calls, [
     ["beginReplace"],
-    ["stageEvents", ["ADDED a 1", "ADDED b 2"]],
-    ["stageEvents", ["ADDED c 3", "ADDED d 4"]],
-    ["stageEvents", ["ADDED e 5"]],
+    ["stageEvent", "ADDED a 1"],
+    ["stageEvent", "ADDED b 2"],
+    ["stageEvent", "ADDED c 3"],
+    ["stageEvent", "ADDED d 4"],
+    ["stageEvent", "ADDED e 5"],
     ["endReplace", "10"],
   ]);
 
@@ -365,7 +374,7 @@ Deno.test("runInformer: a streaming list stages its initial events in pages, end
   await list.taken();
   release();
   await store.until("apply", 3);
-  assert.deepEqual(store.calls.slice(5), [
+  assert.deepEqual(store.calls.slice(7), [
     ["apply", ["MODIFIED a 11"], "11"],
     ["bookmark", "12"],
     ["apply", ["DELETED b 13"], "13"],
@@ -601,11 +610,12 @@ Deno.test("runInformer: an HTTP 410 to a watch lists again at once", async () =>
   assert.deepEqual(api.summary, ["streaming list", "watch from 10", "streaming list"]);
   assert.deepEqual(store.calls, [
     ["beginReplace"],
-    ["stageEvents", ["ADDED a 1"]],
+    ["stageEvent", "ADDED a 1"],
     ["endReplace", "10"],
     ["failed", `410 from GET ${api.requests[1].path}: too old resource version: 10 (20)`, 0, true],
     ["beginReplace"],
-    ["stageEvents", ["ADDED a 1", "ADDED b 21"]],
+    ["stageEvent", "ADDED a 1"],
+    ["stageEvent", "ADDED b 21"],
     ["endReplace", "25"],
   ]);
 });
@@ -682,7 +692,7 @@ Deno.test("runInformer: a streaming list's stream that breaks after the list res
   assert.deepEqual(api.summary, ["streaming list", "watch from 11"]);
   assert.deepEqual(store.calls, [
     ["beginReplace"],
-    ["stageEvents", ["ADDED a 1"]],
+    ["stageEvent", "ADDED a 1"],
     ["endReplace", "10"],
     ["apply", ["MODIFIED a 11"], "11"],
     ["failed", "connection reset", 1, false],
@@ -729,10 +739,10 @@ Deno.test("backoffMs: doubles from initialMs, up to maxMs, with ±50% jitter", (
 for (
   const [method, expected] of [
     ["beginReplace", ["beginReplace"]],
-    ["stageEvents", ["beginReplace", "stageEvents", "abortReplace"]],
-    ["endReplace", ["beginReplace", "stageEvents", "endReplace", "abortReplace"]],
-    ["apply", ["beginReplace", "stageEvents", "endReplace", "apply"]],
-    ["bookmark", ["beginReplace", "stageEvents", "endReplace", "apply", "bookmark"]],
+    ["stageEvent", ["beginReplace", "stageEvent", "abortReplace"]],
+    ["endReplace", ["beginReplace", "stageEvent", "endReplace", "abortReplace"]],
+    ["apply", ["beginReplace", "stageEvent", "endReplace", "apply"]],
+    ["bookmark", ["beginReplace", "stageEvent", "endReplace", "apply", "bookmark"]],
   ] as [Method, Method[]][]
 ) {
   Deno.test(`runInformer: a store closed in ${method} stops the informer at once, closing its stream`, async () => {
@@ -893,27 +903,22 @@ Deno.test("runInformer: a list page the store refuses aborts the list", async ()
   assert.deepEqual(api.summary, ["page", "page token-1", "page", "watch from 300"]);
 });
 
-Deno.test("runInformer: a streaming list stores one page while it reads the next, never more", async () => {
-  const feed = new Feed(added("a", "1"));
-  // Resolves when the reader asks for more than the first page.
-  const readOn = feed.taken();
+Deno.test("runInformer: a streaming list reads nothing more while the store holds it back", async () => {
+  const feed = new Feed(added("a", "1"), added("b", "2"));
   const api = new FakeApi(feed);
   const store = new FakeStore();
-  const release = store.hold("stageEvents");
-  const informer = start(api, store, { pageSize: 1 });
-  // The first page is being stored, and the stream is read on meanwhile.
-  await store.until("stageEvents");
-  await readOn;
-  // The next page waits until the first is stored.
-  feed.send(added("b", "2"));
+  const release = store.hold("stageEvent");
+  const informer = start(api, store);
+  await store.until("stageEvent");
+  // The second object came with the first, but waits until the store lets the informer go on.
   await new Promise((resolve) => setTimeout(resolve, 20));
-  assert.deepEqual(store.of("stageEvents"), [[["ADDED a 1"]]]);
+  assert.deepEqual(store.of("stageEvent"), [["ADDED a 1"]]);
   release();
-  await store.until("stageEvents", 2);
+  await store.until("stageEvent", 2);
   feed.send(bookmark("9", { initialEnd: true }));
   await store.until("endReplace");
   await informer.stop();
-  assert.deepEqual(store.of("stageEvents"), [[["ADDED a 1"]], [["ADDED b 2"]]]);
+  assert.deepEqual(store.of("stageEvent"), [["ADDED a 1"], ["ADDED b 2"]]);
   assert.deepEqual(store.of("endReplace"), [["9"]]);
 });
 
@@ -923,14 +928,14 @@ Deno.test("runInformer: a streaming list whose stream ends before its initial st
     page(["a", "b"], { resourceVersion: "20" }),
   );
   const store = new FakeStore();
-  const informer = start(api, store, { pageSize: 1 });
+  const informer = start(api, store);
   await store.until("endReplace");
   await informer.stop();
   assert.deepEqual(api.summary, ["streaming list", "page", "watch from 20"]);
   assert.deepEqual(store.calls, [
     ["beginReplace"],
-    ["stageEvents", ["ADDED a 1"]],
-    ["stageEvents", ["ADDED b 2"]],
+    ["stageEvent", "ADDED a 1"],
+    ["stageEvent", "ADDED b 2"],
     ["abortReplace"],
     ["beginReplace"],
     ["stageList", ["a", "b"]],
@@ -949,6 +954,7 @@ Deno.test("runInformer: an ERROR event in a streaming list's initial state abort
   await informer.stop();
   assert.deepEqual(store.calls, [
     ["beginReplace"],
+    ["stageEvent", "ADDED a 1"],
     ["abortReplace"],
     ["failed", "the watch failed: 500 InternalError etcdserver: request timed out", 1, false],
     ["beginReplace"],

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ByteBudget, ResponseLimitExceeded } from "../../lib/kube/limits.ts";
-import { byteLines, LineBuffer, lines, splitLines } from "../../lib/kube/ndjson.ts";
+import { byteLines, lines, splitLines } from "../../lib/kube/ndjson.ts";
 import { endlessBody, promptly } from "./fakes.ts";
 
 /** A byte stream that delivers `chunks` one by one. */
@@ -217,22 +217,4 @@ Deno.test("byteLines: a byte stream read into one buffer; lines longer than it, 
   // Each line is decoded before the next is asked for, as the line's view allows.
   for await (const line of byteLines(body)) seen.push(new TextDecoder().decode(line.data));
   assert.deepEqual(seen, ['{"a":1}', long, '{"b":"ü"}', '{"c":3}']);
-});
-
-Deno.test("LineBuffer: lines copied out of their chunks, in order, with what they hold of a budget", () => {
-  const chunk = new TextEncoder().encode("a".repeat(5000) + "\nbé\n");
-  const buffer = new LineBuffer();
-  buffer.add({ data: chunk.subarray(0, 5000), bytes: 5000 });
-  buffer.add({ data: chunk.subarray(5001, 5004), bytes: 4 });
-  buffer.add({ data: new Uint8Array(), bytes: 0 });
-  chunk.fill(0); // the chunk's buffer may be reused or freed: the lines do not depend on it
-  const lines = buffer.lines();
-  assert.equal(buffer.count, 3);
-  assert.equal(buffer.bytes, 5004);
-  assert.deepEqual(lines.map((line) => new TextDecoder().decode(line)), [
-    "a".repeat(5000),
-    "bé",
-    "",
-  ]);
-  assert.ok(lines.every((line) => line.buffer !== chunk.buffer));
 });
