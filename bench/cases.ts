@@ -48,9 +48,13 @@ export interface Sizes {
   listRepeats: number;
   watchChanges: number;
   watchTimeoutSeconds: number;
-  /** Case 7 (bench/live.ts): ConfigMaps of the first sync, and how many syncs are timed. */
+  /**
+   * Case 7 (bench/live.ts): ConfigMaps of the first sync, how many syncs are timed, and how many
+   * go before them untimed.
+   */
   liveSyncSize: number;
   liveSyncRepeats: number;
+  liveSyncWarmups: number;
   /** Case 7: ConfigMaps of the table whose changes are timed, and the paced phase's rate and length. */
   liveObjects: number;
   liveRate: number;
@@ -83,6 +87,7 @@ export const FULL: Sizes = {
   watchTimeoutSeconds: 10,
   liveSyncSize: 10_000,
   liveSyncRepeats: 3,
+  liveSyncWarmups: 8,
   liveObjects: 200,
   liveRate: 200,
   liveLagMs: 10_000,
@@ -108,6 +113,7 @@ export const QUICK: Sizes = {
   watchTimeoutSeconds: 2,
   liveSyncSize: 100,
   liveSyncRepeats: 1,
+  liveSyncWarmups: 1,
   liveObjects: 20,
   liveRate: 200,
   liveLagMs: 500,

@@ -336,7 +336,9 @@ function liveRows(l: LiveResult): string[][] {
       ]]
       : []),
     only(
-      `worker peak RSS growth during the sync (x one page, ${formatMB(sync.pageBytes)})`,
+      `worker peak RSS growth during a sync, the largest of ${sync.bridgeRuns.length} after ${sync.warmups} untimed (x one page, ${
+        formatMB(sync.pageBytes)
+      })`,
       `${formatMB(sync.workerPeakGrowth)} (${formatRatio(sync.peakGrowthOverPage)})`,
     ),
     ...lagRows(
