@@ -55,9 +55,9 @@ export class StatementHung extends Error {
 }
 
 /**
- * A one-connection client that is replaced when a statement hangs. postgres.js (3.4.9) can leave a
- * client's queries pending forever when it reconnects while the server is still starting, as it
- * is after a crash (porsager/postgres#1193); a fresh client connects to the running server.
+ * A one-connection client that is replaced when a statement hangs. postgres.js can leave a client's
+ * queries pending forever when it reconnects while the server is still starting, as it is after a
+ * crash (seen with 3.4.9, porsager/postgres#1193); a fresh client connects to the running server.
  */
 export class RenewableSession {
   #sql: Sql;
