@@ -169,20 +169,27 @@ export class BinaryCopy {
   }
 
   /**
-   * Sends bytes that the caller will write over: settles once postgres.js has taken them (copied
-   * them into its message), not when they are merely queued. Fails with the COPY's error.
+   * Sends bytes that the caller will write over: settles once postgres.js has taken them (and
+   * sent them, or queued them for the socket), not when they are merely queued in the stream.
+   * Fails with the COPY's error, also when the stream is destroyed while postgres.js holds the
+   * write (it then never calls it back).
    */
   writeTaken(bytes: Uint8Array): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) =>
-      this.stream.write(bytes, (error) => error ? reject(error) : resolve())
-    );
+    return new Promise((resolve, reject) => {
+      const closed = () => reject(this.#failure ?? new Error("the COPY's stream was closed"));
+      this.stream.once("close", closed);
+      this.stream.write(bytes, (error) => {
+        this.stream.off("close", closed);
+        error ? reject(error) : resolve();
+      });
+    });
   }
 
   /**
    * Sends the trailer and ends the COPY; settles once the server has taken it. `signal` bounds
-   * that wait (postgres.js never reports a connection lost after the end of a COPY was sent); if
-   * it aborts, the COPY is failed, which ends it unless its end has already been sent.
+   * that wait (postgres.js may never report a connection lost after the end of a COPY was sent);
+   * if it aborts, the COPY is failed, which ends it unless its end has already been sent.
    */
   async end(signal?: AbortSignal): Promise<void> {
     try {
@@ -201,10 +208,10 @@ export class BinaryCopy {
 
   /**
    * Ends the COPY as {@linkcode end} does, then runs `next`, a statement on the same connection,
-   * which the server runs once the COPY is over. postgres.js tells no one of a row the server
-   * refuses after the COPY's end was sent (neither the end nor the query settles): `next` then
-   * fails (25P02: the transaction is aborted), and this rejects with {@linkcode CopyRefused}.
-   * `signal` bounds the whole wait.
+   * which the server runs once the COPY is over. A row the server refuses after the COPY's end was
+   * sent fails the end with the server's error; a postgres.js that tells no one of it (3.x settled
+   * neither the end nor the query) fails `next` instead (25P02: the transaction is aborted), and
+   * this rejects with {@linkcode CopyRefused}. `signal` bounds the whole wait.
    */
   async endThen(next: () => Promise<unknown>, signal: AbortSignal): Promise<void> {
     let endFailure: unknown;

@@ -224,3 +224,21 @@ Deno.test("JsonbTupleWriter: a COPY that failed fails the writes that follow", a
     for (let i = 0; i < 10; i++) await tuples.add(new TextEncoder().encode(`{"n":${i}}`));
   });
 });
+
+Deno.test("BinaryCopy.writeTaken: a stream destroyed while it holds the write fails it with the COPY's error", async () => {
+  // postgres.js takes the bytes, then calls the write back only once its socket drains: the
+  // header is called back, the next write is held.
+  const writes: number[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      writes.push(chunk.length);
+      if (writes.length === 1) done();
+    },
+  });
+  const copy = await BinaryCopy.open(Promise.resolve(stream));
+  const taken = copy.writeTaken(new Uint8Array(8));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(writes, [COPY_BINARY_HEADER.length, 8], "the write is held, not queued");
+  stream.destroy(Object.assign(new Error("connection closed"), { code: "CONNECTION_CLOSED" }));
+  await assert.rejects(taken, { code: "CONNECTION_CLOSED" });
+});

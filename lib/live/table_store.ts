@@ -20,11 +20,29 @@ function jsonArray(texts: string[]): string {
 }
 
 /**
- * How long the end of a list's COPY may take: the rows still on their way, parsed. (postgres.js
- * reports neither a connection lost nor every error after a COPY's end was sent: without a bound
- * the mirror could hang.)
+ * How long the end of a list's COPY may take: the rows still on their way, parsed. A bound, so that
+ * the mirror never waits forever for an end postgres.js leaves unanswered (a connection lost after
+ * the end was sent).
  */
 const COPY_END_TIMEOUT_MS = 60_000;
+
+/**
+ * Rethrows a refusal of the list's COPY as an error that says what to do. PostgreSQL refuses a row
+ * it cannot hold: a data exception (class 22, such as 22P05 for a \u0000 in a string) or a limit
+ * (class 54). Only the server's message is kept: its detail and context can quote the object, and
+ * errors reach logs.
+ */
+function explainRefusal(error: unknown): never {
+  const code = (error as { code?: unknown })?.code;
+  const refused = error instanceof CopyRefused ||
+    (typeof code === "string" && (code.startsWith("22") || code.startsWith("54")));
+  if (!refused) throw error;
+  const reason = error instanceof CopyRefused ? "" : `: ${(error as Error).message}`;
+  throw new Error(
+    `PostgreSQL refused an object of the list${reason}. jsonb cannot hold every JSON text (a \\u0000 in a string, for one): the table keeps what it had, and the list is tried again until the object changes; the server's log names the row`,
+    { cause: error },
+  );
+}
 
 /** SQLSTATE of a write refused because the table is no longer this worker's (or is gone). */
 const NOT_OURS = "OKV02";
@@ -52,8 +70,10 @@ export class LiveTableStore implements InformerStore {
 
   stageEvent(event: Uint8Array): Promise<void> | undefined {
     const object = addedObjectBytes(event);
-    if (this.#tuples) return this.#tuples.add(object);
-    return this.#openCopy().then((tuples) => tuples.add(object));
+    const waiting = this.#tuples
+      ? this.#tuples.add(object)
+      : this.#openCopy().then((tuples) => tuples.add(object));
+    return waiting?.catch(explainRefusal);
   }
 
   async #openCopy(): Promise<JsonbTupleWriter> {
@@ -76,16 +96,9 @@ export class LiveTableStore implements InformerStore {
     await this.#write("list", async () => {
       if (this.#copy) {
         const copy = await this.#copy;
-        await this.#tuples?.flush();
+        await this.#tuples?.flush().catch(explainRefusal);
         await copy.endThen(() => list.sql`select`, AbortSignal.timeout(COPY_END_TIMEOUT_MS))
-          .catch((error) => {
-            throw error instanceof CopyRefused
-              ? new Error(
-                "PostgreSQL refused the list's COPY after its end, for instance for an object jsonb cannot hold (a \\u0000 in a string); the server's log names the row and the reason",
-                { cause: error },
-              )
-              : error;
-          });
+          .catch(explainRefusal);
         this.#copy = undefined;
         this.#tuples = undefined;
       }
