@@ -381,9 +381,9 @@ async function directStreamingList(bed: Bed, namespace: string): Promise<number>
 async function firstSync(bed: Bed, sizes: Sizes, namespace: string): Promise<LiveSyncResult> {
   const pid = bed.worker.pid;
   const streamingList = await streamingListMode(bed, namespace);
-  // Warm-up of both sides: the worker's first large lists also size its heap and its buffers,
-  // and get its hot path compiled by V8's optimizing compiler, whose memory (a few MB, once in
-  // the worker's life, on a compiler thread) belongs to no sync.
+  // Warm-up of both sides: the worker's first large lists also size its heap, and get its hot
+  // path compiled by V8's optimizing compiler, whose memory (a few MB, once in the worker's life,
+  // on a compiler thread) belongs to no sync.
   const listed = await directList(bed, namespace);
   for (let i = 0; i < sizes.liveSyncWarmups; i++) {
     await makeLiveTable(bed, "bench_live_sync_warmup", namespace);

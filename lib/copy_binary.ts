@@ -49,7 +49,7 @@ function writeJsonbTupleHeader(view: DataView, at: number, textBytes: number): v
 }
 
 /** What each of the two buffers of a {@linkcode JsonbTupleWriter} holds. */
-export const TUPLE_BUFFER_BYTES = 64 * 1024;
+const TUPLE_BUFFER_BYTES = 64 * 1024;
 
 /**
  * Tuples of one `jsonb` column, sent to a {@linkcode BinaryCopy} through two buffers of a fixed
