@@ -9,10 +9,12 @@
 import {
   type Bed,
   type BridgePart,
+  busiestThreadSeconds,
   cpuPerCall,
   type CpuSample,
   cpuSeconds,
   sampleCpu,
+  threadCpuSeconds,
 } from "./bed.ts";
 import type { CpuPerCall, Sizes } from "./cases.ts";
 import { forEachConcurrently } from "./stats.ts";
@@ -42,6 +44,25 @@ export interface AsyncResult {
   endpointCpu: { bridge: number; direct: number };
   /** The direct client's CPU per call (the bench process, which does nothing else meanwhile). */
   directCpu: number;
+  /**
+   * CPU per call of every process taking part, the two sides' totals: PostgreSQL, the worker and
+   * the endpoint; the direct client and the endpoint. On a machine whose cores they share, the
+   * calls/s of the two sides go about as the inverse of these.
+   */
+  allCpu: { bridge: number; direct: number };
+  /**
+   * The busiest thread of the worker, and of the direct client: the one running its JavaScript.
+   * Busy all the time, it bounds the calls/s.
+   */
+  busiestThread: { bridge: ThreadLoad; direct: ThreadLoad };
+}
+
+/** What one thread did during a run. */
+export interface ThreadLoad {
+  /** Its CPU per call, in milliseconds. */
+  cpu: number;
+  /** Its CPU over the run's wall time: 1 when it never waited. */
+  busy: number;
 }
 
 /** Case 8 with `sizes.asyncRequests` requests. */
@@ -82,6 +103,7 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
     });
 
     let cpuBefore!: CpuSample<BridgePart>;
+    let workerThreadsBefore!: Map<number, number>;
     const enqueued = await sql.begin(async (tx) => {
       const started = performance.now();
       await tx`select omni_kube.api_async(${LOCAL_PATH}, server => ${server},
@@ -89,6 +111,7 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
                  from generate_series(1, ${requests})`;
       const elapsed = performance.now() - started;
       cpuBefore = await sampleCpu(bed);
+      workerThreadsBefore = await threadCpuSeconds(bed.worker.pid);
       return elapsed;
     });
     const commitAt = performance.now();
@@ -97,11 +120,16 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
     await waitForAll(sql);
     const seconds = (performance.now() - commitAt) / 1000;
     const cpu = cpuPerCall(cpuBefore, await sampleCpu(bed), requests);
+    const workerThread = busiestThreadSeconds(
+      workerThreadsBefore,
+      await threadCpuSeconds(bed.worker.pid),
+    );
     const endpointBridge = await cpuSeconds(endpointPid) - endpointBefore;
 
     const paths = Array.from({ length: requests }, () => LOCAL_PATH);
-    const [selfBefore, endpointDirectBefore] = [
+    const [selfBefore, selfThreadsBefore, endpointDirectBefore] = [
       await cpuSeconds(Deno.pid),
+      await threadCpuSeconds(Deno.pid),
       await cpuSeconds(endpointPid),
     ];
     const directStarted = performance.now();
@@ -112,6 +140,7 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
     const directSeconds = (performance.now() - directStarted) / 1000;
     const perCallMs = (spent: number) => spent * 1000 / requests;
     const directCpu = perCallMs(await cpuSeconds(Deno.pid) - selfBefore);
+    const directThread = busiestThreadSeconds(selfThreadsBefore, await threadCpuSeconds(Deno.pid));
     const endpointDirect = perCallMs(await cpuSeconds(endpointPid) - endpointDirectBefore);
     const bridge = requests / seconds;
     const direct = requests / directSeconds;
@@ -125,6 +154,14 @@ export async function asyncCalls(bed: Bed, sizes: Sizes): Promise<AsyncResult> {
       cpu,
       endpointCpu: { bridge: perCallMs(endpointBridge), direct: endpointDirect },
       directCpu,
+      allCpu: {
+        bridge: cpu.total + perCallMs(endpointBridge),
+        direct: directCpu + endpointDirect,
+      },
+      busiestThread: {
+        bridge: { cpu: perCallMs(workerThread), busy: workerThread / seconds },
+        direct: { cpu: perCallMs(directThread), busy: directThread / directSeconds },
+      },
     };
   } finally {
     await sql.end();

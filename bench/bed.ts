@@ -48,9 +48,41 @@ export async function resetPeak(pid: number): Promise<boolean> {
 const TICKS_PER_SECOND = 100;
 
 /** user + system CPU of `pid` in seconds, from /proc/PID/stat; 0 if it has exited. */
-export async function cpuSeconds(pid: number): Promise<number> {
+export function cpuSeconds(pid: number): Promise<number> {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** user + system CPU in seconds of each thread of `pid`, by thread id; empty if it has exited. */
+export async function threadCpuSeconds(pid: number): Promise<Map<number, number>> {
+  const threads = new Map<number, number>();
   try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    for await (const { name } of Deno.readDir(`/proc/${pid}/task`)) {
+      threads.set(Number(name), await statCpuSeconds(`/proc/${pid}/task/${name}/stat`));
+    }
+  } catch { /* exited */ }
+  return threads;
+}
+
+/**
+ * CPU seconds of the thread that used the most between two {@linkcode threadCpuSeconds} samples.
+ * In a process whose JavaScript keeps it busy, that is the thread running it (in `deno run`, its
+ * main thread; in `deno test`, another), and while it is busy all the time it bounds the process.
+ */
+export function busiestThreadSeconds(
+  before: Map<number, number>,
+  after: Map<number, number>,
+): number {
+  let busiest = 0;
+  for (const [thread, seconds] of after) {
+    busiest = Math.max(busiest, seconds - (before.get(thread) ?? 0));
+  }
+  return busiest;
+}
+
+/** user + system CPU in seconds from a process's or a thread's `stat` file; 0 if it is gone. */
+async function statCpuSeconds(path: string): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(path);
     // Fields after the command name (which may hold spaces) start at state (field 3).
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;

@@ -32,7 +32,7 @@ import {
 } from "./cases.ts";
 import { floor, FLOOR_PARTS, type FloorResult } from "./floor.ts";
 import { type LagFigures, live, type LiveResult } from "./live.ts";
-import { asyncCalls, type AsyncResult } from "./async.ts";
+import { asyncCalls, type AsyncResult, type ThreadLoad } from "./async.ts";
 import { formatMB, formatMs, formatRatio, markdownTable } from "./stats.ts";
 
 /** Everything one run measured (the `--json` file). */
@@ -162,7 +162,24 @@ function asyncRows(a: AsyncResult): string[][] {
       formatMs(a.endpointCpu.direct),
       "",
     ],
+    [
+      "8. async: CPU per call: every process (direct: the direct client and the endpoint)",
+      formatMs(a.allCpu.bridge),
+      formatMs(a.allCpu.direct),
+      formatRatio(a.allCpu.bridge / a.allCpu.direct),
+    ],
+    [
+      "8. async: CPU per call: the worker's JavaScript thread (busy share of the run)",
+      threadLoad(a.busiestThread.bridge),
+      threadLoad(a.busiestThread.direct),
+      formatRatio(a.busiestThread.bridge.cpu / a.busiestThread.direct.cpu),
+    ],
   ];
+}
+
+/** A thread's CPU per call, and how much of the run it was busy. */
+function threadLoad({ cpu, busy }: ThreadLoad): string {
+  return `${formatMs(cpu)} (${(busy * 100).toFixed(0)}%)`;
 }
 
 /** A row of CPU per bridge call: the total, then how it splits between PostgreSQL and the worker. */

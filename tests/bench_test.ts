@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { formatReport, runBench } from "../bench/main.ts";
+import { busiestThreadSeconds, cpuSeconds, threadCpuSeconds } from "../bench/bed.ts";
 import { QUICK } from "../bench/cases.ts";
 import { markdownTable, percentile } from "../bench/stats.ts";
 import { testbedEnv } from "./testbed.ts";
@@ -23,6 +24,23 @@ Deno.test("bench: percentiles and tables", () => {
     markdownTable(["a", "bb"], [["ccc", "d"]]),
     "| a   | bb |\n| --- | -- |\n| ccc | d  |",
   );
+});
+
+Deno.test("bench: the busiest thread is the one that ran, within its process", async () => {
+  const [threads, process] = [await threadCpuSeconds(Deno.pid), await cpuSeconds(Deno.pid)];
+  const until = performance.now() + 100;
+  while (performance.now() < until) { /* busy on the thread running this test */ }
+  const [threadsAfter, processAfter] = [
+    await threadCpuSeconds(Deno.pid),
+    await cpuSeconds(Deno.pid),
+  ];
+  const busiest = busiestThreadSeconds(threads, threadsAfter);
+  assert.ok(busiest >= 0.05, `the busy 100 ms counted ${busiest} s`);
+  assert.ok(
+    busiest <= processAfter - process + 0.02,
+    `${busiest} s, its process's ${processAfter - process} s`,
+  );
+  assert.equal((await threadCpuSeconds(2 ** 22 + 1)).size, 0, "a process that does not exist");
 });
 
 Deno.test("bench --quick: every case, through the bridge and directly", async () => {
@@ -141,8 +159,20 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
       [asyncCalls.bridge, "async calls/s"],
       [asyncCalls.direct, "direct calls/s"],
       [asyncCalls.cpu.total, "async CPU per call"],
+      [asyncCalls.allCpu.bridge, "async CPU per call, every process"],
     ] as const
   ) assertPositive(value, what);
+  // The direct client's quick run is a few of /proc's 10 ms ticks long: it may show none.
+  const { busiestThread, allCpu } = asyncCalls;
+  for (
+    const value of [
+      busiestThread.bridge.cpu,
+      busiestThread.bridge.busy,
+      busiestThread.direct.cpu,
+      busiestThread.direct.busy,
+      allCpu.direct,
+    ]
+  ) assert.ok(Number.isFinite(value) && value >= 0, JSON.stringify({ busiestThread, allCpu }));
 
   const table = formatReport(report);
   for (
@@ -152,6 +182,7 @@ Deno.test("bench --quick: every case, through the bridge and directly", async ()
   }
   assert.match(table, /1\. CPU per call: PostgreSQL \+ worker/);
   assert.match(table, /8\. async: \d+ committed GETs/);
+  assert.match(table, /8\. async: CPU per call: the worker's JavaScript thread/);
   assert.match(table, /3\. CPU per call, minimal endpoint, 32 sessions/);
   assert.match(table, /4\. list of/);
   assert.match(table, /5\. watch/);
